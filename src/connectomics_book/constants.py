@@ -1,0 +1,54 @@
+"""The data versions the book teaches with, pinned in one place.
+
+Pages import these names instead of repeating literals, so moving the book to a newer
+materialization is a one-line change here (plus re-running the book).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+#: Date on which the pins below were checked against the public services.
+AS_OF = _dt.date(2026, 11, 21)
+
+#: MICrONS public datastack (aligned volume ``minnie65_phase3``; positions in 4x4x40 nm voxels).
+DATASTACK = "minnie65_public"
+#: Materialization version the pages query. 1300 (2025-01-13) is a long-term "major" version.
+MATERIALIZATION_VERSION = 1300
+
+#: V1 Deep Dive public datastack (positions in 9x9x45 nm voxels).
+V1DD_DATASTACK = "v1dd_public"
+#: The only documented public V1DD materialization ("current as of summer 2025").
+V1DD_VERSION = 1196
+
+#: Every (datastack, version) pair the book's pages query, in the order the book introduces them.
+DATASTACK_VERSIONS: tuple[tuple[str, int], ...] = ((DATASTACK, MATERIALIZATION_VERSION),)
+
+#: Public repository of the book (placeholder until the course is published).
+REPOSITORY_URL = "https://github.com/example-org/microns-v1dd-book"
+
+#: The packages a page needs on Google Colab, pinned to requirements.lock
+#: (tests/test_book_env.py proves every pin matches the lock).
+COLAB_PACKAGES: tuple[str, ...] = (
+    "caveclient==8.2.1",
+    "cloud-volume==12.15.2",
+    "meshparty==2.0.3",
+    "trimesh==5.2.0",
+    "skeleton-plot==0.1.0",
+    "navis==1.12.0",
+    "standard-transform==2.0.0",
+    "nglui==4.9.0",
+    "pynwb==4.2.0",
+    "matplotlib==3.11.2",
+    "pandas==2.3.3",
+    "numpy==2.4.6",
+    "scipy==1.17.1",
+    "seaborn==0.13.2",
+    "pyarrow==26.0.1",
+)
+
+#: The install line of the hidden first cell of every notebook page (runs on Colab only).
+#: The course package itself (no dependencies of its own) comes from the repository.
+COLAB_INSTALL = (
+    "%pip install -q " + " ".join(COLAB_PACKAGES) + f' "microns-v1dd-course @ git+{REPOSITORY_URL}"'
+)

@@ -1,0 +1,85 @@
+"""Realistic identifiers: root ids, supervoxel ids, nucleus, synapse and annotation ids.
+
+Formats follow the public MICrONS data (fact sheet §1.4):
+
+* root id: ``(12 << 56) + counter`` -- an 18-digit uint64 whose top byte is the chunkedgraph's
+  top layer (12), e.g. ``864691135xxxxxxxxx``. Counters of the public roots run ~3.59e9..8.74e9
+  and grow with time (a proofreading edit mints a new, larger counter).
+* supervoxel id: ``(1 << 56) | (cx << 46) | (cy << 36) | (cz << 26) | k`` where (cx, cy, cz) is
+  the chunk of the point in the 8x8x40 nm segmentation grid (chunks of 256x256x512 voxels,
+  grid origin ``chunk_offset_vx``) and k a per-chunk counter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ROOT_BASE = 12 << 56
+SV_LAYER = 1 << 56
+
+
+def mint_counters(rng: np.random.Generator, n: int, low: float, high: float) -> np.ndarray:
+    """``n`` unique, sorted int64 counters in ``[low, high)`` (sorted = minted in time order)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    span = int(high - low)
+    if n > span // 4:
+        raise ValueError(f"cannot mint {n} unique ids in a range of {span}")
+    values = np.unique(rng.integers(int(low), int(high), size=int(n * 1.05) + 16))
+    while values.size < n:  # astronomically rare for the ranges used here
+        extra = rng.integers(int(low), int(high), size=n)
+        values = np.unique(np.concatenate([values, extra]))
+    chosen = rng.choice(values.size, size=n, replace=False)
+    return np.sort(values[chosen]).astype(np.int64)
+
+
+def root_ids_from_counters(counters: np.ndarray) -> np.ndarray:
+    """Root ids (int64) from counters."""
+    return (np.int64(ROOT_BASE) + np.asarray(counters, dtype=np.int64)).astype(np.int64)
+
+
+def supervoxel_ids(
+    positions_vx: np.ndarray,
+    voxel_resolution: tuple[float, float, float],
+    base_resolution: tuple[int, int, int],
+    chunk_size: tuple[int, int, int],
+    chunk_offset_vx: tuple[int, int, int],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Unique supervoxel ids (int64, layer 1) for points given in annotation voxels.
+
+    Each point gets its own supervoxel, encoded with the chunk that contains it, so the
+    chunk coordinates decode back to the point's position (as in the real PyChunkedGraph).
+    """
+    pos = np.asarray(positions_vx, dtype=np.float64)
+    scale = np.asarray(voxel_resolution, dtype=np.float64) / np.asarray(base_resolution)
+    base = pos * scale
+    chunk = np.floor((base - np.asarray(chunk_offset_vx)) / np.asarray(chunk_size)).astype(np.int64)
+    chunk = np.clip(chunk, 0, 1023)
+    key = (chunk[:, 0] << 20) | (chunk[:, 1] << 10) | chunk[:, 2]
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_key)) + 1]
+    counts = np.diff(np.r_[starts, sorted_key.size])
+    rank = np.arange(sorted_key.size) - np.repeat(starts, counts)
+    # a random per-chunk base keeps counters realistic (< ~7e5) without revealing order
+    chunk_base = rng.integers(1, 400_000, size=starts.size)
+    k = np.empty(key.size, dtype=np.int64)
+    k[order] = np.repeat(chunk_base, counts) + rank
+    if k.max(initial=0) >= 1 << 26:
+        raise ValueError("too many points in one chunk for the supervoxel counter")
+    return (np.int64(SV_LAYER) | (chunk[:, 0] << 46) | (chunk[:, 1] << 36) | (chunk[:, 2] << 26)
+            | k).astype(np.int64)
+
+
+def sparse_sorted_ids(rng: np.random.Generator, n: int, low: int, high: int) -> np.ndarray:
+    """``n`` unique increasing int64 ids spread over ``[low, high)`` (e.g. nucleus, synapse ids)."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    span = high - low
+    if n > span:
+        raise ValueError(f"cannot draw {n} unique ids from a range of {span}")
+    gaps = rng.exponential(1.0, size=n + 1)
+    cum = np.cumsum(gaps)
+    ids = low + np.floor(cum[:-1] / cum[-1] * (span - n)).astype(np.int64) + np.arange(n)
+    return ids.astype(np.int64)

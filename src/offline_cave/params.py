@@ -1,0 +1,149 @@
+"""Parameters of the synthetic datastacks, calibrated to the public MICrONS / V1DD numbers.
+
+Every number here cites where it comes from (the course's fact sheet, itself citing the
+MICrONS tutorials, SWDB databook and papers). Numbers marked *assumed* are priors chosen
+where the public record has none; they are documented as such in ``offline_cave/README.md``.
+
+Frames
+------
+* cortical frame: micrometres, x lateral, y = depth below pia, z; produced from voxels by
+  ``standard_transform.minnie_transform("vx")`` (rotate 5 deg about z, pia to y=0, nm->um).
+* voxel frame: the datastack's annotation voxels (minnie65: 4 x 4 x 40 nm).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+# --- cell-type vocabularies (exact strings; fact sheet §2.3) -------------------------------
+EXC_TYPES = ("23P", "4P", "5P-IT", "5P-ET", "5P-NP", "6P-IT", "6P-CT")
+INH_TYPES = ("BC", "MC", "BPC", "NGC")
+GLIA_TYPES = ("astrocyte", "oligo", "microglia", "OPC", "pericyte")
+CLASS_OF = {**{t: "excitatory_neuron" for t in EXC_TYPES},
+            **{t: "inhibitory_neuron" for t in INH_TYPES},
+            **{t: "nonneuron" for t in GLIA_TYPES}}
+
+# share of each type within its class (fact sheet §2.3, v1718 soma model, multi-soma dropped)
+EXC_SHARES = {"23P": 0.308, "4P": 0.231, "5P-IT": 0.124, "5P-ET": 0.034, "5P-NP": 0.015,
+              "6P-IT": 0.182, "6P-CT": 0.106}
+INH_SHARES = {"BC": 0.422, "MC": 0.310, "BPC": 0.189, "NGC": 0.079}
+GLIA_SHARES = {"astrocyte": 0.380, "oligo": 0.368, "microglia": 0.128, "OPC": 0.078,
+               "pericyte": 0.045}
+# class shares of typed nuclei: 70.6 % E, 8.7 % I, 20.7 % non-neuronal (fact sheet §2.3)
+CLASS_SHARES = {"excitatory_neuron": 0.706, "inhibitory_neuron": 0.087, "nonneuron": 0.207}
+
+# m-type vocabulary (fact sheet §2.3), mapped from the coarse type and the sublayer
+MTYPES_EXC = ("L2a", "L2b", "L3a", "L3b", "L3c", "L4a", "L4b", "L4c", "L5a", "L5b", "L5ET",
+              "L5NP", "L6a", "L6b", "L6c", "L6CT", "L6wm")
+MTYPES_INH = ("PTC", "DTC", "STC", "ITC")
+INH_MTYPE_OF = {"BC": "PTC", "MC": "DTC", "NGC": "STC", "BPC": "ITC"}
+
+# Layer boundaries in um from pia: the Allen mouse VISp reference scaled by 0.9, because
+# minnie65 cortex is thinner than the reference (fact sheet §3.2; the 0.9 is *assumed*).
+LAYER_BOUNDS_UM = {"L1": (0.0, 104.0), "L2/3": (104.0, 300.0), "L4": (300.0, 409.0),
+                   "L5": (409.0, 619.0), "L6": (619.0, 831.0), "WM": (831.0, 1e9)}
+LAYERS = ("L1", "L2/3", "L4", "L5", "L6", "WM")
+
+# Depth bands (um) where each excitatory type's somata sit (from the layer bounds).
+EXC_DEPTH_BANDS = {"23P": (110.0, 300.0), "4P": (300.0, 409.0), "5P-IT": (409.0, 600.0),
+                   "5P-ET": (450.0, 619.0), "5P-NP": (470.0, 619.0), "6P-IT": (619.0, 820.0),
+                   "6P-CT": (640.0, 831.0)}
+# relative inhibitory density per layer and type (*assumed*: PV/SST densest in L4-L5,
+# VIP in L2/3, L1 almost only NGC; fact sheet §3.3)
+INH_LAYER_WEIGHTS = {
+    "L1": {"BC": 0.0, "MC": 0.0, "BPC": 0.05, "NGC": 1.0},
+    "L2/3": {"BC": 0.35, "MC": 0.25, "BPC": 0.38, "NGC": 0.02},
+    "L4": {"BC": 0.50, "MC": 0.33, "BPC": 0.15, "NGC": 0.02},
+    "L5": {"BC": 0.50, "MC": 0.42, "BPC": 0.07, "NGC": 0.01},
+    "L6": {"BC": 0.48, "MC": 0.42, "BPC": 0.09, "NGC": 0.01},
+}
+
+# nucleus volume (um^3) lognormal medians by class (fact sheet §3.4); sd of ln assumed 0.25
+NUCLEUS_VOLUME_MEDIAN = {"excitatory_neuron": 275.0, "inhibitory_neuron": 300.0,
+                         "astrocyte": 160.0, "oligo": 95.0, "microglia": 70.0, "OPC": 120.0,
+                         "pericyte": 60.0}
+
+
+@dataclass(frozen=True)
+class DatastackParams:
+    """Everything the generator needs for one datastack; its hash is part of the cache key."""
+
+    name: str = "minnie65_public"
+    aligned_volume: str = "minnie65_phase3"
+    aligned_volume_id: int = 1
+    aligned_volume_display: str = "Minnie65"
+    description: str = ("This is the publicly released version of the minnie65 volume and "
+                        "segmentation. ")
+    voxel_resolution: tuple[float, float, float] = (4.0, 4.0, 40.0)
+    base_resolution: tuple[int, int, int] = (8, 8, 40)
+    chunk_size: tuple[int, int, int] = (256, 256, 512)
+    # supervoxel chunk grid origin in base (8x8x40) voxels (fact sheet §1.4)
+    chunk_offset_vx: tuple[int, int, int] = (26385, 30308, 14850)
+    transform: str = "minnie65"  # standard_transform dataset name
+    pcg_table_name: str = "minnie3_v1"
+    synapse_table: str = "synapses_pni_2"
+    soma_table: str = "nucleus_detection_v0"
+    viewer_site: str = "https://spelunker.cave-explorer.org/"
+    public_local_server: str = "https://minnie.microns-daf.com"
+    # the slab, in the cortical frame (um): x lateral, depth 0..depth_max (pia..white matter),
+    # z. Centred in the real volume (real nuclei span cortical x ~224-1550, z ~594-1111 um).
+    slab_center_x_um: float = 800.0
+    slab_center_z_um: float = 860.0
+    slab_width_x_um: float = 300.0  # multiplied by scale**0.6
+    slab_width_z_um: float = 240.0  # multiplied by scale**0.4
+    depth_max_um: float = 880.0
+    # nuclei per mm^3 (fact sheet §3.1: ~1.4e5 neurons, ~1.7e5 typed cells /mm^3; detected
+    # nuclei incl. small false positives ~2e5)
+    nucleus_density_per_mm3: float = 1.9e5
+    # Materialization: versions that get parquet files; the rest are listed (real dates)
+    materialized_versions: tuple[int, ...] = (1300, 1822)
+    # fraction of nuclei whose centroid misses the segmentation (pt_root_id 0), fact sheet §2.2
+    # (8,388 alternative points of 144,120 = 5.8 %)
+    frac_root_zero: float = 0.058
+    # fraction of neurons merged pairwise into one root (multi-soma objects), fact sheet §5
+    frac_multi_soma: float = 0.01
+    # Synapses. Real dendrites carry ~1-2 inputs/um; the sample keeps a fraction of them so that
+    # the default sample stays at a few million synapses (documented in the README).
+    synapse_keep_fraction: float = 0.1
+    synapse_ln_mean: float = 7.94  # fact sheet §3.6
+    synapse_ln_sd: float = 1.17
+    # share of proofread-axon neurons: real proofreading concentrates around the V1 column, which
+    # the slab imitates, so the share is higher than volume-wide 2.6 % (*assumed*)
+    frac_proofread_axon: float = 0.06
+    # share of excitatory neurons that are co-registered to 2P imaging (~15k of ~64k E cells
+    # volume-wide, fact sheet §2.5; the slab sits in the imaged region, *assumed* 0.3)
+    frac_coregistered: float = 0.3
+    # functional like-to-like: multiplicative weight 1 + a*cos(2*dtheta) for E->E (*assumed*;
+    # fact sheet §3.9 suggests a 1.2-1.5x top-vs-bottom quartile effect)
+    like_to_like_strength: float = 0.25
+    extra: dict = field(default_factory=dict)
+
+    def params_hash(self, seed: int, scale: float) -> str:
+        blob = json.dumps({"params": asdict(self), "seed": seed, "scale": scale},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+MINNIE = DatastackParams()
+
+DATASTACKS: dict[str, DatastackParams] = {MINNIE.name: MINNIE}
+
+# Public MICrONS materialization versions with their real timestamps (fact sheet §1.2).
+# (version, time_stamp, expires_on or None, listed as non-expired by the real service in 2026)
+MINNIE_VERSIONS = (
+    (117, "2021-06-11T08:10:00.215114", True),
+    (343, "2022-02-24T08:10:00.184668", False),
+    (661, "2023-04-06T20:17:09.199182", False),
+    (795, "2023-08-23T08:10:01.404268", False),
+    (943, "2024-01-22T08:10:01.497934", True),
+    (1078, "2024-06-05T10:10:01.203215", False),
+    (1181, "2024-09-16T10:10:01.121167", False),
+    (1300, "2025-01-13T10:10:01.286229", True),
+    (1412, "2025-04-29T10:10:01.200893", False),
+    (1507, "2025-07-31T08:10:01.117494", True),
+    (1621, "2025-11-25T08:10:01.094430", True),
+    (1718, "2026-03-07T08:10:01.190228", True),
+    (1822, "2026-06-27T14:05:22.813147", True),
+)

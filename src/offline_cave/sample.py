@@ -1,0 +1,750 @@
+"""Generate, cache and validate a synthetic sample datastack (``python -m offline_cave generate``).
+
+Pipeline: parameters -> cells (``cells``) -> skeletons (``morphology``) -> synapses
+(``synapses``) -> segmentation pieces and proofreading edits (``segments``) -> per-version
+annotation tables (``tables``) -> Parquet/JSON files (``layout``) -> MANIFEST.json last.
+
+Determinism: every stage draws from its own ``numpy`` generator seeded by ``(seed, stage)``
+(skeletons by ``(seed, stage, nucleus_id)``), so the same seed and scale give byte-identical
+tables whatever the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from offline_cave import layout
+from offline_cave.cells import place_cells
+from offline_cave.geometry import Slab, cortical_to_nm, cortical_to_voxels, slab_for
+from offline_cave.ids import sparse_sorted_ids, supervoxel_ids
+from offline_cave.params import (
+    DATASTACKS,
+    INH_TYPES,
+    LAYER_BOUNDS_UM,
+    MINNIE_VERSIONS,
+    DatastackParams,
+)
+from offline_cave.segments import Edit, simulate, unix
+from offline_cave.tables import (
+    days,
+    lookup_view,
+    noisy_labels,
+    nucleus_detection,
+    proofreading,
+    reference,
+    reference_point,
+    synapses,
+    timestamps,
+)
+
+# stage codes for the per-stage random generators
+_STAGES = {"cells": 1, "ids": 2, "skeleton": 3, "synapses": 4, "edits": 5, "tables": 6,
+           "function": 7, "fragments": 8, "sv": 9}
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "row_group_size": 131_072,
+                   "write_statistics": True}
+MAX_SCALE = 40.0
+MIN_SCALE = 0.02
+
+
+class SampleError(RuntimeError):
+    """A sample cannot be generated or read (bad parameters, corrupt files)."""
+
+
+def _rng(seed: int, stage: str, *extra: int) -> np.random.Generator:
+    return np.random.default_rng([seed, _STAGES[stage], *extra])
+
+
+# ---------------------------------------------------------------------------- skeletons
+def _grow_batch(args: tuple) -> list[tuple[int, dict]]:
+    from offline_cave.morphology import grow_skeleton
+
+    seed, rows, box_min, box_max = args
+    out = []
+    for nucleus_id, cell_type, x, y, z in rows:
+        rng = _rng(seed, "skeleton", int(nucleus_id))
+        sk = grow_skeleton(cell_type, np.array([x, y, z]), rng, LAYER_BOUNDS_UM, box_min, box_max)
+        out.append((int(nucleus_id), sk))
+    return out
+
+
+def grow_all(neurons: pd.DataFrame, slab: Slab, seed: int, workers: int) -> dict:
+    """Grow every neuron's skeleton (cortical frame) in ``workers`` processes."""
+    rows = list(neurons[["nucleus_id", "cell_type", "x_um", "y_um", "z_um"]]
+                .itertuples(index=False, name=None))
+    n_batches = max(1, min(len(rows) // 200, 64))
+    batches = [rows[i::n_batches] for i in range(n_batches)]
+    jobs = [(seed, b, slab.box_min, slab.box_max) for b in batches]
+    skeletons: dict = {}
+    if workers > 1 and len(rows) > 400:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for result in pool.map(_grow_batch, jobs):
+                skeletons.update(result)
+    else:
+        for job in jobs:
+            skeletons.update(_grow_batch(job))
+    return {k: skeletons[k] for k in sorted(skeletons)}
+
+
+# ---------------------------------------------------------------------------- the build
+@dataclass
+class Built:
+    files: dict[str, pa.Table | dict | list]  # relative path -> table or JSON payload
+    summary: dict
+
+
+def _versions(params: DatastackParams) -> list[dict]:
+    out = []
+    for version, stamp, listed in MINNIE_VERSIONS:
+        materialized = version in params.materialized_versions
+        t = datetime.fromisoformat(stamp)
+        # the real service keeps "major" versions long and expires the others after months
+        expires = t.replace(year=t.year + (5 if listed else 0)) + (
+            pd.Timedelta(days=0) if listed else pd.Timedelta(days=120))
+        out.append({
+            "version": version, "time_stamp": stamp,
+            "expires_on": expires.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+            "valid": materialized, "status": "AVAILABLE" if materialized else "EXPIRED",
+            "is_merged": False, "materialized": materialized,
+        })
+    return out
+
+
+def build(params: DatastackParams, seed: int, scale: float, workers: int = 2,
+          log=print) -> Built:
+    """Generate all tables and files of one datastack in memory."""
+    t_start = time.perf_counter()
+    slab = slab_for(params, scale)
+    cells = place_cells(params, slab, _rng(seed, "cells"))
+    n = len(cells)
+    # nucleus ids are sparse (fact sheet §1.4: 144k ids over 1..7.3e5)
+    id_space = int(max(7.3e5 * max(scale, 1.0), 10 * n))
+    cells.insert(0, "nucleus_id", sparse_sorted_ids(_rng(seed, "ids"), n, 1000, id_space))
+    cells = cells.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    pt_vx = np.rint(cortical_to_voxels(cells[["x_um", "y_um", "z_um"]].to_numpy(), params))
+    pt_vx = pt_vx.astype(np.int64)
+    cells["pt_x"], cells["pt_y"], cells["pt_z"] = pt_vx[:, 0], pt_vx[:, 1], pt_vx[:, 2]
+    is_neuron = cells["cell_class"].isin(["excitatory_neuron", "inhibitory_neuron"]).to_numpy()
+    neurons = cells[is_neuron].reset_index(drop=True)
+    log(f"  cells: {n} nuclei, {len(neurons)} neurons  [{time.perf_counter() - t_start:.1f}s]")
+
+    skeletons = grow_all(neurons, slab, seed, workers)
+    n_vertices = sum(len(s.parent) for s in skeletons.values())
+    log(f"  skeletons: {n_vertices} vertices  [{time.perf_counter() - t_start:.1f}s]")
+
+    from offline_cave.synapses import axon_fragments, place_synapses
+
+    syn = place_synapses(neurons, skeletons, params, _rng(seed, "synapses"))
+    log(f"  synapses: {len(syn)}  [{time.perf_counter() - t_start:.1f}s]")
+
+    # ------------------------------------------------------------------ pieces
+    # piece ids: [0, n) cell cores (by row of `cells`), then distal axon fragments, then
+    # axons from outside the slab
+    core_piece = np.arange(n, dtype=np.int64)
+    row_of_nucleus = pd.Series(np.arange(n), index=cells["nucleus_id"].to_numpy())
+    frag_rng = _rng(seed, "fragments")
+    frag_offset: dict[int, int] = {}
+    frag_labels: dict[int, np.ndarray] = {}
+    next_piece = n
+    cell_fragments: dict[int, np.ndarray] = {}
+    for nucleus_id, sk in skeletons.items():
+        labels = axon_fragments(sk, False, frag_rng).astype(np.int64)
+        frag_labels[nucleus_id] = labels
+        k = int(labels.max(initial=0))
+        frag_offset[nucleus_id] = next_piece - 1  # label L -> piece next_piece + L - 1
+        cell_fragments[nucleus_id] = np.arange(next_piece, next_piece + k, dtype=np.int64)
+        next_piece += k
+    ext_ids = syn["external_axon_id"].to_numpy()
+    ext_unique, ext_inverse = np.unique(ext_ids[ext_ids > 0], return_inverse=True)
+    ext_piece_base = next_piece
+    n_pieces = next_piece + ext_unique.size
+
+    pre_nuc = syn["pre_nucleus_id"].to_numpy()
+    pre_node = syn["pre_node"].to_numpy()
+    pre_piece = np.empty(len(syn), dtype=np.int64)
+    external = pre_nuc == 0
+    pre_piece[external] = ext_piece_base + ext_inverse
+    local_idx = np.flatnonzero(~external)
+    if local_idx.size:
+        order = local_idx[np.argsort(pre_nuc[local_idx], kind="stable")]
+        bounds = np.flatnonzero(np.diff(pre_nuc[order])) + 1
+        for chunk in np.split(order, bounds):
+            nid = int(pre_nuc[chunk[0]])
+            lab = frag_labels[nid][pre_node[chunk]]
+            core = core_piece[row_of_nucleus[nid]]
+            pre_piece[chunk] = np.where(lab == 0, core, frag_offset[nid] + lab)
+    post_piece = core_piece[row_of_nucleus[syn["post_nucleus_id"].to_numpy()].to_numpy()]
+    piece_nucleus = np.zeros(n_pieces, dtype=np.int64)
+    piece_nucleus[:n] = cells["nucleus_id"].to_numpy()
+
+    # ------------------------------------------------------------------ edits
+    ed_rng = _rng(seed, "edits")
+    t1300 = unix(dict((v, s) for v, s, _ in MINNIE_VERSIONS)[1300])
+    t_last = unix(dict((v, s) for v, s, _ in MINNIE_VERSIONS)[max(params.materialized_versions)])
+    initial_groups: list[np.ndarray] = []
+    edits: list[Edit] = []
+    neuron_rows = np.flatnonzero(is_neuron)
+    # multi-soma objects: a neuron merged with its nearest neuron (1 % of neurons)
+    xyz = cells[["x_um", "y_um", "z_um"]].to_numpy()
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(xyz[neuron_rows])
+    taken = np.zeros(n, dtype=bool)
+    multi_pairs = []
+    for row in ed_rng.choice(neuron_rows, size=int(params.frac_multi_soma * neuron_rows.size),
+                             replace=False):
+        if taken[row]:
+            continue
+        _, nn = tree.query(xyz[row], k=4)
+        for cand in neuron_rows[nn[1:]]:
+            if not taken[cand] and not cells["proofread_axon"].iat[cand]:
+                taken[row] = taken[cand] = True
+                multi_pairs.append((row, cand))
+                break
+    for a, b in multi_pairs:
+        initial_groups.append(np.array([a, b], dtype=np.int64))
+    # half of the multi-soma objects are split by proofreaders after v1300
+    for a, b in multi_pairs[: len(multi_pairs) // 2]:
+        t = ed_rng.uniform(t1300 + days(5), t_last - days(5))
+        edits.append(Edit(t, "split", [np.array([a]), np.array([b])], "split_multi_soma"))
+    # false merges: an outside axon fragment glued to a neuron at v1300, split off later
+    ext_pieces_by_size = ext_piece_base + np.argsort(-np.bincount(ext_inverse))
+    false_merge_rows = ed_rng.choice(neuron_rows[~taken[neuron_rows]],
+                                     size=max(1, int(0.01 * neuron_rows.size)), replace=False)
+    for row, piece in zip(false_merge_rows, ext_pieces_by_size[: false_merge_rows.size],
+                          strict=False):
+        if taken[row] or cells["proofread_axon"].iat[row]:
+            continue
+        taken[row] = True
+        initial_groups.append(np.array([row, piece], dtype=np.int64))
+        t = ed_rng.uniform(t1300 + days(5), t_last - days(5))
+        edits.append(Edit(t, "split", [np.array([row]), np.array([piece])], "split_false_merge"))
+    # axon proofreading: merges of a cell's distal fragments into its root, 1-4 operations;
+    # 80 % of the proofread cells were done before v1300, the rest between the versions
+    proof_rows = np.flatnonzero(cells["proofread_axon"].to_numpy())
+    late = ed_rng.random(proof_rows.size) < 0.2
+    proof_time = np.where(late, ed_rng.uniform(t1300 + days(5), t_last - days(5), proof_rows.size),
+                          ed_rng.uniform(unix("2022-03-01T00:00:00"), t1300 - days(3),
+                                         proof_rows.size))
+    for row, t in zip(proof_rows, proof_time, strict=True):
+        frags = cell_fragments.get(int(cells["nucleus_id"].iat[row]), np.zeros(0, np.int64))
+        if frags.size == 0:
+            continue
+        n_ops = int(min(frags.size, ed_rng.integers(1, 5)))
+        for j, part in enumerate(np.array_split(ed_rng.permutation(frags), n_ops)):
+            edits.append(Edit(t + j * ed_rng.uniform(60, 3 * 86400),
+                              "merge", [np.array([row])] + [np.array([p]) for p in part],
+                              "axon_extension"))
+    cells["proofread_time"] = np.nan
+    cells.loc[proof_rows, "proofread_time"] = proof_time
+    snapshot_times = [unix(dict((v, s) for v, s, _ in MINNIE_VERSIONS)[v])
+                      for v in params.materialized_versions]
+    history = simulate(n_pieces, initial_groups, edits, piece_nucleus, snapshot_times, ed_rng)
+    log(f"  segmentation: {n_pieces} pieces, {len(history.roots)} roots, "
+        f"{history.lineage['operation_id'].nunique()} edits  "
+        f"[{time.perf_counter() - t_start:.1f}s]")
+
+    # ------------------------------------------------------------------ supervoxels
+    sv_rng = _rng(seed, "sv")
+    root_zero = np.zeros(n, dtype=bool)
+    root_zero[sv_rng.choice(n, size=int(params.frac_root_zero * n), replace=False)] = True
+    syn_ctr_um = syn[["ctr_x_um", "ctr_y_um", "ctr_z_um"]].to_numpy()
+    syn_pre_vx = np.rint(cortical_to_voxels(syn[["pre_x_um", "pre_y_um", "pre_z_um"]].to_numpy(),
+                                            params)).astype(np.int64)
+    syn_post_vx = np.rint(cortical_to_voxels(
+        syn[["post_x_um", "post_y_um", "post_z_um"]].to_numpy(), params)).astype(np.int64)
+    syn_ctr_vx = np.rint(cortical_to_voxels(syn_ctr_um, params)).astype(np.int64)
+    # alternative points sit a few um from the centroid, inside the cell's segment
+    alt_rows = np.flatnonzero(root_zero)
+    alt_um = xyz[alt_rows] + sv_rng.normal(0, 2.0, size=(alt_rows.size, 3))
+    alt_vx = np.rint(cortical_to_voxels(alt_um, params)).astype(np.int64)
+    all_points = np.concatenate([pt_vx, alt_vx, syn_pre_vx, syn_post_vx])
+    all_pieces = np.concatenate([core_piece, core_piece[alt_rows], pre_piece, post_piece])
+    sv_all = supervoxel_ids(all_points, params.voxel_resolution, params.base_resolution,
+                            params.chunk_size, params.chunk_offset_vx, sv_rng)
+    n_syn = len(syn)
+    nuc_sv = sv_all[:n].copy()
+    alt_sv = sv_all[n:n + alt_rows.size]
+    pre_sv = sv_all[n + alt_rows.size:n + alt_rows.size + n_syn]
+    post_sv = sv_all[n + alt_rows.size + n_syn:]
+    keep = np.ones(sv_all.size, dtype=bool)
+    keep[:n] = ~root_zero  # a centroid outside the segmentation has no supervoxel
+    nuc_sv[root_zero] = 0
+    pieces = pd.DataFrame({"supervoxel_id": sv_all[keep], "piece_id": all_pieces[keep]})
+    pieces = pieces.sort_values("supervoxel_id", kind="stable").reset_index(drop=True)
+
+    # ------------------------------------------------------------------ tables
+    tb_rng = _rng(seed, "tables")
+    fn_rng = _rng(seed, "function")
+    files: dict[str, object] = {}
+    table_meta: dict[str, dict] = {}
+    nucleus_ids = cells["nucleus_id"].to_numpy()
+    nuc_created = timestamps(tb_rng, n, "2020-09-28T22:40:00", 300)
+    syn_ids = sparse_sorted_ids(tb_rng, n_syn, 594_888, max(511_314_790, 4 * n_syn))
+    syn_created = timestamps(tb_rng, n_syn, "2020-11-04T06:00:00", days(0.5))
+    syn_size = syn["size"].to_numpy()
+    # synapse rows sorted by post root at the first version => input queries touch few row groups
+    syn_order = None
+
+    typed = is_neuron | (cells["cell_class"] == "nonneuron").to_numpy()
+    reported_type = noisy_labels(cells["cell_type"].to_numpy(), tb_rng, 0.01)
+    celltype_rows = np.flatnonzero(typed)
+    celltypes = reference(
+        np.arange(1, celltype_rows.size + 1), timestamps(tb_rng, celltype_rows.size,
+                                                         "2023-12-19T18:00:00", 3600),
+        nucleus_ids[celltype_rows],
+        {"classification_system": cells["cell_class"].to_numpy()[celltype_rows],
+         "cell_type": reported_type[celltype_rows]})
+    mtype_rows = np.flatnonzero(is_neuron)
+    mtypes = reference(
+        np.arange(1, mtype_rows.size + 1),
+        timestamps(tb_rng, mtype_rows.size, "2023-12-19T19:00:00", 3600),
+        nucleus_ids[mtype_rows],
+        {"classification_system": cells["cell_class"].to_numpy()[mtype_rows],
+         "cell_type": cells["mtype"].to_numpy()[mtype_rows]})
+    # the 100 x 100 um column through the slab centre (Schneider-Mizell et al.)
+    centre = (slab.box_min + slab.box_max) / 2
+    in_column = (np.abs(xyz[:, 0] - centre[0]) < 50) & (np.abs(xyz[:, 2] - centre[2]) < 50)
+    col_rows = np.flatnonzero(in_column & is_neuron)
+    col_type = cells["cell_type"].to_numpy()[col_rows].astype(object)
+    col_type = np.where(col_type == "NGC", "Unsure I", col_type)
+    col_type = np.where(tb_rng.random(col_rows.size) < 0.02, "Unsure", col_type)
+    col_system = np.where(np.isin(cells["cell_type"].to_numpy()[col_rows], INH_TYPES),
+                          "aibs_coarse_inhibitory", "aibs_coarse_excitatory")
+    column_types = reference(np.arange(1, col_rows.size + 1),
+                             timestamps(tb_rng, col_rows.size, "2023-03-18T00:00:00", 7200),
+                             nucleus_ids[col_rows],
+                             {"classification_system": col_system, "cell_type": col_type})
+    glia_col = np.flatnonzero(in_column & (cells["cell_class"] == "nonneuron").to_numpy())
+    column_glia = reference(np.arange(1, glia_col.size + 1),
+                            timestamps(tb_rng, glia_col.size, "2023-03-18T02:00:00", 3600),
+                            nucleus_ids[glia_col],
+                            {"classification_system": np.full(glia_col.size,
+                                                              "aibs_coarse_nonneuronal"),
+                             "cell_type": cells["cell_type"].to_numpy()[glia_col]})
+    svm_label = np.where(is_neuron, "neuron", "not-neuron").astype(object)
+    flip = np.where(is_neuron, tb_rng.random(n) < 0.004, tb_rng.random(n) < 0.03)
+    svm_label[flip] = np.where(svm_label[flip] == "neuron", "not-neuron", "neuron")
+    neuron_svm = reference(np.arange(1, n + 1),
+                           timestamps(tb_rng, n, "2022-01-20T00:00:00", 7200), nucleus_ids,
+                           {"classification_system": np.full(n, "is_neuron"),
+                            "cell_type": svm_label})
+
+    coreg, func_v3, twin = _function_tables(cells, nucleus_ids, fn_rng)
+
+    version_tables: dict[int, dict[str, pd.DataFrame]] = {}
+    for version, t_snap in zip(params.materialized_versions, snapshot_times, strict=True):
+        piece_root = history.snapshots[t_snap]
+        nuc_root = np.where(root_zero, 0, piece_root[core_piece])
+        nucleus = nucleus_detection(nucleus_ids, nuc_created, cells["volume_um3"].to_numpy(),
+                                    pt_vx, nuc_sv, nuc_root)
+        alternative = reference_point(
+            np.arange(1, alt_rows.size + 1),
+            timestamps(tb_rng, alt_rows.size, "2023-02-01T00:00:00", days(20)),
+            nucleus_ids[alt_rows], alt_vx, alt_sv, piece_root[core_piece[alt_rows]])
+        pre_root = piece_root[pre_piece]
+        post_root = piece_root[post_piece]
+        if syn_order is None:
+            syn_order = np.lexsort((pre_root, post_root))
+        syn_table = synapses(syn_ids, syn_created, syn_size, pre_sv, pre_root, post_sv,
+                             post_root, syn_pre_vx, syn_post_vx, syn_ctr_vx)
+        syn_table = syn_table.iloc[syn_order].reset_index(drop=True)
+        proof = _proofreading_table(cells, version, t_snap, piece_root, core_piece, pt_vx,
+                                    nuc_sv, alt_rows, alt_sv, tb_rng)
+        tables_v = {
+            "nucleus_detection_v0": nucleus,
+            "nucleus_alternative_points": alternative,
+            "nucleus_ref_neuron_svm": neuron_svm,
+            "aibs_metamodel_celltypes_v661": celltypes,
+            "aibs_metamodel_mtypes_v661_v2": mtypes,
+            "allen_v1_column_types_slanted_ref": column_types,
+            "aibs_column_nonneuronal_ref": column_glia,
+            "coregistration_manual_v4": coreg,
+            "functional_properties_v3_bcm": func_v3,
+            params.synapse_table: syn_table,
+            "proofreading_status_and_strategy": proof,
+            "nucleus_detection_lookup_v1": lookup_view(nucleus, alternative),
+        }
+        if version >= 1507:
+            tables_v["digital_twin_properties_bcm_coreg_v4"] = twin
+        version_tables[version] = tables_v
+
+    for version, tables_v in version_tables.items():
+        for name, frame in tables_v.items():
+            arrow = pa.Table.from_pandas(frame, preserve_index=False)
+            files[f"v{version}/{name}.parquet"] = arrow
+            meta = table_meta.setdefault(name, {"row_counts": {}})
+            meta["columns"] = [[f.name, str(f.type)] for f in arrow.schema]
+            meta["row_counts"][str(version)] = arrow.num_rows
+    log(f"  tables: {len(table_meta)} per version  [{time.perf_counter() - t_start:.1f}s]")
+
+    # ------------------------------------------------------------------ skeletons on disk
+    sk_parts = []
+    sk_cells = []
+    for nucleus_id, sk in skeletons.items():
+        nv = len(sk.parent)
+        nm = cortical_to_nm(sk.vertices, params).astype(np.float32)
+        sk_parts.append(pd.DataFrame({
+            "nucleus_id": np.full(nv, nucleus_id, dtype=np.int64),
+            "node": np.arange(nv, dtype=np.int32), "parent": sk.parent.astype(np.int32),
+            "x": nm[:, 0], "y": nm[:, 1], "z": nm[:, 2],
+            "radius": (sk.radius * 1000).astype(np.float32),
+            "compartment": sk.compartment.astype(np.int8)}))
+        sk_cells.append((nucleus_id, cells["cell_type"].iat[row_of_nucleus[nucleus_id]], nv,
+                         float(sk.soma_radius_um * 1000), sk.path_length_um(2),
+                         sk.path_length_um(3) + sk.path_length_um(4)))
+    files[layout.SKELETONS_PARQUET] = pa.Table.from_pandas(pd.concat(sk_parts, ignore_index=True),
+                                                           preserve_index=False)
+    files[layout.SKELETON_CELLS_PARQUET] = pa.Table.from_pandas(
+        pd.DataFrame(sk_cells, columns=list(layout.SKELETON_CELL_COLUMNS)), preserve_index=False)
+
+    files[layout.PIECES_PARQUET] = pa.Table.from_pandas(pieces, preserve_index=False)
+    files[layout.ROOTS_PARQUET] = pa.Table.from_pandas(history.roots, preserve_index=False)
+    files[layout.ROOT_PIECES_PARQUET] = pa.Table.from_pandas(history.root_pieces,
+                                                             preserve_index=False)
+    files[layout.LINEAGE_PARQUET] = pa.Table.from_pandas(history.lineage, preserve_index=False)
+    truth = cells.copy()
+    truth["root_zero"] = root_zero
+    files[layout.CELLS_PARQUET] = pa.Table.from_pandas(truth, preserve_index=False)
+    files["truth/synapses.parquet"] = pa.Table.from_pandas(
+        syn[["post_nucleus_id", "post_node", "post_compartment", "post_dist_to_soma_um",
+             "pre_nucleus_id", "pre_node", "external_axon_id"]].assign(
+            id=syn_ids, pre_piece=pre_piece).iloc[syn_order].reset_index(drop=True),
+        preserve_index=False)
+
+    files[layout.DATASTACK_JSON] = _datastack_info(params, slab)
+    files[layout.VERSIONS_JSON] = _versions(params)
+    files[layout.TABLES_JSON] = _table_metadata(params, table_meta)
+    files[layout.VIEWS_JSON] = _view_metadata(params, table_meta)
+    summary = {"nuclei": n, "neurons": len(neurons), "synapses": n_syn,
+               "skeleton_vertices": n_vertices, "roots": len(history.roots),
+               "edits": int(history.lineage["operation_id"].nunique()),
+               "slab_um": [slab.box_min.tolist(), slab.box_max.tolist()]}
+    return Built(files=files, summary=summary)
+
+
+def _function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random.Generator):
+    """Co-registration and functional property tables for the co-registered cells."""
+    rows = np.flatnonzero(cells["coregistered"].to_numpy())
+    # 25 % of cells are matched to two units (19,181 rows for 15,352 roots, fact sheet §2.5)
+    reps = np.where(rng.random(rows.size) < 0.25, 2, 1)
+    unit_rows = np.repeat(rows, reps)
+    m = unit_rows.size
+    platinum = [(4, 7), (4, 9), (4, 10), (5, 3), (5, 6), (5, 7), (6, 2), (6, 4), (6, 6), (6, 7),
+                (7, 3), (7, 4), (7, 5), (8, 5), (8, 7), (8, 9), (9, 3), (9, 4), (9, 6)]
+    scan = np.asarray(platinum)[rng.integers(0, len(platinum), size=m)]
+    unit_id = rng.integers(1, 9600, size=m)
+    depth = cells["depth_um"].to_numpy()[unit_rows]
+    field = np.clip((depth / 620 * 8).astype(int) + 1, 1, 8)
+    coreg = reference(np.arange(1, m + 1), timestamps(rng, m, "2024-01-10T00:00:00", days(2)),
+                      nucleus_ids[unit_rows],
+                      {"session": scan[:, 0].astype(np.int64), "scan_idx": scan[:, 1].astype(np.int64),
+                       "unit_id": unit_id.astype(np.int64), "field": field.astype(np.int64),
+                       "residual": rng.uniform(2.0, 9.0, size=m),
+                       "score": rng.normal(3.0, 2.5, size=m)})
+    # functional properties for ~63 % of the matched units (12,094 of 19,181)
+    has_func = rng.random(m) < 0.63
+    f = np.flatnonzero(has_func)
+    theta = cells["pref_ori_rad"].to_numpy()[unit_rows[f]]
+    osi = cells["osi"].to_numpy()[unit_rows[f]]
+    cc_abs = np.clip(rng.beta(3, 4, size=f.size), 0.05, 0.95)
+    noise = rng.normal(0, 1, size=f.size) * (0.08 + 0.25 * (1 - osi)) / np.sqrt(cc_abs + 0.2)
+    measured = (theta + noise) % np.pi  # latent in the digital-twin convention
+    dir_bit = (cells["nucleus_id"].to_numpy()[unit_rows[f]] * 2654435761 >> 7) & 1
+    g_osi = np.clip(osi * rng.uniform(0.7, 1.2, size=f.size), 0.0, 1.0)
+    g_dsi = np.clip(rng.beta(1.5, 8, size=f.size), 0.0, 1.0)
+    # v3 convention: 0 = horizontal bar moving up, clockwise => (pi/2 - theta)
+    ori_v3 = (np.pi / 2 - measured) % np.pi
+    func_v3 = reference(
+        np.arange(1, f.size + 1), timestamps(rng, f.size, "2024-01-12T00:00:00", days(1)),
+        coreg["target_id"].to_numpy()[f],
+        {"session": coreg["session"].to_numpy()[f], "scan_idx": coreg["scan_idx"].to_numpy()[f],
+         "unit_id": coreg["unit_id"].to_numpy()[f], "pref_ori": ori_v3,
+         "pref_dir": (ori_v3 + np.pi * dir_bit) % (2 * np.pi), "gOSI": g_osi, "gDSI": g_dsi,
+         "cc_abs": cc_abs})
+    # digital twin (degrees, 0 = vertical bar moving right, counter-clockwise), ~80 % of units
+    t = np.flatnonzero(rng.random(m) < 0.8)
+    theta_t = cells["pref_ori_rad"].to_numpy()[unit_rows[t]]
+    osi_t = cells["osi"].to_numpy()[unit_rows[t]]
+    cc_abs_t = np.clip(rng.beta(3, 3.5, size=t.size), 0.05, 0.95)
+    cc_max_t = np.clip(cc_abs_t + rng.uniform(0.05, 0.3, size=t.size), 0.1, 1.0)
+    noise_t = rng.normal(0, 1, size=t.size) * (0.06 + 0.2 * (1 - osi_t)) / np.sqrt(cc_abs_t + 0.2)
+    ori_t = np.degrees((theta_t + noise_t) % np.pi)
+    dir_bit_t = (cells["nucleus_id"].to_numpy()[unit_rows[t]] * 2654435761 >> 7) & 1
+    g_osi_t = np.clip(osi_t * rng.uniform(0.75, 1.15, size=t.size), 0.0, 1.0)
+    twin = reference(
+        np.arange(1, t.size + 1), timestamps(rng, t.size, "2025-07-20T00:00:00", days(2)),
+        coreg["target_id"].to_numpy()[t],
+        {"session": coreg["session"].to_numpy()[t], "scan_idx": coreg["scan_idx"].to_numpy()[t],
+         "unit_id": coreg["unit_id"].to_numpy()[t], "cc_abs": cc_abs_t, "cc_max": cc_max_t,
+         "cc_norm": cc_abs_t / cc_max_t,
+         "OSI": np.clip(g_osi_t * rng.uniform(1.1, 1.6, size=t.size), 0, 1),
+         "DSI": np.clip(rng.beta(1.5, 6, size=t.size), 0, 1), "gOSI": g_osi_t,
+         "gDSI": np.clip(rng.beta(1.5, 8, size=t.size), 0, 1), "pref_ori": ori_t,
+         "pref_dir": (ori_t + 180.0 * dir_bit_t) % 360.0,
+         "readout_loc_x": rng.uniform(-1, 1, size=t.size),
+         "readout_loc_y": rng.uniform(-1, 1, size=t.size)})
+    return coreg, func_v3, twin
+
+
+def _proofreading_table(cells, version, t_snap, piece_root, core_piece, pt_vx, nuc_sv,
+                        alt_rows, alt_sv, rng) -> pd.DataFrame:
+    """Proofreading status at a version: proofread axons done by then + dendrite-only rows."""
+    n = len(cells)
+    done = cells["proofread_time"].to_numpy() < t_snap
+    neuron = cells["cell_class"].isin(["excitatory_neuron", "inhibitory_neuron"]).to_numpy()
+    # dendrite-only assessments (strategy_axon 'none'): ~8 % of rows at v1300 (149 of 1,865)
+    dendrite_only = neuron & ~cells["proofread_axon"].to_numpy() & (
+        (cells["nucleus_id"].to_numpy() * 11400714819323198485 % 1000) < 7)
+    rows = np.flatnonzero(done | dendrite_only)
+    k = rows.size
+    h = (cells["nucleus_id"].to_numpy()[rows] * 2654435761) % 1000
+    axon = done[rows]
+    strategy_axon = np.where(~axon, "none",
+                             np.where(h < 80, "axon_fully_extended",
+                                      np.where(h < 150, "axon_interareal",
+                                               "axon_partially_extended")))
+    strategy_dendrite = np.where(h % 7 < 2, "dendrite_extended", "dendrite_clean")
+    sv = nuc_sv[rows].copy()
+    alt_index = pd.Series(np.arange(alt_rows.size), index=alt_rows)
+    missing = sv == 0
+    sv[missing] = alt_sv[alt_index[rows[missing]].to_numpy()]
+    root = piece_root[core_piece[rows]]
+    # rows are (re)assessed at proofreading time: valid_id is the root at that moment, which is
+    # the current root unless the cell was edited since
+    created = pd.to_datetime(np.where(axon, cells["proofread_time"].to_numpy()[rows],
+                                      np.full(k, t_snap - days(30))), unit="s", utc=True)
+    order = np.argsort(created.to_numpy(), kind="stable")
+    rows, strategy_axon, strategy_dendrite, sv, root = (rows[order], strategy_axon[order],
+                                                        strategy_dendrite[order], sv[order],
+                                                        root[order])
+    created = created[order]
+    del n
+    return proofreading(np.arange(1, k + 1), pd.Series(created.round("us")), pt_vx[rows], root,
+                        np.ones(k, dtype=bool), axon[order], strategy_dendrite, strategy_axon,
+                        sv, root)
+
+
+# ---------------------------------------------------------------------------- metadata
+_TABLE_INFO = {
+    # name: (schema, reference_table, introduced, description, voxel_resolution or None)
+    "nucleus_detection_v0": ("nucleus_detection", None, 117,
+                             "A table of nuclei detections from a nucleus detection model "
+                             "(volume > 25 um^3 kept). Some false positives remain."),
+    "nucleus_alternative_points": ("reference_point", "nucleus_detection_v0", 661,
+                                   "Alternative points for nuclei whose centroid misses the "
+                                   "segmentation (pt_root_id 0)."),
+    "nucleus_ref_neuron_svm": ("cell_type_reference", "nucleus_detection_v0", 661,
+                               "Neuron / non-neuron calls of an SVM on nucleus features."),
+    "aibs_metamodel_celltypes_v661": ("cell_type_reference", "nucleus_detection_v0", 795,
+                                      "Cell types from the AIBS metamodel (soma and nucleus "
+                                      "features) trained on the v661 column."),
+    "aibs_metamodel_mtypes_v661_v2": ("cell_type_reference", "nucleus_detection_v0", 795,
+                                      "Morphological types of neurons from the AIBS metamodel."),
+    "allen_v1_column_types_slanted_ref": ("cell_type_reference", "nucleus_detection_v0", 661,
+                                          "Manual cell types of neurons in a 100 um column of V1."),
+    "aibs_column_nonneuronal_ref": ("cell_type_reference", "nucleus_detection_v0", 661,
+                                    "Manual non-neuronal types in the same column."),
+    "coregistration_manual_v4": ("func_unit_ext_coreg", "nucleus_detection_v0", 943,
+                                 "Manual co-registration of two-photon units to EM nuclei."),
+    "functional_properties_v3_bcm": ("func_properties_bcm", "nucleus_detection_v0", 943,
+                                     "Orientation and direction tuning (radians) of co-registered "
+                                     "units from a model of their responses."),
+    "digital_twin_properties_bcm_coreg_v4": ("digital_twin_properties", "nucleus_detection_v0",
+                                             1507, "Digital-twin tuning properties (degrees) of "
+                                             "units matched by coregistration_manual_v4."),
+    "synapses_pni_2": ("synapse", None, 117, "Automated synapse detection (PNI), with sizes in "
+                       "voxels of the cleft segmentation."),
+    "proofreading_status_and_strategy": ("compartment_proofread_status_strategy", None, 1078,
+                                         "Proofreading status and strategy of axons and "
+                                         "dendrites of cells."),
+}
+_VIEW_INFO = {
+    "nucleus_detection_lookup_v1": ("nucleus_detection_v0 merged with nucleus_alternative_points "
+                                    "so every nucleus has a usable root id.", True, 661),
+}
+SYNTHETIC_NOTICE = ("OFFLINE SYNTHETIC SAMPLE: generated by a simulator calibrated to the public "
+                    "data; not real measurements.")
+
+
+def _table_metadata(params: DatastackParams, table_meta: dict) -> dict:
+    out = {}
+    for name, meta in table_meta.items():
+        if name in _VIEW_INFO:
+            continue
+        schema, ref, introduced, description = _TABLE_INFO[name]
+        out[name] = {
+            "table_name": name, "schema": schema, "schema_type": schema,
+            "reference_table": ref, "description": description,
+            "notice_text": SYNTHETIC_NOTICE,
+            "voxel_resolution": list(params.voxel_resolution),
+            "created": "2020-11-02T18:56:35.530100", "introduced": introduced, "removed": None,
+            "columns": meta["columns"], "row_counts": meta["row_counts"],
+        }
+    return out
+
+
+def _view_metadata(params: DatastackParams, table_meta: dict) -> dict:
+    out = {}
+    for name, (description, live, introduced) in _VIEW_INFO.items():
+        if name in table_meta:
+            out[name] = {"description": description, "live_compatible": live,
+                         "voxel_resolution": list(params.voxel_resolution),
+                         "notice_text": SYNTHETIC_NOTICE, "introduced": introduced,
+                         "columns": table_meta[name]["columns"],
+                         "row_counts": table_meta[name]["row_counts"]}
+    return out
+
+
+def _datastack_info(params: DatastackParams, slab: Slab) -> dict:
+    corners = cortical_to_voxels(np.array([[slab.box_min[0], slab.box_min[1], slab.box_min[2]],
+                                           [slab.box_max[0], slab.box_max[1], slab.box_max[2]],
+                                           [slab.box_min[0], slab.box_max[1], slab.box_min[2]],
+                                           [slab.box_max[0], slab.box_min[1], slab.box_max[2]]]),
+                                 params)
+    return {
+        "name": params.name,
+        "description": params.description + SYNTHETIC_NOTICE,
+        "aligned_volume": {"id": params.aligned_volume_id, "name": params.aligned_volume,
+                           "display_name": params.aligned_volume_display,
+                           "description": "synthetic stand-in for " + params.aligned_volume},
+        "synapse_table": params.synapse_table, "soma_table": params.soma_table,
+        "viewer_resolution": list(params.voxel_resolution), "viewer_site": params.viewer_site,
+        "pcg_table_name": params.pcg_table_name,
+        "segmentation_bounds_vx": [np.floor(corners.min(0)).astype(int).tolist(),
+                                   np.ceil(corners.max(0)).astype(int).tolist()],
+        "base_resolution": list(params.base_resolution), "chunk_size": list(params.chunk_size),
+        "chunk_offset_vx": list(params.chunk_offset_vx),
+        "public_local_server": params.public_local_server,
+    }
+
+
+# ---------------------------------------------------------------------------- cache
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def write(built: Built, target: Path) -> dict[str, dict]:
+    """Write the files of a build into ``target`` (an empty directory); returns file hashes."""
+    entries = {}
+    for rel, payload in sorted(built.files.items()):
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(payload, pa.Table):
+            pq.write_table(payload, path, **PARQUET_OPTIONS)
+        else:
+            path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+        entries[rel] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+    return entries
+
+
+def check(ds_dir: Path, params: DatastackParams, seed: int, scale: float,
+          deep: bool = True) -> str | None:
+    """Why the sample in ``ds_dir`` cannot be used (``None`` when it is complete and current)."""
+    manifest_path = ds_dir / layout.MANIFEST
+    if not manifest_path.is_file():
+        return "no MANIFEST.json (missing or partial sample)"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"unreadable MANIFEST.json ({exc})"
+    if manifest.get("generator_version") != layout.GENERATOR_VERSION:
+        return (f"made by generator {manifest.get('generator_version')}, this is "
+                f"{layout.GENERATOR_VERSION}")
+    if manifest.get("params_hash") != params.params_hash(seed, scale):
+        return (f"made with other parameters (seed {manifest.get('seed')}, scale "
+                f"{manifest.get('scale')})")
+    for rel, entry in manifest.get("files", {}).items():
+        path = ds_dir / rel
+        if not path.is_file():
+            return f"missing file {rel}"
+        if path.stat().st_size != entry["bytes"]:
+            return f"file {rel} has the wrong size (truncated or modified)"
+        if deep and _sha256(path) != entry["sha256"]:
+            return f"file {rel} does not match its checksum (corrupt)"
+    return None
+
+
+def ensure_sample(data_dir: str | Path, datastack: str = "minnie65_public", seed: int = 0,
+                  scale: float = 1.0, force: bool = False, deep: bool = True,
+                  log=print) -> Path:
+    """Return the directory of a complete, current sample, generating it if needed.
+
+    A missing, partial, outdated or corrupt sample is rebuilt in a temporary directory and
+    swapped in atomically, so a crash never leaves a half-written sample in place.
+    """
+    params = _params(datastack, seed, scale)
+    data_dir = Path(data_dir)
+    ds_dir = layout.datastack_dir(data_dir, datastack)
+    reason = "forced" if force else check(ds_dir, params, seed, scale, deep=deep)
+    if reason is None:
+        log(f"{datastack}: cached sample in {ds_dir} (seed {seed}, scale {scale:g})")
+        return ds_dir
+    if ds_dir.exists():
+        log(f"{datastack}: rebuilding {ds_dir}: {reason}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    log(f"{datastack}: generating the synthetic sample (seed {seed}, scale {scale:g}) ...")
+    built = build(params, seed, scale, log=log)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{datastack}.tmp-", dir=data_dir))
+    try:
+        files = write(built, tmp)
+        manifest = {
+            "generator_version": layout.GENERATOR_VERSION, "datastack": datastack, "seed": seed,
+            "scale": scale, "params_hash": params.params_hash(seed, scale),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "elapsed_s": round(time.perf_counter() - t0, 2), "summary": built.summary,
+            "files": files,
+        }
+        (tmp / layout.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        old = None
+        if ds_dir.exists():
+            old = data_dir / f".{datastack}.old-{os.getpid()}"
+            ds_dir.rename(old)
+        tmp.rename(ds_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    size_mb = sum(e["bytes"] for e in files.values()) / 1e6
+    log(f"{datastack}: wrote {ds_dir} ({size_mb:.0f} MB) in {time.perf_counter() - t0:.1f} s")
+    return ds_dir
+
+
+def _params(datastack: str, seed: int, scale: float) -> DatastackParams:
+    if datastack not in DATASTACKS:
+        raise SampleError(f"unknown datastack {datastack!r}; the sample has "
+                          f"{', '.join(sorted(DATASTACKS))}")
+    if not isinstance(seed, int) or seed < 0:
+        raise SampleError(f"seed must be a non-negative integer, got {seed!r}")
+    if not (MIN_SCALE <= scale <= MAX_SCALE):
+        raise SampleError(f"scale must be between {MIN_SCALE} and {MAX_SCALE}, got {scale}")
+    return DATASTACKS[datastack]
+
+
+def cli_generate(args) -> int:
+    """Entry point of ``python -m offline_cave generate``."""
+    names = args.datastack or sorted(DATASTACKS)
+    try:
+        for name in names:
+            ensure_sample(args.out, name, seed=args.seed, scale=args.scale, force=args.force)
+    except SampleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

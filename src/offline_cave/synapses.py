@@ -1,0 +1,561 @@
+"""Synapses of the slab: Peters' rule with cell-type-specific targeting, fully vectorised.
+
+Every synapse has a postsynaptic *site* on a dendrite or soma of a sample cell and a
+presynaptic partner that is either the axon of a sample cell (``pre_nucleus_id > 0``) or an
+axon whose soma lies outside the sample (``pre_nucleus_id == 0``; grouped into soma-less
+fragments by ``external_axon_id``).
+
+Algorithm (``place_synapses``)
+------------------------------
+1. **Sites.** Each dendrite segment (node -> parent) of every cell receives
+   ``Poisson(density * length * keep)`` sites, ``density`` = 1.5 /um on spiny excitatory
+   dendrites and 1.0 /um on interneuron dendrites, ``keep`` = ``params.synapse_keep_fraction``.
+   Each soma receives ``Poisson(100 * keep)`` sites on its surface.
+2. **Presynaptic candidates (Peters' rule).** The axon nodes of all cells within
+   ``QUERY_RADIUS_UM`` of the site's dendrite axis (at most ``QUERY_K``, cKDTree) are the
+   candidates. A candidate's weight is the product of a per-type bouton factor and a targeting
+   rule (pre type x post compartment / distance to soma / post type / depth), the like-to-like
+   factor ``1 + a * g * cos(2 * (pref_pre - pref_post))`` for E->E pairs (``a`` =
+   ``params.like_to_like_strength``, ``g`` = geometric mean of the two cells' OSI over
+   ``OSI_REF``), and a lognormal pair affinity hashed from the (pre, post) nucleus ids, which
+   clusters synapses into multi-synapse connections. Autapses have weight 0. An external axon
+   competes with a weight ``w_ext`` fitted so that a fraction
+   ``params.extra.get("synapse_external_fraction", 0.8)`` of all sites go to it.
+3. **Geometry.** The synapse faces its presynaptic axon node: ``post_pt`` on the dendrite
+   surface (or on a ~1 um spine head for excitatory inputs onto spiny dendrites), ``ctr_pt``
+   on the cleft and ``pre_pt`` inside the bouton, ``pre_pt - post_pt`` ~ N(0.44, 0.16) um.
+4. **Size.** ``4 * round(exp(N(mu, sd)) / 4)`` with the normal draw correlated within a
+   connection (``SIZE_CONNECTION_RHO``), minimum 4.
+
+All positions are micrometres in the cortical frame (x lateral, y depth below pia, z).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+from scipy.special import ndtri
+
+from offline_cave.params import EXC_TYPES, INH_TYPES, LAYER_BOUNDS_UM, DatastackParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    from offline_cave.morphology import Skeleton
+
+# --- calibration constants (all *assumed* unless a fact-sheet section is cited) -------------
+SPINY_DENSITY_PER_UM = 1.5  # real inputs per um of spiny excitatory dendrite (fact sheet §3.5)
+SMOOTH_DENSITY_PER_UM = 1.0  # interneuron dendrites
+SOMA_SYNAPSES = 100.0  # real inputs per soma
+PROXIMAL_SPINE_FREE_UM = 10.0  # first um of a spiny dendrite carry shaft synapses only
+SPINE_LENGTH_UM = (0.6, 1.5)  # uniform range of spine neck + head
+EXTERNAL_EXCITATORY_SHARE = 0.9  # share of external inputs onto spiny dendrites that are spines
+EXTERNAL_FRACTION_DEFAULT = 0.8  # params.extra["synapse_external_fraction"] overrides
+QUERY_RADIUS_UM = 4.0  # axon-node search radius around the dendrite axis / soma surface point
+QUERY_K = 16  # at most this many nearest axon nodes per site
+CHUNK_SITES = 200_000  # sites per vectorised block (bounds memory: ~100 MB per block)
+CALIBRATION_SITES = 60_000  # sites used to fit the external-axon weight
+CLEFT_MEAN_UM, CLEFT_SD_UM = 0.44, 0.16  # pre_pt-post_pt distance (fact sheet: median 440 nm,
+CLEFT_RANGE_UM = (0.1, 1.2)  # 10-90 % 230-645 nm)
+SIZE_CONNECTION_RHO = 0.4  # correlation of ln(size) between synapses of one connection
+OSI_REF = 0.3  # OSI of a typical cell (cells.py draws Beta(2, 4), median ~0.31)
+LIKE_GAIN_MAX = 2.5  # cap on sqrt(osi_pre * osi_post) / OSI_REF
+EXTERNAL_FRAGMENT_SYNAPSES = 4.0  # mean synapses per external soma-less fragment
+
+# pre groups: 0 excitatory, 1 BC, 2 MC, 3 BPC, 4 NGC
+GROUPS = ("E", "BC", "MC", "BPC", "NGC")
+_GROUP_OF_TYPE = {**{t: 0 for t in EXC_TYPES}, "BC": 1, "MC": 2, "BPC": 3, "NGC": 4}
+# synapses per um of axon relative to excitatory axons (inhibitory boutons are ~2-3x denser)
+BOUTON_FACTOR = np.array([1.0, 2.5, 2.5, 2.0, 2.0], dtype=np.float32)
+# sd of the ln pair affinity by pre group: neurogliaform cells rarely make multi-synapse
+# connections (fact sheet §3.8), so their pair affinity is nearly flat
+AFFINITY_SD = np.array([1.3, 1.3, 1.3, 1.3, 0.4])
+# post-type preference by pre group (rows) and post group (columns E, BC, MC, BPC, NGC)
+POST_TYPE_FACTOR = np.array([
+    [1.0, 1.0, 1.0, 1.0, 1.0],  # E targets everyone
+    [1.0, 0.8, 0.3, 0.3, 0.3],  # BC: pyramidal cells and other basket cells
+    [1.0, 0.5, 0.1, 0.5, 0.3],  # MC: avoids other SST/Martinotti cells
+    [0.15, 1.0, 3.0, 0.5, 0.5],  # BPC (VIP): disinhibition, prefers MC (fact sheet §3.8)
+    [1.0, 1.0, 1.0, 1.0, 1.0],  # NGC: diffuse
+], dtype=np.float32)
+L1_BOTTOM_UM = LAYER_BOUNDS_UM["L1"][1]
+
+SYNAPSE_COLUMNS = (
+    "post_nucleus_id", "post_node", "post_compartment", "post_dist_to_soma_um",
+    "pre_nucleus_id", "pre_node", "external_axon_id",
+    "ctr_x_um", "ctr_y_um", "ctr_z_um", "pre_x_um", "pre_y_um", "pre_z_um",
+    "post_x_um", "post_y_um", "post_z_um", "size",
+)
+
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xBF58476D1CE4E5B9)
+_M3 = np.uint64(0x94D049BB133111EB)
+
+
+# --- small helpers ---------------------------------------------------------------------------
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
+    x = x + _M1
+    x = (x ^ (x >> np.uint64(30))) * _M2
+    x = (x ^ (x >> np.uint64(27))) * _M3
+    return x ^ (x >> np.uint64(31))
+
+
+def _pair_normal(a: np.ndarray, b: np.ndarray, salt: int) -> np.ndarray:
+    """A standard-normal number that is a deterministic function of (a, b, salt)."""
+    with np.errstate(over="ignore"):
+        h = _mix64(_mix64(np.asarray(a).astype(np.uint64) ^ np.uint64(salt))
+                   ^ np.asarray(b).astype(np.uint64))
+    u = ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    return ndtri(u)
+
+
+def _path_distance(parent: np.ndarray, seglen: np.ndarray) -> np.ndarray:
+    """Path length (um) from each node to its tree root, by pointer jumping (vectorised).
+
+    ``parent`` holds -1 for roots; ``seglen[i]`` is the length of the edge i -> parent[i].
+    Works on forests (several concatenated skeletons with offset parents).
+    """
+    acc = seglen.astype(np.float64, copy=True)
+    anc = parent.astype(np.int64, copy=True)
+    idx = np.nonzero(anc >= 0)[0]
+    while idx.size:
+        a = anc[idx]
+        acc[idx] += acc[a]
+        anc[idx] = anc[a]
+        idx = idx[anc[idx] >= 0]
+    return acc
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    return v / np.maximum(n, 1e-12)
+
+
+def _random_perpendicular(axis: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random unit vectors perpendicular to the unit vectors ``axis`` (n, 3)."""
+    r = rng.standard_normal(axis.shape)
+    r -= np.sum(r * axis, axis=1, keepdims=True) * axis
+    bad = np.linalg.norm(r, axis=1) < 1e-6
+    if bad.any():  # pragma: no cover - measure-zero event
+        r[bad] = np.cross(axis[bad], [0.0, 0.0, 1.0]) + np.cross(axis[bad], [1.0, 0.0, 0.0])
+    return _unit(r)
+
+
+# --- sites -----------------------------------------------------------------------------------
+class _Sites:
+    """Postsynaptic sites and presynaptic axon nodes gathered from all skeletons."""
+
+    def __init__(self, cells: pd.DataFrame, skeletons: dict, params: DatastackParams,
+                 rng: np.random.Generator, batch_cells: int = 400) -> None:
+        keep = float(params.synapse_keep_fraction)
+        n_cells = len(cells)
+        nuc = cells["nucleus_id"].to_numpy(np.int64)
+        group = cells["group"].to_numpy(np.int8)
+        centre, axis, rad, cell, node, comp, dist = ([] for _ in range(7))
+        ax_pos, ax_cell, ax_node = [], [], []
+        for start in range(0, n_cells, batch_cells):
+            stop = min(start + batch_cells, n_cells)
+            verts, pars, rads, comps, owner, local_node, soma_r, roots = [], [], [], [], [], [], [], []
+            offset = 0
+            for ci in range(start, stop):
+                sk = skeletons[int(nuc[ci])]
+                v = np.asarray(sk.vertices, dtype=np.float64)
+                p = np.asarray(sk.parent, dtype=np.int64)
+                n = len(v)
+                verts.append(v)
+                pars.append(np.where(p >= 0, p + offset, -1))
+                rads.append(np.asarray(sk.radius, dtype=np.float32))
+                comps.append(np.asarray(sk.compartment, dtype=np.int8))
+                owner.append(np.full(n, ci, dtype=np.int32))
+                local_node.append(np.arange(n, dtype=np.int32))
+                soma_r.append(float(sk.soma_radius_um))
+                roots.append(offset + int(np.nonzero(p < 0)[0][0]))
+                offset += n
+            v = np.concatenate(verts)
+            par = np.concatenate(pars)
+            r = np.concatenate(rads)
+            cp = np.concatenate(comps)
+            own = np.concatenate(owner)
+            lnode = np.concatenate(local_node)
+            soma_r = np.asarray(soma_r)
+            roots = np.asarray(roots)
+            has_par = par >= 0
+            seg = np.zeros_like(v)
+            seg[has_par] = v[has_par] - v[par[has_par]]
+            seglen = np.linalg.norm(seg, axis=1)
+            d2s = _path_distance(par, seglen)
+
+            is_ax = cp == 2
+            ax_pos.append(v[is_ax].astype(np.float32))
+            ax_cell.append(own[is_ax])
+            ax_node.append(lnode[is_ax])
+
+            # dendrite sites: Poisson per segment, uniform along the segment
+            dend = ((cp == 3) | (cp == 4)) & has_par & (seglen > 0)
+            didx = np.nonzero(dend)[0]
+            dens = np.where(group[own[didx]] == 0, SPINY_DENSITY_PER_UM, SMOOTH_DENSITY_PER_UM)
+            cnt = rng.poisson(dens * keep * seglen[didx])
+            sidx = np.repeat(didx, cnt)
+            t = rng.random(sidx.size)
+            pidx = par[sidx]
+            pos = v[pidx] + t[:, None] * seg[sidx]
+            sc = own[sidx]
+            soma_c = v[roots[sc - start]]
+            outside = np.linalg.norm(pos - soma_c, axis=1) > soma_r[sc - start]
+            sidx, t, pidx, pos, sc = sidx[outside], t[outside], pidx[outside], pos[outside], sc[outside]
+            centre.append(pos)
+            axis.append((seg[sidx] / seglen[sidx, None]).astype(np.float32))
+            rad.append(np.maximum((1 - t) * r[pidx] + t * r[sidx], 0.05).astype(np.float32))
+            cell.append(sc)
+            node.append(lnode[sidx])
+            comp.append(cp[sidx])
+            dist.append((d2s[pidx] + t * seglen[sidx]).astype(np.float32))
+
+            # soma sites: on the soma sphere, facing outwards
+            ns = rng.poisson(SOMA_SYNAPSES * keep, size=stop - start)
+            scell = np.repeat(np.arange(start, stop, dtype=np.int32), ns)
+            u = _unit(rng.standard_normal((scell.size, 3)))
+            k = scell - start
+            centre.append(v[roots[k]] + u * soma_r[k, None])
+            axis.append(u.astype(np.float32))
+            rad.append(np.zeros(scell.size, dtype=np.float32))
+            cell.append(scell)
+            node.append(lnode[roots[k]])
+            comp.append(np.ones(scell.size, dtype=np.int8))
+            dist.append(np.zeros(scell.size, dtype=np.float32))
+
+        self.centre = np.concatenate(centre) if centre else np.zeros((0, 3))
+        self.axis = np.concatenate(axis) if axis else np.zeros((0, 3), np.float32)
+        self.rad = np.concatenate(rad) if rad else np.zeros(0, np.float32)
+        self.cell = np.concatenate(cell) if cell else np.zeros(0, np.int32)
+        self.node = np.concatenate(node) if node else np.zeros(0, np.int32)
+        self.comp = np.concatenate(comp) if comp else np.zeros(0, np.int8)
+        self.dist = np.concatenate(dist) if dist else np.zeros(0, np.float32)
+        self.ax_pos = np.concatenate(ax_pos) if ax_pos else np.zeros((0, 3), np.float32)
+        self.ax_cell = np.concatenate(ax_cell) if ax_cell else np.zeros(0, np.int32)
+        self.ax_node = np.concatenate(ax_node) if ax_node else np.zeros(0, np.int32)
+
+
+def _target_matrix(comp: np.ndarray, dist: np.ndarray, depth: np.ndarray,
+                   post_group: np.ndarray) -> np.ndarray:
+    """Per-site weight of each pre group (n, 5): bouton factor x compartment targeting.
+
+    ``comp`` 1 soma / 3 basal / 4 apical, ``dist`` path distance to the soma (um), ``depth``
+    site depth below pia (um), ``post_group`` 0 E, 1 BC, 2 MC, 3 BPC, 4 NGC.
+    """
+    n = comp.size
+    soma = comp == 1
+    post_e = post_group == 0
+    d = dist.astype(np.float32)
+    t = np.empty((n, 5), dtype=np.float32)
+    # E -> dendrites (spines); never excitatory somata, rarely interneuron somata
+    t[:, 0] = np.where(soma, np.where(post_e, 0.0, 0.3), 1.0)
+    # BC -> soma and proximal dendrite (< ~60 um)
+    t[:, 1] = np.where(soma, 8.0, 0.15 + 3.0 * np.exp(-d / 30.0))
+    # MC -> distal dendrite, rising with distance, strongly in L1 (apical tufts)
+    mc = 0.05 + 1.5 * (1.0 - np.exp(-d / 120.0))
+    mc = np.where(depth < L1_BOTTOM_UM, 4.0 * mc, mc)
+    t[:, 2] = np.where(soma, 0.05, mc)
+    # BPC: compartment-agnostic, the post-type factor carries the preference for interneurons
+    t[:, 3] = np.where(soma, 0.5, 1.0)
+    # NGC: diffuse and weak
+    t[:, 4] = np.where(soma, 0.2, 0.5)
+    t *= BOUTON_FACTOR[None, :]
+    t *= POST_TYPE_FACTOR[:, post_group].T
+    return t
+
+
+class _Weights:
+    """Candidate weights for blocks of sites (shared by calibration and the main pass)."""
+
+    def __init__(self, sites: _Sites, cells: pd.DataFrame, params: DatastackParams,
+                 salt: int) -> None:
+        self.sites = sites
+        self.tree = cKDTree(sites.ax_pos.astype(np.float64), leafsize=32, balanced_tree=False,
+                            compact_nodes=False)
+        self.n_ax = len(sites.ax_pos)
+        self.group = cells["group"].to_numpy(np.int8)
+        self.nuc = cells["nucleus_id"].to_numpy(np.int64)
+        pref = cells["pref_ori_rad"].to_numpy(np.float64)
+        osi = cells["osi"].to_numpy(np.float64)
+        tuned = np.isfinite(pref) & np.isfinite(osi) & (self.group == 0)
+        self.pref = np.where(tuned, pref, 0.0)
+        self.sqrt_osi = np.where(tuned, np.sqrt(np.clip(np.where(tuned, osi, 0.0), 0, 1)), 0.0)
+        self.like = float(params.like_to_like_strength)
+        self.salt = salt
+
+    def block(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weights (m, K) float64 and candidate axon-node indices (m, K) for sites ``idx``."""
+        s = self.sites
+        k = min(QUERY_K, max(self.n_ax, 1))
+        if self.n_ax == 0:
+            return np.zeros((idx.size, 1)), np.zeros((idx.size, 1), dtype=np.int64)
+        _, ii = self.tree.query(s.centre[idx], k=k, distance_upper_bound=QUERY_RADIUS_UM,
+                                workers=2)
+        ii = ii.reshape(idx.size, k)
+        valid = ii < self.n_ax
+        ii = np.where(valid, ii, 0)
+        post = s.cell[idx]
+        pre = s.ax_cell[ii]
+        pg = self.group[pre].astype(np.intp)
+        tmat = _target_matrix(s.comp[idx], s.dist[idx], s.centre[idx, 1], self.group[post])
+        w = np.take_along_axis(tmat, pg, axis=1).astype(np.float64)
+        w[~valid | (pre == post[:, None])] = 0.0
+        # like-to-like (E -> E only; sqrt_osi is 0 for everything else)
+        gain = np.minimum(self.sqrt_osi[pre] * self.sqrt_osi[post][:, None] / OSI_REF,
+                          LIKE_GAIN_MAX)
+        ee = gain > 0
+        if ee.any() and self.like != 0.0:
+            dpref = self.pref[pre[ee]] - np.broadcast_to(self.pref[post][:, None], pre.shape)[ee]
+            w[ee] *= np.maximum(1.0 + self.like * gain[ee] * np.cos(2.0 * dpref), 0.05)
+        # lognormal pair affinity (mean 1), a pure function of the two nucleus ids
+        nz = w > 0
+        pre_nz = pre[nz]
+        post_nz = np.broadcast_to(post[:, None], pre.shape)[nz]
+        z = _pair_normal(self.nuc[pre_nz], self.nuc[post_nz], self.salt)
+        sd = AFFINITY_SD[pg[nz]]
+        w[nz] *= np.exp(sd * z - 0.5 * sd * sd)
+        return w, ii
+
+
+def _fit_external_weight(local_sum: np.ndarray, external_fraction: float) -> float:
+    """w such that mean(L / (L + w)) over sites equals 1 - external_fraction (bisection)."""
+    target = 1.0 - external_fraction
+    if local_sum.size == 0 or not np.any(local_sum > 0):
+        return 1.0
+    if np.mean(local_sum > 0) <= target:  # cannot reach the target: take all local partners
+        return 1e-12
+    lo, hi = -30.0, 30.0  # ln w
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        frac = np.mean(local_sum / (local_sum + np.exp(mid)))
+        if frac > target:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(0.5 * (lo + hi)))
+
+
+def _external_fragments(pos: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Group external synapses (positions (n, 3), um) into fragments of a few nearby ones.
+
+    The volume is cut into cubes holding ~2 x EXTERNAL_FRAGMENT_SYNAPSES synapses on average
+    (random grid offset); inside each cube the synapses are ordered along a random direction
+    (an axon passing through) and cut into runs of 1..2*mean-1 synapses. Returns int64 ids
+    1..n_fragments in order of first appearance.
+    """
+    n = len(pos)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo = pos.min(axis=0)
+    extent = np.maximum(pos.max(axis=0) - lo, 1.0)
+    density = n / float(np.prod(extent))
+    side = float(np.clip((2.0 * EXTERNAL_FRAGMENT_SYNAPSES / density) ** (1 / 3), 1.0, 50.0))
+    q = np.floor((pos - lo + rng.uniform(0, side, size=3)) / side).astype(np.int64)
+    dims = q.max(axis=0) + 1
+    cube = (q[:, 0] * dims[1] + q[:, 1]) * dims[2] + q[:, 2]
+    ucube, cube_inv = np.unique(cube, return_inverse=True)
+    direction = _unit(rng.standard_normal((ucube.size, 3)))
+    proj = np.sum(pos * direction[cube_inv], axis=1)
+    order = np.lexsort((proj, cube_inv))
+    sorted_cube = cube_inv[order]
+    first = np.searchsorted(sorted_cube, np.arange(ucube.size))
+    rank = np.arange(n) - first[sorted_cube]
+    max_run = max(int(round(2 * EXTERNAL_FRAGMENT_SYNAPSES)) - 1, 1)
+    run = rng.integers(1, max_run + 1, size=ucube.size)
+    piece = rank // run[sorted_cube]
+    key = np.empty(n, dtype=np.int64)
+    key[order] = sorted_cube.astype(np.int64) * (n + 1) + piece
+    _, first_idx, inv = np.unique(key, return_index=True, return_inverse=True)
+    # number fragments by first appearance so ids follow the synapse order
+    rank_of = np.empty(first_idx.size, dtype=np.int64)
+    rank_of[np.argsort(first_idx, kind="stable")] = np.arange(first_idx.size)
+    return rank_of[inv] + 1
+
+
+def _prepare_cells(cells: pd.DataFrame, skeletons: dict) -> pd.DataFrame:
+    missing = [c for c in ("nucleus_id", "cell_type", "x_um", "y_um", "z_um", "pref_ori_rad",
+                           "osi") if c not in cells.columns]
+    if missing:
+        raise ValueError(f"cells is missing columns {missing}")
+    have = cells["nucleus_id"].isin(list(skeletons.keys()))
+    out = cells.loc[have].reset_index(drop=True)
+    unknown = sorted(set(out["cell_type"]) - set(_GROUP_OF_TYPE))
+    if unknown:
+        raise ValueError(f"place_synapses needs neuron types {EXC_TYPES + INH_TYPES}; got "
+                         f"{unknown} (drop non-neuronal cells before placing synapses)")
+    out["group"] = out["cell_type"].map(_GROUP_OF_TYPE).astype(np.int8)
+    return out
+
+
+def _empty_frame() -> pd.DataFrame:
+    dtypes = {"post_nucleus_id": np.int64, "post_node": np.int32, "post_compartment": np.int8,
+              "post_dist_to_soma_um": np.float32, "pre_nucleus_id": np.int64,
+              "pre_node": np.int32, "external_axon_id": np.int64, "size": np.int64}
+    return pd.DataFrame({c: np.zeros(0, dtype=dtypes.get(c, np.float32))
+                         for c in SYNAPSE_COLUMNS})
+
+
+# --- public API ------------------------------------------------------------------------------
+def place_synapses(cells: pd.DataFrame, skeletons: dict[int, Skeleton], params: DatastackParams,
+                   rng: np.random.Generator) -> pd.DataFrame:
+    """Place every synapse onto the dendrites and somata of the sample's cells.
+
+    Parameters
+    ----------
+    cells
+        One row per neuron: ``nucleus_id`` (int64), ``cell_type`` (one of
+        ``EXC_TYPES + INH_TYPES``), soma ``x_um, y_um, z_um`` (cortical frame, um),
+        ``pref_ori_rad`` (latent preferred orientation in [0, pi), NaN for inhibitory cells),
+        ``osi`` (0..1, NaN for inhibitory cells). Rows without a skeleton are ignored.
+    skeletons
+        ``nucleus_id -> Skeleton`` with vertices in um in the cortical frame, ``parent``
+        (root -1, ``parent[i] < i``), ``radius`` (um), SWC ``compartment`` codes.
+    params
+        Uses ``synapse_keep_fraction``, ``synapse_ln_mean``, ``synapse_ln_sd``,
+        ``like_to_like_strength`` and ``extra["synapse_external_fraction"]`` (default 0.8).
+    rng
+        The only source of randomness: the same generator state gives the same frame.
+
+    Returns
+    -------
+    One row per synapse, columns ``SYNAPSE_COLUMNS``: ``post_nucleus_id`` (int64),
+    ``post_node`` (int32 skeleton node of the site's segment), ``post_compartment`` (int8 SWC
+    code), ``post_dist_to_soma_um`` (float32 path distance), ``pre_nucleus_id`` (int64, 0 for
+    axons from outside the sample), ``pre_node`` (int32, -1 when external),
+    ``external_axon_id`` (int64 > 0 for external synapses, grouping them into soma-less
+    fragments of a few nearby synapses; 0 for local), ``ctr_/pre_/post_{x,y,z}_um`` (float32,
+    cortical frame um) and ``size`` (int64 voxels, multiple of 4, >= 4). Sorted by the
+    postsynaptic cell (in ``cells`` order), then by site.
+    """
+    cells = _prepare_cells(cells, skeletons)
+    external_fraction = float(params.extra.get("synapse_external_fraction",
+                                               EXTERNAL_FRACTION_DEFAULT))
+    if not 0.0 <= external_fraction < 1.0:
+        raise ValueError(f"synapse_external_fraction must be in [0, 1), got {external_fraction}")
+    if len(cells) == 0:
+        return _empty_frame()
+    salt_aff, salt_size = (int(s) for s in rng.integers(1, 2**62, size=2))
+    sites = _Sites(cells, skeletons, params, rng)
+    m = len(sites.cell)
+    if m == 0:
+        return _empty_frame()
+    weights = _Weights(sites, cells, params, salt_aff)
+
+    # 1. external-axon weight from a subsample of sites
+    calib = np.sort(rng.choice(m, size=min(m, CALIBRATION_SITES), replace=False))
+    w_ext = _fit_external_weight(weights.block(calib)[0].sum(axis=1), external_fraction)
+
+    # 2. choose a partner per site, block by block
+    chosen = np.full(m, -1, dtype=np.int64)
+    for start in range(0, m, CHUNK_SITES):
+        idx = np.arange(start, min(start + CHUNK_SITES, m))
+        w, ii = weights.block(idx)
+        cum = np.cumsum(w, axis=1)
+        u = rng.random(idx.size) * (cum[:, -1] + w_ext)
+        pick = np.sum(cum < u[:, None], axis=1)
+        local = pick < w.shape[1]
+        chosen[idx[local]] = ii[local, pick[local]]
+    del weights
+
+    # 3. geometry
+    local = chosen >= 0
+    ax = np.where(local, chosen, 0)
+    pre_cell = np.where(local, sites.ax_cell[ax], -1)
+    group = cells["group"].to_numpy(np.int8)
+    axis = sites.axis.astype(np.float64)
+    soma = sites.comp == 1
+    toward = sites.ax_pos[ax].astype(np.float64) - sites.centre
+    toward -= np.sum(toward * axis, axis=1, keepdims=True) * axis
+    ok = local & ~soma & (np.linalg.norm(toward, axis=1) > 1e-6)
+    direction = _random_perpendicular(axis, rng)
+    direction[ok] = _unit(toward[ok])
+    direction[soma] = axis[soma]
+    post_group = group[sites.cell]
+    spiny = (post_group == 0) & ~soma & (sites.dist > PROXIMAL_SPINE_FREE_UM)
+    exc_pre = np.where(local, group[np.maximum(pre_cell, 0)] == 0,
+                       rng.random(m) < EXTERNAL_EXCITATORY_SHARE)
+    spine = np.where(spiny & exc_pre, rng.uniform(*SPINE_LENGTH_UM, size=m), 0.0)
+    gap = np.clip(rng.normal(CLEFT_MEAN_UM, CLEFT_SD_UM, size=m), *CLEFT_RANGE_UM)
+    post_pt = sites.centre + direction * (sites.rad + spine)[:, None]
+    ctr_pt = post_pt + direction * (0.5 * gap)[:, None]
+    pre_pt = post_pt + direction * gap[:, None]
+
+    # 4. external fragments and sizes
+    ext_id = np.zeros(m, dtype=np.int64)
+    ext_id[~local] = _external_fragments(ctr_pt[~local], rng)
+    nuc = cells["nucleus_id"].to_numpy(np.int64)
+    post_nuc = nuc[sites.cell]
+    pre_nuc = np.where(local, nuc[np.maximum(pre_cell, 0)], 0)
+    conn_key = np.where(local, pre_nuc, -ext_id)  # external keys are negative: no collisions
+    rho = SIZE_CONNECTION_RHO
+    z = (np.sqrt(rho) * _pair_normal(conn_key, post_nuc, salt_size)
+         + np.sqrt(1.0 - rho) * rng.standard_normal(m))
+    raw = np.exp(params.synapse_ln_mean + params.synapse_ln_sd * z)
+    size = np.maximum(4 * np.rint(raw / 4.0), 4).astype(np.int64)
+
+    f32 = np.float32
+    return pd.DataFrame({
+        "post_nucleus_id": post_nuc,
+        "post_node": sites.node.astype(np.int32),
+        "post_compartment": sites.comp.astype(np.int8),
+        "post_dist_to_soma_um": sites.dist.astype(f32),
+        "pre_nucleus_id": pre_nuc.astype(np.int64),
+        "pre_node": np.where(local, sites.ax_node[ax], -1).astype(np.int32),
+        "external_axon_id": ext_id,
+        "ctr_x_um": ctr_pt[:, 0].astype(f32), "ctr_y_um": ctr_pt[:, 1].astype(f32),
+        "ctr_z_um": ctr_pt[:, 2].astype(f32),
+        "pre_x_um": pre_pt[:, 0].astype(f32), "pre_y_um": pre_pt[:, 1].astype(f32),
+        "pre_z_um": pre_pt[:, 2].astype(f32),
+        "post_x_um": post_pt[:, 0].astype(f32), "post_y_um": post_pt[:, 1].astype(f32),
+        "post_z_um": post_pt[:, 2].astype(f32),
+        "size": size,
+    }, columns=list(SYNAPSE_COLUMNS))
+
+
+def axon_fragments(skeleton: Skeleton, proofread_axon: bool,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Which nodes of a cell's skeleton belong to separate soma-less axon fragments.
+
+    In the unproofread segmentation an axon is cut a random path distance (uniform 30-250 um)
+    from the soma; everything beyond the cut is split, in bands of path distance 100-400 um
+    wide, into connected pieces that are separate soma-less segments.
+
+    Returns an int32 array with one label per skeleton node: 0 for the soma, dendrites and the
+    proximal axon that stays attached to the cell; 1..k for the distal fragments (each label a
+    connected subtree, numbered in node order). ``proofread_axon=True`` returns all zeros (the
+    proofreaders extended the axon) and draws nothing from ``rng``.
+    """
+    parent = np.asarray(skeleton.parent, dtype=np.int64)
+    comp = np.asarray(skeleton.compartment)
+    n = parent.size
+    labels = np.zeros(n, dtype=np.int32)
+    is_ax = comp == 2
+    if proofread_axon or not is_ax.any():
+        return labels
+    v = np.asarray(skeleton.vertices, dtype=np.float64)
+    has_par = parent >= 0
+    seglen = np.zeros(n)
+    seglen[has_par] = np.linalg.norm(v[has_par] - v[parent[has_par]], axis=1)
+    dist = _path_distance(parent, seglen)
+    cut = rng.uniform(30.0, 250.0)
+    distal = is_ax & (dist > cut)
+    if not distal.any():
+        return labels
+    span = float(dist[distal].max()) - cut
+    widths = rng.uniform(100.0, 400.0, size=int(span // 100.0) + 2)
+    breaks = cut + np.cumsum(widths)
+    band = np.searchsorted(breaks, dist)
+    par = np.where(has_par, parent, 0)
+    start = distal & (~has_par | ~distal[par] | (band[par] != band))
+    head = np.where(distal & ~start, par, np.arange(n))
+    while True:
+        nxt = head[head]
+        if np.array_equal(nxt, head):
+            break
+        head = nxt
+    _, inv = np.unique(head[distal], return_inverse=True)
+    labels[distal] = (inv + 1).astype(np.int32)
+    return labels
