@@ -130,15 +130,19 @@ def main() -> None:
           f"(built in {time.perf_counter() - t0:.1f} s)")
 
     with PeakRSS() as mem:
+        cpu0 = sum(mem.proc.cpu_times()[:2])
         t0 = time.perf_counter()
         syn = place_synapses(cells, skeletons, MINNIE, np.random.default_rng(args.seed))
         dt = time.perf_counter() - t0
-    print(f"place_synapses: {dt:.1f} s, peak RSS +{(mem.peak - mem.base) / 2**20:.0f} MB")
+        cpu = sum(mem.proc.cpu_times()[:2]) - cpu0
+    print(f"place_synapses: {dt:.1f} s wall, {cpu:.1f} s CPU (user+sys, both workers), "
+          f"peak RSS +{(mem.peak - mem.base) / 2**20:.0f} MB, load average "
+          f"{psutil.getloadavg()[0]:.1f}")
 
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     n_frag = 0
-    for nid, sk in skeletons.items():
+    for sk in skeletons.values():
         n_frag += int(axon_fragments(sk, False, rng).max(initial=0))
     dt = time.perf_counter() - t0
     print(f"axon_fragments: {dt:.2f} s for {len(skeletons)} cells "

@@ -308,7 +308,7 @@ def build_fixture(data_dir: str | Path, datastack: str = DATASTACK) -> Fixture:
     all_nsv = [nucleus_sv[n] for n in nucleus_ids] + [0]
     volumes = np.round(rng.lognormal(np.log(250), 0.25, len(all_nuc)), 2)
     syn = syn_rows
-    for version, ts_iso, _, materialized in VERSIONS:
+    for version, _ts, _, materialized in VERSIONS:
         if not materialized:
             continue
         t = version_ts(version)

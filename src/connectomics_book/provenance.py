@@ -79,20 +79,35 @@ def collect(pairs=DATASTACK_VERSIONS) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m connectomics_book.provenance",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m connectomics_book.provenance", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("out", type=Path, help="JSON file to write, e.g. _build/provenance.json")
+    parser.add_argument(
+        "--expect",
+        choices=(SOURCE_SYNTHETIC, SOURCE_PUBLIC),
+        help="fail unless every datastack is served from this kind of source",
+    )
     args = parser.parse_args(argv)
     try:
         record = collect()
+        for ds in record["datastacks"]:
+            if args.expect and ds["source"] != args.expect:
+                raise ProvenanceError(
+                    f"expected {args.expect} data, but {ds['datastack']} is served as "
+                    f"{ds['source']} data by {ds['global_server']}; check which server "
+                    "caveclient is configured to use (~/.cloudvolume)"
+                )
     except ProvenanceError as err:
         print(f"provenance: {err}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     for ds in record["datastacks"]:
-        print(f"provenance: {ds['datastack']} v{ds['materialization_version']} -> "
-              f"{ds['source']} data from {ds['local_server']} (written to {args.out})")
+        print(
+            f"provenance: {ds['datastack']} v{ds['materialization_version']} -> "
+            f"{ds['source']} data from {ds['local_server']} (written to {args.out})"
+        )
     return 0
 
 

@@ -22,14 +22,12 @@ from typing import Any
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
 
-from connectomics_book.provenance import SOURCE_SYNTHETIC
+from connectomics_book.provenance import SOURCE_PUBLIC, SOURCE_SYNTHETIC
 
 BANNER_CLASS = "book-provenance"
 
-_STYLE = {
-    SOURCE_SYNTHETIC: "background:#fff3cd;color:#664d03;",
-    "public": "background:#d1e7dd;color:#0f5132;",
-}
+#: Colours of the announcement bar (background, text): amber for synthetic, green for public.
+_COLOURS = {SOURCE_SYNTHETIC: ("#fff3cd", "#664d03"), SOURCE_PUBLIC: ("#d1e7dd", "#0f5132")}
 
 
 def load_record(path: Path) -> dict[str, Any]:
@@ -57,20 +55,25 @@ def _describe(ds: dict[str, Any]) -> str:
         )
     server = html.escape(str(ds.get("local_server") or ds.get("global_server") or "?"))
     return (
-        f"the public datastack <code>{name}</code>, materialization v{version}, "
-        f"served by {server}"
+        f"the public datastack <code>{name}</code>, materialization v{version}, served by {server}"
     )
+
+
+def banner_kind(record: dict[str, Any]) -> str:
+    """``"synthetic"`` if any datastack of the record is the synthetic sample, else ``"public"``."""
+    sources = {ds["source"] for ds in record["datastacks"]}
+    return SOURCE_SYNTHETIC if SOURCE_SYNTHETIC in sources else SOURCE_PUBLIC
 
 
 def render_banner(record: dict[str, Any]) -> str:
     """HTML of the banner for one provenance record."""
-    sources = {ds["source"] for ds in record["datastacks"]}
-    kind = SOURCE_SYNTHETIC if SOURCE_SYNTHETIC in sources else "public"
+    kind = banner_kind(record)
     when = dt.datetime.fromisoformat(record["generated_at"]).strftime("%Y-%m-%d %H:%M UTC")
     parts = "; ".join(_describe(ds) for ds in record["datastacks"])
+    background, text = _COLOURS[kind]
     return (
-        f'<span class="{BANNER_CLASS}" data-source="{kind}" '
-        f'style="display:block;padding:0.4em 1em;{_STYLE[kind]}">'
+        f"<style>.bd-header-announcement{{background-color:{background};color:{text}}}</style>"
+        f'<span class="{BANNER_CLASS}" data-source="{kind}">'
         f"Outputs on this page were computed against {parts}. "
         f"Executed {html.escape(when)} with caveclient "
         f"{html.escape(str(record.get('caveclient_version', '?')))}.</span>"

@@ -27,8 +27,11 @@ whole subtrees are dropped, as neurites leaving the real EM volume are cut.
 The morphology rules follow the textbook picture of mouse visual cortex neurons (pyramidal
 apical/basal/axon layout by type; PV basket, SST Martinotti, VIP bipolar and layer-1
 neurogliaform interneurons); the numbers (lengths, branch orders, radii) are *assumed* priors
-calibrated to the one public proofread example (7,445 vertices, dendrite 7.24 mm, axon 7.60 mm,
-92 branch points; fact sheet section 3.12) and documented in ``offline_cave/README.md``.
+(see ``_PyrSpec`` and the interneuron builders), sized against the one public proofread example
+(7,445 vertices, 92 branch points, dendrite 7.24 mm, axon 7.60 mm; fact sheet section 3.12):
+inside the slab a pyramidal cell has 3-6 mm of dendrite, ~1,500-3,500 vertices and 40-120
+branch points, an interneuron 1.5-3 mm of dendrite; unclipped local axons are 2-6 mm
+(pyramidal) and 5-15 mm (basket, Martinotti).
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ SOMA, AXON, BASAL, APICAL = 1, 2, 3, 4
 
 _BIG = 1e9  # "unbounded" band edge, um
 _KIND_FIELDS = (
-    "comp", "step", "sigma", "drift", "lo", "hi", "r0", "taper", "rmin", "p", "always",
-    "amin", "amax", "len0", "lgrow", "lcv", "scale", "tether", "center", "tref",
+    "comp", "step", "sigma", "jitter", "drift", "lo", "hi", "r0", "taper", "rmin", "p", "always",
+    "amin", "amax", "len0", "lgrow", "lterm", "lcv", "scale", "tether", "center", "tref",
 )
 
 
@@ -127,8 +130,6 @@ class _Segment:
     node_ids: np.ndarray  # (k,) global node ids of the segment's nodes
     pos: np.ndarray  # (k, 3) their positions, um
     end_dir: np.ndarray  # (3,) unit direction of the last step
-    order: int
-    maxorder: int
 
 
 _Callback = Callable[["_Grower", _Segment], None]
@@ -140,7 +141,14 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 class _Grower:
-    """Grows one cell: kinds are registered first, then segments, then :meth:`run`."""
+    """Grows one cell: kinds are registered first, then segments are queued, then :meth:`run`.
+
+    A segment of order k ends in a fork if k < its tree's ``maxorder`` and either
+    k < ``always`` or a coin with probability ``p`` says so. The fork is decided when the
+    segment is born, so that its length can follow the real statistics of dendrites and axons:
+    internal segments are short (``len0 * (1 + lgrow * order)``), terminal ones long
+    (``lterm``), both scaled by a lognormal factor of sd ``lcv``.
+    """
 
     def __init__(self, rng: np.random.Generator, soma: np.ndarray, soma_r: float) -> None:
         self.rng = rng
@@ -155,54 +163,64 @@ class _Grower:
         self.n_nodes = 1
         self._blocks: list[tuple] = []
 
-    def kind(self, *, comp: int, step: float, sigma: float = 0.08,
+    def kind(self, *, comp: int, step: float, sigma: float = 0.08, jitter: float = 0.12,
              drift: tuple = (0.0, 0.0, 0.0), lo: tuple = (-_BIG, 0.0, -_BIG),
              hi: tuple = (_BIG, _BIG, _BIG), r0: float = 0.8, taper: float = 0.8,
              rmin: float = 0.3, p: float = 0.0, always: int = 0, amin: float = 0.35,
-             amax: float = 0.8, len0: float = 40.0, lgrow: float = 0.0, lcv: float = 0.3,
-             scale: tuple = (1.0, 1.0, 1.0), tether: float = 0.0, center: tuple | None = None,
-             tref: float = 100.0, cb: _Callback | None = None) -> int:
-        """Register a segment kind and return its index.
+             amax: float = 0.8, len0: float = 30.0, lgrow: float = 0.0,
+             lterm: float | None = None, lcv: float = 0.3, scale: tuple = (1.0, 1.0, 1.0),
+             tether: float = 0.0, center: tuple | None = None, tref: float = 100.0,
+             cb: _Callback | None = None) -> int:
+        """Register a segment kind and return its index. Lengths in um, angles in rad.
 
-        comp: SWC code; step: node spacing (um); sigma: per-step direction noise; drift:
-        per-step pull added to the direction; lo/hi: the (x, y, z) band the segment is folded
-        into (um, cortical frame); r0/taper/rmin: radius r0 * taper**order, floored at rmin;
-        p / always: bifurcation probability at a segment end (always for order < always);
-        amin/amax: half-angle range of a bifurcation (rad); len0/lgrow/lcv: child length
-        len0 * (1 + lgrow * order) * lognormal(lcv); scale: anisotropic weights on child
-        directions (e.g. (1, 0.3, 1) keeps an arbor horizontal); tether/center/tref: pull of
-        child directions toward ``center`` of strength tether * distance / tref; cb: callback
-        run after every segment of this kind is grown.
+        comp: SWC code; step: node spacing; sigma: per-step direction noise that accumulates
+        (a random walk of the heading); jitter: per-step direction noise that does not
+        accumulate (local wiggle); drift: per-step pull added to the heading; lo/hi: the
+        (x, y, z) band (cortical frame) the segment is folded into, by reflection at its
+        edges; r0/taper/rmin: radius r0 * taper**order, floored at rmin; p/always: fork rule
+        (see class doc); amin/amax: half-angle range of a fork; len0/lgrow/lterm/lcv:
+        segment lengths (see class doc; lterm defaults to len0); scale: anisotropic weights
+        on child headings (e.g. (1, 0.3, 1) keeps an arbor horizontal); tether/center/tref:
+        pull of child headings toward ``center`` (default the soma) of strength
+        tether * distance / tref; cb: callback run after each segment of this kind is grown.
         """
-        if center is None:
-            center = tuple(self.soma)
-        self._kinds.append((comp, step, sigma, drift, lo, hi, r0, taper, rmin, p, always,
-                            amin, amax, len0, lgrow, lcv, scale, tether, center, tref))
+        center = tuple(self.soma) if center is None else center
+        lterm = len0 if lterm is None else lterm
+        self._kinds.append((comp, step, sigma, jitter, drift, lo, hi, r0, taper, rmin, p,
+                            always, amin, amax, len0, lgrow, lterm, lcv, scale, tether,
+                            center, tref))
         self._callbacks.append(cb)
         return len(self._kinds) - 1
 
-    def add(self, parent, start, direction, length, kind, maxorder, order=0) -> None:
+    def add(self, parent, start, direction, kind, maxorder, order=0, length=None) -> None:
         """Queue segments (scalars or arrays of B) to grow in the next wave.
 
         parent: node id each segment hangs from; start: (B, 3) position of that node (um);
-        direction: (B, 3) initial direction (normalised here); length: (B,) um.
+        direction: (B, 3) initial heading (normalised here); kind: kind index;
+        maxorder: forks allowed below this segment's tree root; order: this segment's order;
+        length: (B,) um, or None to draw it from the kind's length rule.
         """
         start = np.atleast_2d(np.asarray(start, dtype=float))
         direction = _unit(np.atleast_2d(np.asarray(direction, dtype=float)))
         b = max(len(start), len(direction))
-        self._blocks.append((
-            np.broadcast_to(np.asarray(parent, dtype=np.int64), (b,)),
-            np.broadcast_to(start, (b, 3)), np.broadcast_to(direction, (b, 3)),
-            np.broadcast_to(np.asarray(length, dtype=float), (b,)),
-            np.broadcast_to(np.asarray(kind, dtype=np.int64), (b,)),
-            np.broadcast_to(np.asarray(order, dtype=np.int64), (b,)),
-            np.broadcast_to(np.asarray(maxorder, dtype=np.int64), (b,)),
-        ))
+
+        def column(value, dtype) -> np.ndarray:
+            col = np.asarray(value, dtype=dtype)
+            return col if col.shape == (b,) else np.full(b, col, dtype=dtype)
+
+        if len(start) != b:
+            start = np.repeat(start, b, axis=0)
+        if len(direction) != b:
+            direction = np.repeat(direction, b, axis=0)
+        self._blocks.append((column(parent, np.int64), start, direction,
+                             column(np.nan if length is None else length, float),
+                             column(kind, np.int64), column(order, np.int64),
+                             column(maxorder, np.int64)))
 
     def _table(self) -> dict[str, np.ndarray]:
-        cols = list(zip(*self._kinds, strict=True))
-        return {name: np.asarray(col, dtype=float) for name, col in zip(_KIND_FIELDS, cols,
-                                                                        strict=True)}
+        cols = zip(*self._kinds, strict=True)
+        return {name: np.asarray(col, dtype=float)
+                for name, col in zip(_KIND_FIELDS, cols, strict=True)}
 
     def run(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Grow all queued segments wave by wave; return (vertices, parent, radius, comp)."""
@@ -214,6 +232,15 @@ class _Grower:
             parent, start, direc, length, kind, order, maxorder = (
                 np.concatenate(c) for c in zip(*blocks, strict=True))
             m = len(parent)
+
+            # fork decisions and drawn lengths (one random draw per segment each)
+            fork = (order < maxorder) & ((order < tab["always"][kind])
+                                         | (rng.random(m) < tab["p"][kind]))
+            drawn = (np.where(fork, tab["len0"][kind] * (1.0 + tab["lgrow"][kind] * order),
+                              tab["lterm"][kind])
+                     * np.exp(tab["lcv"][kind] * rng.standard_normal(m)))
+            length = np.where(np.isnan(length), drawn, length)
+
             step = tab["step"][kind]
             counts = np.maximum(1, np.rint(length / step).astype(np.int64))
             n = int(counts.sum())
@@ -222,33 +249,34 @@ class _Grower:
             seg = np.repeat(np.arange(m), counts)
             local = np.arange(1, n + 1) - offs[seg]  # 1..k within each segment
 
-            # direction random walk (segment-wise cumulative sum), plus drift
+            # heading: initial + random walk (segment-wise cumulative sum) + drift + wiggle
             noise = rng.standard_normal((n, 3))
-            noise *= tab["sigma"][kind][seg, None]
-            walk = np.cumsum(noise, axis=0)
+            walk = np.cumsum(noise * tab["sigma"][kind][seg, None], axis=0)
             base = np.zeros((m, 3))
             base[1:] = walk[offs[1:] - 1]
-            dirs = direc[seg] + walk - base[seg] + tab["drift"][kind][seg] * local[:, None]
+            dirs = (direc[seg] + walk - base[seg] + tab["drift"][kind][seg] * local[:, None]
+                    + noise * tab["jitter"][kind][seg, None])
             dirs = _unit(dirs) * step[seg, None]
             walk = np.cumsum(dirs, axis=0)
-            base[0] = 0.0
             base[1:] = walk[offs[1:] - 1]
             pos = walk - base[seg] + start[seg]
 
-            # fold into each segment's band (widened to contain its start point)
-            lo = np.minimum(tab["lo"][kind], start)[seg]
-            width = np.maximum(tab["hi"][kind], start)[seg] - lo
-            t = np.mod(pos - lo, 2.0 * width)
-            pos = lo + np.where(t > width, 2.0 * width - t, t)
+            # fold into each segment's band (widened to contain its start point); only the
+            # few nodes that left their band need the (costly) reflection arithmetic
+            lo = np.minimum(tab["lo"][kind], start)
+            hi = np.maximum(tab["hi"][kind], start)
+            out = np.nonzero(((pos < lo[seg]) | (pos > hi[seg])).any(axis=1))[0]
+            if len(out):
+                lo_o = lo[seg[out]]
+                width = hi[seg[out]] - lo_o
+                t = np.mod(pos[out] - lo_o, 2.0 * width)
+                pos[out] = lo_o + np.where(t > width, 2.0 * width - t, t)
 
             # radii taper linearly from r(order) to r(order + 1) along the segment
-            r0 = tab["r0"][kind]
-            taper = tab["taper"][kind]
-            rmin = tab["rmin"][kind]
+            r0, taper, rmin = tab["r0"][kind], tab["taper"][kind], tab["rmin"][kind]
             ra = np.maximum(rmin, r0 * taper ** order)
             rb = np.maximum(rmin, r0 * taper ** (order + 1))
-            frac = local / counts[seg]
-            rad = ra[seg] + (rb - ra)[seg] * frac
+            rad = ra[seg] + (rb - ra)[seg] * (local / counts[seg])
 
             ids = self.n_nodes + np.arange(n)
             par = ids - 1
@@ -266,41 +294,35 @@ class _Grower:
             end_dir = _unit(end_pos - prev)
             end_ids = ids[ends]
 
-            self._bifurcate(tab, kind, order, maxorder, end_ids, end_pos, end_dir)
+            if fork.any():
+                self._fork(tab, np.nonzero(fork)[0], kind, order, maxorder, end_ids, end_pos,
+                           end_dir)
             for j in np.nonzero(has_cb[kind])[0].tolist():
                 sl = slice(offs[j], ends[j] + 1)
-                self._callbacks[kind[j]](self, _Segment(ids[sl], pos[sl], end_dir[j],
-                                                        int(order[j]), int(maxorder[j])))
+                self._callbacks[kind[j]](self, _Segment(ids[sl], pos[sl], end_dir[j]))
 
         return (np.concatenate(self._pos), np.concatenate(self._par),
                 np.concatenate(self._rad), np.concatenate(self._comp))
 
-    def _bifurcate(self, tab, kind, order, maxorder, end_ids, end_pos, end_dir) -> None:
-        """Vectorised binary branching of all segments of the wave that end in a fork."""
+    def _fork(self, tab, idx, kind, order, maxorder, end_ids, end_pos, end_dir) -> None:
+        """Queue the two children of every segment ``idx`` of the wave (vectorised)."""
         rng = self.rng
-        u = rng.random(len(kind))
-        fork = (order < maxorder) & ((order < tab["always"][kind]) | (u < tab["p"][kind]))
-        idx = np.nonzero(fork)[0]
-        if len(idx) == 0:
-            return
+        b = len(idx)
         k = kind[idx]
         d = end_dir[idx]
-        pnt = end_pos[idx]
-        rnd = rng.standard_normal((len(idx), 3))
+        rnd = rng.standard_normal((b, 3))
         perp = _unit(rnd - np.einsum("ij,ij->i", rnd, d)[:, None] * d)
         th = tab["amin"][k][:, None] + (tab["amax"] - tab["amin"])[k][:, None] * rng.random(
-            (len(idx), 2))
+            (b, 2))
         c1 = np.cos(th[:, :1]) * d + np.sin(th[:, :1]) * perp
         c2 = np.cos(th[:, 1:]) * d - np.sin(th[:, 1:]) * perp
         k2 = np.concatenate([k, k])
-        pnt2 = np.concatenate([pnt, pnt])
+        pnt2 = np.concatenate([end_pos[idx], end_pos[idx]])
         child = np.concatenate([c1, c2]) * tab["scale"][k2]
         child += (tab["tether"][k2] / tab["tref"][k2])[:, None] * (tab["center"][k2] - pnt2)
-        new_order = np.concatenate([order[idx], order[idx]]) + 1
-        length = (tab["len0"][k2] * (1.0 + tab["lgrow"][k2] * new_order)
-                  * np.exp(tab["lcv"][k2] * rng.standard_normal(len(k2))))
-        self.add(np.concatenate([end_ids[idx], end_ids[idx]]), pnt2, child, length, k2,
-                 np.concatenate([maxorder[idx], maxorder[idx]]), new_order)
+        self.add(np.concatenate([end_ids[idx], end_ids[idx]]), pnt2, child, k2,
+                 np.concatenate([maxorder[idx], maxorder[idx]]),
+                 np.concatenate([order[idx], order[idx]]) + 1)
 
 
 # --------------------------------------------------------------------------------------
@@ -308,28 +330,57 @@ class _Grower:
 # --------------------------------------------------------------------------------------
 
 
-def _dirs_from_angles(azimuth: np.ndarray, polar_from_up: np.ndarray) -> np.ndarray:
-    """Unit vectors at ``polar_from_up`` rad from straight up (-y), azimuth in the x-z plane."""
+def _dirs_from_angles(azimuth, polar_from_up) -> np.ndarray:
+    """Unit vectors ``polar_from_up`` rad away from straight up (-y), azimuth in the x-z plane."""
+    azimuth = np.atleast_1d(azimuth)
+    polar_from_up = np.atleast_1d(polar_from_up)
     s = np.sin(polar_from_up)
     return np.stack([s * np.cos(azimuth), -np.cos(polar_from_up), s * np.sin(azimuth)], axis=1)
 
 
 def _spread_azimuths(rng: np.random.Generator, n: int, jitter: float = 0.5) -> np.ndarray:
-    """n azimuths spread evenly around the circle with random rotation and jitter (rad)."""
+    """n azimuths spread evenly around the circle, randomly rotated and jittered (rad)."""
     return (rng.uniform(0, 2 * np.pi) + 2 * np.pi * np.arange(n) / max(n, 1)
             + rng.uniform(-jitter, jitter, n))
 
 
-def _rand_int(rng: np.random.Generator, lo_hi: tuple[int, int]) -> int:
-    return int(rng.integers(lo_hi[0], lo_hi[1] + 1))
+def _isotropic(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n headings spread around the soma (even azimuths, uniform cosine of the polar angle)."""
+    return _dirs_from_angles(_spread_azimuths(rng, n, 0.6), np.arccos(rng.uniform(-1, 1, n)))
 
 
-def _primaries(g: _Grower, dirs: np.ndarray, length, kind: int, maxorder) -> None:
-    """Queue neurites that leave the soma surface in directions ``dirs`` (n, 3)."""
+def _rand_int(rng: np.random.Generator, lo_hi: tuple[int, int], n: int | None = None):
+    """Uniform integer(s) in the closed range ``lo_hi``."""
+    return rng.integers(lo_hi[0], lo_hi[1] + 1, n) if n is not None else int(
+        rng.integers(lo_hi[0], lo_hi[1] + 1))
+
+
+def _size_compensation(n: int, n_range: tuple[int, int]) -> float:
+    """Length factor for cells with more/fewer primary dendrites than the middle of the range:
+    total dendritic length varies less between cells than the number of primaries does."""
+    return 0.5 * (n_range[0] + n_range[1]) / n
+
+
+def _primaries(g: _Grower, dirs: np.ndarray, kind: int, maxorder, length=None) -> None:
+    """Queue neurites that leave the soma surface with headings ``dirs`` (n, 3)."""
     dirs = _unit(dirs)
     step = g._kinds[kind][1]
     start = g.soma + dirs * max(g.soma_r - step, 0.0)
-    g.add(0, start, dirs, length, kind, maxorder)
+    g.add(0, start, dirs, kind, maxorder, length=length)
+
+
+def _layer_band(bounds: dict[str, tuple[float, float]], layer: str) -> tuple[float, float]:
+    """(top, bottom) depth of a layer in um; the open-ended white matter is cut at 400 um."""
+    lo, hi = bounds[layer]
+    return float(lo), float(min(hi, lo + 400.0))
+
+
+def _layer_of(depth: float, bounds: dict[str, tuple[float, float]]) -> tuple[float, float]:
+    """(top, bottom) depth of the layer containing ``depth`` (um)."""
+    for lo, hi in bounds.values():
+        if lo <= depth < hi:
+            return float(lo), float(hi)
+    return depth - 100.0, depth + 100.0
 
 
 # --------------------------------------------------------------------------------------
@@ -339,171 +390,158 @@ def _primaries(g: _Grower, dirs: np.ndarray, length, kind: int, maxorder) -> Non
 
 @dataclass(frozen=True)
 class _PyrSpec:
-    """Type-specific morphology priors for a pyramidal type (lengths um, radii um).
+    """Morphology priors of one pyramidal type (lengths um, radii um, *assumed*).
 
-    Branch orders are the number of bifurcations from a primary branch to its deepest tip;
-    dendrite trees always fork ``*_always`` times, later forks happen with probability
-    ``*_p``.
+    ``*_order`` ranges are the number of forks from a primary branch to its deepest tip;
+    ``*_len`` are internal segment lengths, ``*_term`` terminal segment lengths.
     """
 
     apical_end: tuple[float, float]  # depth (um from pia) where the apical trunk ends
     trunk_r: float  # apical trunk radius at the soma
-    n_tuft: tuple[int, int]  # primary tuft branches
+    n_tuft: tuple[int, int]  # primary tuft branches at the trunk end
     tuft_order: tuple[int, int]
-    tuft_len: float
+    tuft_term: float
     n_oblique: tuple[int, int]
     oblique_proximal: float  # share of obliques within ~150 um of the soma
     oblique_order: tuple[int, int]
     n_basal: tuple[int, int]
     basal_order: tuple[int, int]
-    basal_len: float
-    # axon collaterals: (mode, origin, count range, target layer, branch-order range);
-    # mode "h" = horizontal arbor, "up" = ascend to the target layer, then arborise;
-    # origin "near" = first 150 um of the main axon, else a layer name
+    basal_term: float
+    # axon collaterals: (mode, origin, count range, target layer, fork-order range);
+    # mode "h": horizontal arbor; "up": ascend to the target layer, then arborise there;
+    # origin "near": first ~150 um of the main axon, else a layer name
     collaterals: tuple[tuple[str, str, tuple[int, int], str, tuple[int, int]], ...]
+    basal_len: float = 16.0
     basal_always: int = 2
-    basal_p: float = 0.35
-    basal_lgrow: float = 0.5
+    basal_p: float = 0.5
+    tuft_len: float = 25.0
     tuft_p: float = 0.55
-    axon_r: float = 0.25
     tuft_r: float = 0.7
-    collateral_len: float = 40.0
+    axon_r: float = 0.25
+    collateral_len: float = 35.0
+    collateral_term: float = 70.0
 
 
 _PYR: dict[str, _PyrSpec] = {
     "23P": _PyrSpec(apical_end=(20, 60), trunk_r=1.5, n_tuft=(3, 5), tuft_order=(2, 3),
-                    tuft_len=38, n_oblique=(5, 8), oblique_proximal=0.5, oblique_order=(0, 2),
-                    n_basal=(5, 8), basal_order=(3, 4), basal_len=16,
+                    tuft_term=50, n_oblique=(5, 8), oblique_proximal=0.5,
+                    oblique_order=(0, 2), n_basal=(6, 8), basal_order=(3, 3), basal_term=45,
                     collaterals=(("h", "near", (3, 4), "L2/3", (2, 3)),
                                  ("h", "L5", (2, 3), "L5", (2, 3)))),
     "4P": _PyrSpec(apical_end=(40, 95), trunk_r=1.0, n_tuft=(2, 3), tuft_order=(1, 2),
-                   tuft_len=35, n_oblique=(3, 6), oblique_proximal=0.5, oblique_order=(0, 2),
-                   n_basal=(5, 8), basal_order=(3, 4), basal_len=16, tuft_r=0.55,
+                   tuft_term=40, tuft_r=0.55, n_oblique=(3, 6), oblique_proximal=0.5,
+                   oblique_order=(0, 2), n_basal=(6, 8), basal_order=(3, 3), basal_term=48,
                    collaterals=(("up", "near", (2, 3), "L2/3", (2, 3)),
                                 ("h", "near", (1, 2), "L4", (1, 2)),
                                 ("h", "L5", (1, 2), "L5", (1, 2)))),
     "5P-IT": _PyrSpec(apical_end=(30, 80), trunk_r=1.5, n_tuft=(3, 4), tuft_order=(2, 3),
-                      tuft_len=38, n_oblique=(5, 8), oblique_proximal=0.7,
-                      oblique_order=(0, 2), n_basal=(5, 8), basal_order=(3, 4), basal_len=16,
+                      tuft_term=50, n_oblique=(5, 8), oblique_proximal=0.7,
+                      oblique_order=(0, 2), n_basal=(6, 8), basal_order=(3, 3), basal_term=45,
                       collaterals=(("h", "near", (3, 4), "L5", (2, 3)),
                                    ("up", "near", (1, 2), "L2/3", (2, 3)))),
-    "5P-ET": _PyrSpec(apical_end=(20, 55), trunk_r=2.2, n_tuft=(4, 6), tuft_order=(2, 3),
-                      tuft_len=45, tuft_p=0.6, n_oblique=(6, 9), oblique_proximal=0.7,
-                      oblique_order=(0, 2), n_basal=(6, 8), basal_order=(3, 4), basal_len=17,
-                      tuft_r=0.9, axon_r=0.3,
-                      collaterals=(("h", "near", (2, 4), "L5", (2, 3)),
-                                   ("h", "L6", (0, 2), "L6", (1, 2)))),
+    "5P-ET": _PyrSpec(apical_end=(20, 55), trunk_r=2.2, n_tuft=(4, 5), tuft_order=(2, 3),
+                      tuft_term=60, tuft_p=0.6, tuft_r=0.9, n_oblique=(5, 8),
+                      oblique_proximal=0.7, oblique_order=(0, 2), n_basal=(6, 8),
+                      basal_order=(3, 3), basal_term=45, axon_r=0.3, collateral_term=85,
+                      collaterals=(("h", "near", (3, 5), "L5", (2, 3)),
+                                   ("h", "L6", (1, 2), "L6", (1, 2)))),
     "5P-NP": _PyrSpec(apical_end=(110, 260), trunk_r=1.0, n_tuft=(0, 2), tuft_order=(0, 1),
-                      tuft_len=40, n_oblique=(1, 3), oblique_proximal=0.6,
-                      oblique_order=(0, 1), n_basal=(5, 7), basal_order=(2, 3), basal_len=40,
-                      basal_always=1, basal_p=0.6, basal_lgrow=0.35, tuft_r=0.55,
-                      collaterals=(("h", "near", (2, 3), "L5", (1, 3)),
-                                   ("h", "L6", (1, 3), "L6", (1, 3)))),
+                      tuft_term=50, tuft_r=0.55, n_oblique=(1, 3), oblique_proximal=0.6,
+                      oblique_order=(0, 1), n_basal=(6, 7), basal_order=(2, 3),
+                      basal_len=35, basal_term=90, basal_always=1, basal_p=0.6,
+                      collateral_term=90,
+                      collaterals=(("h", "near", (2, 4), "L5", (2, 3)),
+                                   ("h", "L6", (2, 3), "L6", (1, 3)))),
     "6P-IT": _PyrSpec(apical_end=(430, 560), trunk_r=1.2, n_tuft=(1, 3), tuft_order=(1, 2),
-                      tuft_len=35, n_oblique=(4, 7), oblique_proximal=0.7,
-                      oblique_order=(0, 2), n_basal=(5, 7), basal_order=(3, 4), basal_len=17,
-                      tuft_r=0.55,
-                      collaterals=(("h", "near", (3, 4), "L6", (2, 3)),
+                      tuft_term=40, tuft_r=0.55, n_oblique=(4, 7), oblique_proximal=0.7,
+                      oblique_order=(0, 2), n_basal=(6, 8), basal_order=(3, 3), basal_term=48,
+                      collaterals=(("h", "near", (3, 5), "L6", (2, 3)),
                                    ("up", "near", (1, 2), "L5", (2, 3)))),
     "6P-CT": _PyrSpec(apical_end=(315, 400), trunk_r=1.0, n_tuft=(2, 3), tuft_order=(1, 2),
-                      tuft_len=30, n_oblique=(3, 6), oblique_proximal=0.7,
-                      oblique_order=(0, 2), n_basal=(5, 7), basal_order=(3, 4), basal_len=17,
-                      tuft_r=0.5,
+                      tuft_term=35, tuft_r=0.5, n_oblique=(3, 6), oblique_proximal=0.7,
+                      oblique_order=(0, 2), n_basal=(6, 8), basal_order=(3, 3), basal_term=48,
                       collaterals=(("up", "near", (2, 3), "L4", (2, 3)),
                                    ("h", "near", (1, 2), "L6", (1, 3)))),
 }
 
 
-def _layer_band(layer_bounds: dict[str, tuple[float, float]], layer: str) -> tuple[float, float]:
-    lo, hi = layer_bounds[layer]
-    return float(lo), float(min(hi, lo + 400.0))
-
-
 def _grow_pyramidal(g: _Grower, spec: _PyrSpec, bounds: dict[str, tuple[float, float]]) -> None:
+    """Pyramidal cell: basal dendrites, apical trunk + obliques + tuft, descending axon."""
     rng = g.rng
-    soma = g.soma
-    depth = float(soma[1])
+    depth = float(g.soma[1])
     l1_hi = float(bounds["L1"][1])
 
-    # ---- basal dendrites: 5-8 binary trees radiating laterally / downward
+    # ---- basal dendrites: binary trees radiating laterally and downward
+    nb = _rand_int(rng, spec.n_basal)
     basal = g.kind(comp=BASAL, step=3.0, sigma=0.09, r0=0.8, taper=0.72, rmin=0.3,
                    p=spec.basal_p, always=spec.basal_always, amin=0.3, amax=0.7,
-                   len0=spec.basal_len, lgrow=spec.basal_lgrow, lcv=0.3, scale=(1.0, 0.8, 1.0))
-    nb = _rand_int(rng, spec.n_basal)
-    az = _spread_azimuths(rng, nb)
+                   len0=spec.basal_len, lgrow=0.2,
+                   lterm=spec.basal_term * _size_compensation(nb, spec.n_basal),
+                   scale=(1.0, 0.8, 1.0))
     polar = rng.uniform(np.radians(95), np.radians(160), nb)  # below the horizon
-    orders = rng.integers(spec.basal_order[0], spec.basal_order[1] + 1, nb)
-    _primaries(g, _dirs_from_angles(az, polar), spec.basal_len * rng.uniform(0.7, 1.3, nb),
-               basal, orders)
+    _primaries(g, _dirs_from_angles(_spread_azimuths(rng, nb), polar), basal,
+               _rand_int(rng, spec.basal_order, nb))
 
-    # ---- apical dendrite: trunk up toward the pia, obliques, tuft at the end
-    end_depth = min(rng.uniform(*spec.apical_end), depth - 60.0)
-    end_depth = max(end_depth, 5.0)
-    tuft_band = ((0.0, l1_hi + 20.0) if end_depth < l1_hi
-                 else (end_depth - 50.0, end_depth + 40.0))
+    # ---- apical dendrite: trunk toward the pia, obliques along it, tuft at its end
+    end_depth = max(min(rng.uniform(*spec.apical_end), depth - 60.0), 5.0)
+    band = ((0.0, l1_hi + 20.0) if end_depth < l1_hi
+            else (end_depth - 50.0, end_depth + 40.0))
     tuft = g.kind(comp=APICAL, step=3.0, sigma=0.1, r0=spec.tuft_r, taper=0.8, rmin=0.4,
-                  p=spec.tuft_p, always=1, amin=0.3, amax=0.8, len0=spec.tuft_len, lgrow=0.2,
-                  lcv=0.3, scale=(1.0, 0.45, 1.0), lo=(-_BIG, tuft_band[0], -_BIG),
-                  hi=(_BIG, tuft_band[1], _BIG))
+                  p=spec.tuft_p, always=1, amin=0.3, amax=0.8, len0=spec.tuft_len,
+                  lterm=spec.tuft_term, scale=(1.0, 0.45, 1.0), lo=(-_BIG, band[0], -_BIG),
+                  hi=(_BIG, band[1], _BIG))
     oblique = g.kind(comp=APICAL, step=3.0, sigma=0.09, r0=0.7, taper=0.75, rmin=0.3, p=0.5,
-                     amin=0.3, amax=0.8, len0=32.0, lgrow=0.3, lcv=0.3,
-                     scale=(1.0, 0.8, 1.0))
+                     amin=0.3, amax=0.8, len0=25.0, lterm=45.0, scale=(1.0, 0.8, 1.0))
 
     def apical_done(g: _Grower, s: _Segment) -> None:
         k = len(s.node_ids)
-        n_tuft = _rand_int(rng, spec.n_tuft)
-        if n_tuft:
-            dirs = _dirs_from_angles(_spread_azimuths(rng, n_tuft, 0.8),
-                                     rng.uniform(0.7, 1.4, n_tuft))
-            g.add(s.node_ids[-1], s.pos[-1], dirs, spec.tuft_len * rng.uniform(0.6, 1.2, n_tuft),
-                  tuft, rng.integers(spec.tuft_order[0], spec.tuft_order[1] + 1, n_tuft))
-        n_obl = _rand_int(rng, spec.n_oblique)
-        if n_obl and k > 8:
-            prox = min(50, k // 2)  # ~150 um
-            near = rng.random(n_obl) < spec.oblique_proximal
-            at = np.where(near, rng.integers(2, prox, n_obl),
-                          rng.integers(prox, max(prox + 1, int(0.9 * k)), n_obl))
-            at = np.sort(at)
-            dirs = _dirs_from_angles(rng.uniform(0, 2 * np.pi, n_obl),
-                                     rng.uniform(0.8, 1.5, n_obl))
-            g.add(s.node_ids[at], s.pos[at], dirs, rng.uniform(25, 55, n_obl), oblique,
-                  rng.integers(spec.oblique_order[0], spec.oblique_order[1] + 1, n_obl))
+        n = _rand_int(rng, spec.n_tuft)
+        if n:
+            dirs = _dirs_from_angles(_spread_azimuths(rng, n, 0.8), rng.uniform(0.7, 1.4, n))
+            g.add(s.node_ids[-1], s.pos[-1], dirs, tuft, _rand_int(rng, spec.tuft_order, n))
+        n = _rand_int(rng, spec.n_oblique)
+        if n and k > 8:
+            prox = min(50, k // 2)  # ~150 um of trunk
+            near = rng.random(n) < spec.oblique_proximal
+            at = np.where(near, rng.integers(2, prox, n),
+                          rng.integers(prox, max(prox + 1, int(0.9 * k)), n))
+            dirs = _dirs_from_angles(rng.uniform(0, 2 * np.pi, n), rng.uniform(0.8, 1.5, n))
+            g.add(s.node_ids[at], s.pos[at], dirs, oblique,
+                  _rand_int(rng, spec.oblique_order, n))
 
     trunk_r_end = max(0.5, spec.tuft_r * 1.2)
-    trunk = g.kind(comp=APICAL, step=3.0, sigma=0.025, drift=(0.0, -0.004, 0.0),
+    trunk = g.kind(comp=APICAL, step=3.0, sigma=0.008, jitter=0.1, drift=(0.0, -0.004, 0.0),
                    r0=spec.trunk_r, taper=trunk_r_end / spec.trunk_r, rmin=0.4,
                    cb=apical_done)
     tilt = rng.uniform(0.0, 0.2)
-    d_up = _dirs_from_angles(np.array([rng.uniform(0, 2 * np.pi)]), np.array([tilt]))
-    _primaries(g, d_up, (depth - end_depth - g.soma_r) / math.cos(tilt) + 3.0, trunk, 0)
+    _primaries(g, _dirs_from_angles(rng.uniform(0, 2 * np.pi), tilt), trunk, 0,
+               length=(depth - end_depth - g.soma_r) / math.cos(tilt) + 3.0)
 
-    # ---- axon: main axon to the white matter, layer-specific collaterals
+    # ---- axon: main axon down into the white matter, layer-specific collaterals
     def horizontal(n: int) -> np.ndarray:
         return _dirs_from_angles(rng.uniform(0, 2 * np.pi, n), rng.uniform(1.3, 1.85, n))
 
     def arbor_kind(layer: str) -> int:
         lo, hi = _layer_band(bounds, layer)
         return g.kind(comp=AXON, step=5.0, sigma=0.08, r0=0.18, taper=0.85, rmin=0.1, p=0.6,
-                      always=1, amin=0.3, amax=0.9, len0=spec.collateral_len, lgrow=0.2,
-                      lcv=0.35, scale=(1.0, 0.35, 1.0), lo=(-_BIG, max(0.0, lo - 15.0), -_BIG),
-                      hi=(_BIG, hi + 15.0, _BIG))
+                      always=1, amin=0.3, amax=0.9, len0=spec.collateral_len,
+                      lterm=spec.collateral_term, lcv=0.35, scale=(1.0, 0.35, 1.0),
+                      lo=(-_BIG, max(0.0, lo - 15.0), -_BIG), hi=(_BIG, hi + 15.0, _BIG))
 
     def ascend_kind(arbor: int, order_range: tuple[int, int]) -> int:
         def ascended(g: _Grower, s: _Segment) -> None:
-            n = 2
-            g.add(s.node_ids[-1], s.pos[-1], horizontal(n),
-                  spec.collateral_len * rng.uniform(0.7, 1.3, n), arbor,
-                  rng.integers(order_range[0], order_range[1] + 1, n))
+            g.add(s.node_ids[-1], s.pos[-1], horizontal(2), arbor,
+                  _rand_int(rng, order_range, 2))
 
-        return g.kind(comp=AXON, step=5.0, sigma=0.05, drift=(0.0, -0.01, 0.0), r0=0.18,
-                      taper=0.9, rmin=0.1, cb=ascended)
+        return g.kind(comp=AXON, step=5.0, sigma=0.015, r0=0.18, taper=0.9, rmin=0.1,
+                      cb=ascended)
 
-    # one (arbor kind, ascend kind or -1) per collateral rule, registered before growth
+    # kinds must all exist before growth starts: one arbor (+ ascent) kind per rule
     rules = []
     for mode, origin, count, layer, order_range in spec.collaterals:
         arbor = arbor_kind(layer)
-        rules.append((mode, origin, count, layer, order_range, arbor,
-                      ascend_kind(arbor, order_range) if mode == "up" else -1))
+        ascend = ascend_kind(arbor, order_range) if mode == "up" else -1
+        rules.append((mode, origin, count, layer, order_range, arbor, ascend))
 
     def main_done(g: _Grower, s: _Segment) -> None:
         k = len(s.node_ids)
@@ -516,25 +554,25 @@ def _grow_pyramidal(g: _Grower, spec: _PyrSpec, bounds: dict[str, tuple[float, f
                 cand = np.nonzero((s.pos[:, 1] >= lo) & (s.pos[:, 1] < hi))[0]
             if n == 0 or len(cand) == 0:
                 continue
-            at = np.sort(rng.choice(cand, n))
+            at = rng.choice(cand, n)
             if mode == "h":
-                g.add(s.node_ids[at], s.pos[at], horizontal(n),
-                      spec.collateral_len * rng.uniform(0.7, 1.3, n), arbor,
-                      rng.integers(order_range[0], order_range[1] + 1, n))
+                g.add(s.node_ids[at], s.pos[at], horizontal(n), arbor,
+                      _rand_int(rng, order_range, n))
             else:
                 lo, hi = _layer_band(bounds, layer)
                 target = rng.uniform(lo + 10.0, hi - 10.0, n)
-                tilt = rng.uniform(0.2, 0.6, n)
+                tilt = rng.uniform(0.05, 0.3, n)
                 rise = np.maximum(s.pos[at, 1] - target, 10.0) / np.cos(tilt)
-                dirs = _dirs_from_angles(rng.uniform(0, 2 * np.pi, n), tilt)
-                g.add(s.node_ids[at], s.pos[at], dirs, rise, ascend, 0)
+                g.add(s.node_ids[at], s.pos[at],
+                      _dirs_from_angles(rng.uniform(0, 2 * np.pi, n), tilt), ascend, 0,
+                      length=rise)
 
-    main = g.kind(comp=AXON, step=5.0, sigma=0.03, drift=(0.0, 0.006, 0.0), r0=spec.axon_r,
+    main = g.kind(comp=AXON, step=5.0, sigma=0.012, drift=(0.0, 0.006, 0.0), r0=spec.axon_r,
                   taper=0.7, rmin=0.15, cb=main_done)
     tilt = rng.uniform(0.0, 0.25)
-    d_down = _dirs_from_angles(np.array([rng.uniform(0, 2 * np.pi)]), np.array([np.pi - tilt]))
     wm = float(bounds["WM"][0])
-    _primaries(g, d_down, max(wm + 150.0 - depth, 150.0), main, 0)
+    _primaries(g, _dirs_from_angles(rng.uniform(0, 2 * np.pi), np.pi - tilt), main, 0,
+               length=max(wm + 150.0 - depth, 150.0))
 
 
 # --------------------------------------------------------------------------------------
@@ -542,35 +580,23 @@ def _grow_pyramidal(g: _Grower, spec: _PyrSpec, bounds: dict[str, tuple[float, f
 # --------------------------------------------------------------------------------------
 
 
-def _isotropic(rng: np.random.Generator, n: int) -> np.ndarray:
-    """n directions spread around the soma (even azimuths, uniform cos of the polar angle)."""
-    return _dirs_from_angles(_spread_azimuths(rng, n, 0.6), np.arccos(rng.uniform(-1, 1, n)))
-
-
-def _layer_of(depth: float, bounds: dict[str, tuple[float, float]]) -> tuple[float, float]:
-    for lo, hi in bounds.values():
-        if lo <= depth < hi:
-            return float(lo), float(hi)
-    return float(depth - 100.0), float(depth + 100.0)
-
-
 def _grow_basket(g: _Grower, bounds: dict[str, tuple[float, float]]) -> None:
     """PV basket cell: multipolar aspiny dendrites, dense axon arbor around the soma."""
     rng = g.rng
     depth = float(g.soma[1])
-    dend = g.kind(comp=BASAL, step=3.0, sigma=0.1, r0=1.0, taper=0.72, rmin=0.3, p=0.75,
-                  always=1, amin=0.3, amax=0.8, len0=24.0, lgrow=0.4, lcv=0.3)
     n = _rand_int(rng, (4, 7))
-    _primaries(g, _isotropic(rng, n), rng.uniform(15, 30, n), dend, rng.integers(2, 5, n))
+    dend = g.kind(comp=BASAL, step=3.0, sigma=0.1, r0=1.0, taper=0.72, rmin=0.3, p=0.35,
+                  always=2, amin=0.3, amax=0.8, len0=22.0, lgrow=0.2,
+                  lterm=48.0 * _size_compensation(n, (4, 7)))
+    _primaries(g, _isotropic(rng, n), dend, 3)
 
     lay_lo, lay_hi = _layer_of(depth, bounds)
-    band = (max(0.0, lay_lo - 50.0, depth - 200.0), min(lay_hi + 50.0, depth + 200.0))
-    axon = g.kind(comp=AXON, step=5.0, sigma=0.12, r0=0.22, taper=0.85, rmin=0.1, p=0.8,
-                  always=3, amin=0.35, amax=1.0, len0=30.0, lcv=0.35, tether=0.4,
-                  tref=150.0, lo=(-_BIG, band[0], -_BIG), hi=(_BIG, band[1], _BIG))
-    n = _rand_int(rng, (2, 3))
-    dirs = _dirs_from_angles(_spread_azimuths(rng, n), rng.uniform(1.3, 2.6, n))
-    _primaries(g, dirs, rng.uniform(20, 40, n), axon, rng.integers(7, 10, n))
+    band = (max(0.0, lay_lo - 100.0, depth - 250.0), min(lay_hi + 100.0, depth + 250.0))
+    axon = g.kind(comp=AXON, step=5.0, sigma=0.12, r0=0.22, taper=0.85, rmin=0.1, p=0.62,
+                  always=5, amin=0.35, amax=1.0, len0=28.0, lterm=35.0, lcv=0.35,
+                  tether=0.5, tref=150.0, lo=(-_BIG, band[0], -_BIG), hi=(_BIG, band[1], _BIG))
+    d = _dirs_from_angles(rng.uniform(0, 2 * np.pi), rng.uniform(1.6, 2.8))
+    _primaries(g, d, axon, 9, length=rng.uniform(15, 30))
 
 
 def _grow_martinotti(g: _Grower, bounds: dict[str, tuple[float, float]]) -> None:
@@ -579,28 +605,26 @@ def _grow_martinotti(g: _Grower, bounds: dict[str, tuple[float, float]]) -> None
     soma = g.soma
     depth = float(soma[1])
     l1_hi = float(bounds["L1"][1])
-    dend = g.kind(comp=BASAL, step=3.0, sigma=0.1, r0=1.0, taper=0.72, rmin=0.3, p=0.7,
-                  always=1, amin=0.3, amax=0.8, len0=28.0, lgrow=0.4, lcv=0.3,
-                  scale=(0.7, 1.0, 0.7))
-    n = _rand_int(rng, (3, 5))
+    n = _rand_int(rng, (4, 6))
+    dend = g.kind(comp=BASAL, step=3.0, sigma=0.1, r0=1.0, taper=0.72, rmin=0.3, p=0.35,
+                  always=2, amin=0.3, amax=0.8, len0=24.0, lgrow=0.2,
+                  lterm=58.0 * _size_compensation(n, (4, 6)), scale=(0.7, 1.0, 0.7))
     polar = np.where(rng.random(n) < 0.5, rng.uniform(0.2, 1.0, n),
                      rng.uniform(np.pi - 1.0, np.pi - 0.2, n))
-    _primaries(g, _dirs_from_angles(_spread_azimuths(rng, n), polar), rng.uniform(15, 30, n),
-               dend, rng.integers(2, 5, n))
+    _primaries(g, _dirs_from_angles(_spread_azimuths(rng, n), polar), dend, 3)
 
-    l1 = g.kind(comp=AXON, step=5.0, sigma=0.1, r0=0.15, taper=0.9, rmin=0.1, p=0.8,
-                always=2, amin=0.35, amax=0.9, len0=45.0, lgrow=0.1, lcv=0.35,
+    l1 = g.kind(comp=AXON, step=5.0, sigma=0.1, r0=0.15, taper=0.9, rmin=0.1, p=0.7,
+                always=2, amin=0.35, amax=0.9, len0=40.0, lterm=50.0, lcv=0.35,
                 scale=(1.0, 0.3, 1.0), lo=(-_BIG, 0.0, -_BIG), hi=(_BIG, l1_hi + 10.0, _BIG),
                 tether=0.35, tref=150.0, center=(soma[0], 0.5 * l1_hi, soma[2]))
-    local = g.kind(comp=AXON, step=5.0, sigma=0.1, r0=0.15, taper=0.9, rmin=0.1, p=0.75,
-                   always=1, amin=0.35, amax=0.9, len0=35.0, lgrow=0.1, lcv=0.35,
+    local = g.kind(comp=AXON, step=5.0, sigma=0.1, r0=0.15, taper=0.9, rmin=0.1, p=0.6,
+                   always=1, amin=0.35, amax=0.9, len0=30.0, lterm=40.0, lcv=0.35,
                    tether=0.4, tref=100.0)
 
     def trunk_done(g: _Grower, s: _Segment) -> None:
-        n = _rand_int(rng, (3, 5))
+        n = _rand_int(rng, (3, 4))
         dirs = _dirs_from_angles(_spread_azimuths(rng, n), rng.uniform(1.35, 1.75, n))
-        g.add(s.node_ids[-1], s.pos[-1], dirs, rng.uniform(30, 60, n), l1,
-              rng.integers(4, 7, n))
+        g.add(s.node_ids[-1], s.pos[-1], dirs, l1, _rand_int(rng, (5, 6), n))
         k = len(s.node_ids)
         n_near = _rand_int(rng, (2, 4))
         n_mid = _rand_int(rng, (1, 3)) if k > 20 else 0
@@ -608,63 +632,73 @@ def _grow_martinotti(g: _Grower, bounds: dict[str, tuple[float, float]]) -> None
                              rng.integers(min(12, k - 1), k, n_mid)])
         dirs = _dirs_from_angles(rng.uniform(0, 2 * np.pi, len(at)),
                                  rng.uniform(1.0, 2.2, len(at)))
-        orders = np.concatenate([rng.integers(2, 5, n_near), rng.integers(1, 3, n_mid)])
-        g.add(s.node_ids[at], s.pos[at], dirs, rng.uniform(20, 40, len(at)), local, orders)
+        orders = np.concatenate([_rand_int(rng, (2, 4), n_near), _rand_int(rng, (1, 2), n_mid)])
+        g.add(s.node_ids[at], s.pos[at], dirs, local, orders)
 
-    trunk = g.kind(comp=AXON, step=5.0, sigma=0.04, drift=(0.0, -0.01, 0.0), r0=0.25,
+    trunk = g.kind(comp=AXON, step=5.0, sigma=0.015, drift=(0.0, -0.01, 0.0), r0=0.25,
                    taper=0.7, rmin=0.15, cb=trunk_done)
     end_depth = min(rng.uniform(30.0, 70.0), 0.5 * depth)
     tilt = rng.uniform(0.0, 0.3)
-    d_up = _dirs_from_angles(np.array([rng.uniform(0, 2 * np.pi)]), np.array([tilt]))
-    _primaries(g, d_up, max(depth - end_depth, 10.0) / math.cos(tilt), trunk, 0)
+    _primaries(g, _dirs_from_angles(rng.uniform(0, 2 * np.pi), tilt), trunk, 0,
+               length=max(depth - end_depth, 10.0) / math.cos(tilt))
 
 
 def _grow_bipolar(g: _Grower, bounds: dict[str, tuple[float, float]]) -> None:
     """VIP bipolar cell: one dendrite trunk up, one down; narrow descending axon."""
     rng = g.rng
     soma = g.soma
+    half = 60.0  # lateral half-width of the dendritic column, um
+    lo = (soma[0] - half, 0.0, soma[2] - half)
+    hi = (soma[0] + half, _BIG, soma[2] + half)
     for sign in (-1.0, 1.0):  # up, then down
-        dend = g.kind(comp=BASAL, step=3.0, sigma=0.07, drift=(0.0, 0.006 * sign, 0.0),
-                      r0=0.9, taper=0.75, rmin=0.3, p=0.7, always=1, amin=0.2, amax=0.55,
-                      len0=32.0, lgrow=0.3, lcv=0.3, scale=(0.35, 1.0, 0.35))
+        dend = g.kind(comp=BASAL, step=3.0, sigma=0.05, drift=(0.0, 0.006 * sign, 0.0),
+                      r0=0.9, taper=0.75, rmin=0.3, p=0.75, always=2, amin=0.2, amax=0.45,
+                      len0=45.0, lterm=88.0, scale=(0.3, 1.0, 0.3), lo=lo, hi=hi)
         polar = rng.uniform(0.0, 0.3) if sign < 0 else np.pi - rng.uniform(0.0, 0.3)
-        d = _dirs_from_angles(np.array([rng.uniform(0, 2 * np.pi)]), np.array([polar]))
-        _primaries(g, d, rng.uniform(40, 80), dend, _rand_int(rng, (3, 4)))
+        _primaries(g, _dirs_from_angles(rng.uniform(0, 2 * np.pi), polar), dend, 3,
+                   length=rng.uniform(50, 90))
+    side = g.kind(comp=BASAL, step=3.0, sigma=0.1, r0=0.6, taper=0.75, rmin=0.3, p=0.5,
+                  amin=0.3, amax=0.7, len0=20.0, lterm=30.0, scale=(0.5, 1.0, 0.5), lo=lo,
+                  hi=hi)
+    n = _rand_int(rng, (0, 2))  # 0-2 short thin side dendrites
+    if n:
+        _primaries(g, _isotropic(rng, n), side, 1)
 
     half = 50.0  # lateral half-width of the axon column, um
     lo = (soma[0] - half, 0.0, soma[2] - half)
     hi = (soma[0] + half, _BIG, soma[2] + half)
     coll = g.kind(comp=AXON, step=5.0, sigma=0.07, r0=0.15, taper=0.9, rmin=0.1, p=0.7,
-                  always=1, amin=0.2, amax=0.6, len0=40.0, lgrow=0.2, lcv=0.35,
+                  always=1, amin=0.2, amax=0.6, len0=35.0, lterm=50.0, lcv=0.35,
                   scale=(0.25, 1.0, 0.25), lo=lo, hi=hi)
 
     def descended(g: _Grower, s: _Segment) -> None:
         k = len(s.node_ids)
         n = _rand_int(rng, (4, 8))
-        at = np.sort(rng.integers(1, k, n))
+        at = rng.integers(1, k, n)
         polar = np.where(rng.random(n) < 0.5, rng.uniform(0.2, 0.6, n),
                          rng.uniform(np.pi - 0.6, np.pi - 0.2, n))
         g.add(s.node_ids[at], s.pos[at], _dirs_from_angles(rng.uniform(0, 2 * np.pi, n), polar),
-              rng.uniform(25, 50, n), coll, rng.integers(1, 4, n))
+              coll, _rand_int(rng, (1, 3), n))
 
-    trunk = g.kind(comp=AXON, step=5.0, sigma=0.04, drift=(0.0, 0.008, 0.0), r0=0.2,
+    trunk = g.kind(comp=AXON, step=5.0, sigma=0.015, drift=(0.0, 0.008, 0.0), r0=0.2,
                    taper=0.7, rmin=0.12, lo=lo, hi=hi, cb=descended)
-    d = _dirs_from_angles(np.array([rng.uniform(0, 2 * np.pi)]),
-                          np.array([np.pi - rng.uniform(0.1, 0.4)]))
-    _primaries(g, d, rng.uniform(250, 450), trunk, 0)
+    d = _dirs_from_angles(rng.uniform(0, 2 * np.pi), np.pi - rng.uniform(0.1, 0.4))
+    _primaries(g, d, trunk, 0, length=rng.uniform(250, 450))
 
 
 def _grow_neurogliaform(g: _Grower, bounds: dict[str, tuple[float, float]]) -> None:
     """Neurogliaform cell: small dense dendrites, very dense short axon cloud."""
     rng = g.rng
-    dend = g.kind(comp=BASAL, step=3.0, sigma=0.14, r0=0.8, taper=0.75, rmin=0.3, p=0.75,
-                  always=1, amin=0.35, amax=0.9, len0=18.0, lgrow=0.3, lcv=0.3)
     n = _rand_int(rng, (6, 9))
-    _primaries(g, _isotropic(rng, n), rng.uniform(10, 20, n), dend, rng.integers(2, 5, n))
-    axon = g.kind(comp=AXON, step=5.0, sigma=0.15, r0=0.15, taper=0.9, rmin=0.1, p=0.8,
-                  always=3, amin=0.4, amax=1.1, len0=18.0, lcv=0.35, tether=0.6, tref=80.0)
-    n = _rand_int(rng, (3, 5))
-    _primaries(g, _isotropic(rng, n), rng.uniform(10, 25, n), axon, rng.integers(6, 9, n))
+    dend = g.kind(comp=BASAL, step=3.0, sigma=0.14, r0=0.8, taper=0.75, rmin=0.3, p=0.3,
+                  always=2, amin=0.35, amax=0.9, len0=15.0, lgrow=0.2,
+                  lterm=34.0 * _size_compensation(n, (6, 9)))
+    _primaries(g, _isotropic(rng, n), dend, 3)
+    axon = g.kind(comp=AXON, step=5.0, sigma=0.15, r0=0.15, taper=0.9, rmin=0.1, p=0.6,
+                  always=3, amin=0.4, amax=1.1, len0=18.0, lterm=22.0, lcv=0.35, tether=0.6,
+                  tref=80.0)
+    n = _rand_int(rng, (3, 4))
+    _primaries(g, _isotropic(rng, n), axon, 7)
 
 
 # --------------------------------------------------------------------------------------

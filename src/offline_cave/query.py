@@ -514,7 +514,7 @@ class QueryBuilder:
         first = self.sources[0]
         from_sql = f"{first.from_sql} AS {first.alias}"
         if self.random_sample:
-            from_sql += f" USING SAMPLE reservoir({int(self.random_sample)} ROWS) REPEATABLE (42)"
+            from_sql += f" TABLESAMPLE reservoir({int(self.random_sample)} ROWS) REPEATABLE (42)"
         for s in self.sources[1:]:
             if not first.join_column or not s.join_column:
                 raise QueryError("join queries need a join column for every table")

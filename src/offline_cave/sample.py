@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +65,12 @@ class SampleError(RuntimeError):
     """A sample cannot be generated or read (bad parameters, corrupt files)."""
 
 
+def _mark(t_start: float) -> str:
+    """Elapsed time and peak memory so far, for progress lines."""
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    return f"[{time.perf_counter() - t_start:.1f} s, peak {peak_gb:.1f} GB]"
+
+
 def _rng(seed: int, stage: str, *extra: int) -> np.random.Generator:
     return np.random.default_rng([seed, _STAGES[stage], *extra])
 
@@ -101,10 +107,31 @@ def grow_all(neurons: pd.DataFrame, slab: Slab, seed: int, workers: int) -> dict
 
 
 # ---------------------------------------------------------------------------- the build
-@dataclass
-class Built:
-    files: dict[str, pa.Table | dict | list]  # relative path -> table or JSON payload
-    summary: dict
+# float columns of skeletons compress far better split by byte stream
+_FLOAT_ENCODED = {"x", "y", "z", "radius"}
+
+
+class Writer:
+    """Writes files of a sample into a directory as soon as they are built; records hashes."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        self.entries: dict[str, dict] = {}
+
+    def put(self, rel: str, payload: pa.Table | pd.DataFrame | dict | list) -> None:
+        path = self.target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(payload, pd.DataFrame):
+            payload = pa.Table.from_pandas(payload, preserve_index=False)
+        if isinstance(payload, pa.Table):
+            encoded = {c: "BYTE_STREAM_SPLIT" for c in payload.column_names
+                       if c in _FLOAT_ENCODED and rel.startswith("skeletons/")}
+            pq.write_table(payload, path, use_dictionary=[c for c in payload.column_names
+                                                          if c not in encoded],
+                           column_encoding=encoded or None, **PARQUET_OPTIONS)
+        else:
+            path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+        self.entries[rel] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
 
 
 def _versions(params: DatastackParams) -> list[dict]:
@@ -124,9 +151,9 @@ def _versions(params: DatastackParams) -> list[dict]:
     return out
 
 
-def build(params: DatastackParams, seed: int, scale: float, workers: int = 2,
-          log=print) -> Built:
-    """Generate all tables and files of one datastack in memory."""
+def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers: int = 2,
+          log=print) -> dict:
+    """Generate every table and file of one datastack into ``out``; returns a summary."""
     t_start = time.perf_counter()
     slab = slab_for(params, scale)
     cells = place_cells(params, slab, _rng(seed, "cells"))
@@ -140,16 +167,17 @@ def build(params: DatastackParams, seed: int, scale: float, workers: int = 2,
     cells["pt_x"], cells["pt_y"], cells["pt_z"] = pt_vx[:, 0], pt_vx[:, 1], pt_vx[:, 2]
     is_neuron = cells["cell_class"].isin(["excitatory_neuron", "inhibitory_neuron"]).to_numpy()
     neurons = cells[is_neuron].reset_index(drop=True)
-    log(f"  cells: {n} nuclei, {len(neurons)} neurons  [{time.perf_counter() - t_start:.1f}s]")
+    log(f"  cells: {n} nuclei, {len(neurons)} neurons  {_mark(t_start)}")
 
     skeletons = grow_all(neurons, slab, seed, workers)
     n_vertices = sum(len(s.parent) for s in skeletons.values())
-    log(f"  skeletons: {n_vertices} vertices  [{time.perf_counter() - t_start:.1f}s]")
+    _write_skeletons(out, skeletons, neurons, params)
+    log(f"  skeletons: {n_vertices} vertices  {_mark(t_start)}")
 
     from offline_cave.synapses import axon_fragments, place_synapses
 
     syn = place_synapses(neurons, skeletons, params, _rng(seed, "synapses"))
-    log(f"  synapses: {len(syn)}  [{time.perf_counter() - t_start:.1f}s]")
+    log(f"  synapses: {len(syn)}  {_mark(t_start)}")
 
     # ------------------------------------------------------------------ pieces
     # piece ids: [0, n) cell cores (by row of `cells`), then distal axon fragments, then
@@ -256,7 +284,7 @@ def build(params: DatastackParams, seed: int, scale: float, workers: int = 2,
     history = simulate(n_pieces, initial_groups, edits, piece_nucleus, snapshot_times, ed_rng)
     log(f"  segmentation: {n_pieces} pieces, {len(history.roots)} roots, "
         f"{history.lineage['operation_id'].nunique()} edits  "
-        f"[{time.perf_counter() - t_start:.1f}s]")
+        f"{_mark(t_start)}")
 
     # ------------------------------------------------------------------ supervoxels
     sv_rng = _rng(seed, "sv")
@@ -268,6 +296,9 @@ def build(params: DatastackParams, seed: int, scale: float, workers: int = 2,
     syn_post_vx = np.rint(cortical_to_voxels(
         syn[["post_x_um", "post_y_um", "post_z_um"]].to_numpy(), params)).astype(np.int64)
     syn_ctr_vx = np.rint(cortical_to_voxels(syn_ctr_um, params)).astype(np.int64)
+    syn_size = syn["size"].to_numpy().copy()
+    n_syn = len(syn)
+    del syn, syn_ctr_um  # the largest frame: keep only the arrays the tables need
     # alternative points sit a few um from the centroid, inside the cell's segment
     alt_rows = np.flatnonzero(root_zero)
     alt_um = xyz[alt_rows] + sv_rng.normal(0, 2.0, size=(alt_rows.size, 3))
@@ -276,7 +307,6 @@ def build(params: DatastackParams, seed: int, scale: float, workers: int = 2,
     all_pieces = np.concatenate([core_piece, core_piece[alt_rows], pre_piece, post_piece])
     sv_all = supervoxel_ids(all_points, params.voxel_resolution, params.base_resolution,
                             params.chunk_size, params.chunk_offset_vx, sv_rng)
-    n_syn = len(syn)
     nuc_sv = sv_all[:n].copy()
     alt_sv = sv_all[n:n + alt_rows.size]
     pre_sv = sv_all[n + alt_rows.size:n + alt_rows.size + n_syn]
@@ -290,13 +320,11 @@ def build(params: DatastackParams, seed: int, scale: float, workers: int = 2,
     # ------------------------------------------------------------------ tables
     tb_rng = _rng(seed, "tables")
     fn_rng = _rng(seed, "function")
-    files: dict[str, object] = {}
     table_meta: dict[str, dict] = {}
     nucleus_ids = cells["nucleus_id"].to_numpy()
     nuc_created = timestamps(tb_rng, n, "2020-09-28T22:40:00", 300)
     syn_ids = sparse_sorted_ids(tb_rng, n_syn, 594_888, max(511_314_790, 4 * n_syn))
-    syn_created = timestamps(tb_rng, n_syn, "2020-11-04T06:00:00", days(0.5))
-    syn_size = syn["size"].to_numpy()
+    syn_created = "2020-11-04T06:31:14.118512"  # bulk ingestion: one creation time
     # synapse rows sorted by post root at the first version => input queries touch few row groups
     syn_order = None
 
@@ -346,7 +374,6 @@ def build(params: DatastackParams, seed: int, scale: float, workers: int = 2,
 
     coreg, func_v3, twin = _function_tables(cells, nucleus_ids, fn_rng)
 
-    version_tables: dict[int, dict[str, pd.DataFrame]] = {}
     for version, t_snap in zip(params.materialized_versions, snapshot_times, strict=True):
         piece_root = history.snapshots[t_snap]
         nuc_root = np.where(root_zero, 0, piece_root[core_piece])
@@ -354,17 +381,8 @@ def build(params: DatastackParams, seed: int, scale: float, workers: int = 2,
                                     pt_vx, nuc_sv, nuc_root)
         alternative = reference_point(
             np.arange(1, alt_rows.size + 1),
-            timestamps(tb_rng, alt_rows.size, "2023-02-01T00:00:00", days(20)),
+            timestamps(_rng(seed, "tables", 1), alt_rows.size, "2023-02-01T00:00:00", days(20)),
             nucleus_ids[alt_rows], alt_vx, alt_sv, piece_root[core_piece[alt_rows]])
-        pre_root = piece_root[pre_piece]
-        post_root = piece_root[post_piece]
-        if syn_order is None:
-            syn_order = np.lexsort((pre_root, post_root))
-        syn_table = synapses(syn_ids, syn_created, syn_size, pre_sv, pre_root, post_sv,
-                             post_root, syn_pre_vx, syn_post_vx, syn_ctr_vx)
-        syn_table = syn_table.iloc[syn_order].reset_index(drop=True)
-        proof = _proofreading_table(cells, version, t_snap, piece_root, core_piece, pt_vx,
-                                    nuc_sv, alt_rows, alt_sv, tb_rng)
         tables_v = {
             "nucleus_detection_v0": nucleus,
             "nucleus_alternative_points": alternative,
@@ -375,66 +393,76 @@ def build(params: DatastackParams, seed: int, scale: float, workers: int = 2,
             "aibs_column_nonneuronal_ref": column_glia,
             "coregistration_manual_v4": coreg,
             "functional_properties_v3_bcm": func_v3,
-            params.synapse_table: syn_table,
-            "proofreading_status_and_strategy": proof,
+            "proofreading_status_and_strategy": _proofreading_table(
+                cells, t_snap, piece_root, core_piece, pt_vx, nuc_sv, alt_rows, alt_sv),
             "nucleus_detection_lookup_v1": lookup_view(nucleus, alternative),
         }
         if version >= 1507:
             tables_v["digital_twin_properties_bcm_coreg_v4"] = twin
-        version_tables[version] = tables_v
-
-    for version, tables_v in version_tables.items():
+        pre_root = piece_root[pre_piece]
+        post_root = piece_root[post_piece]
+        if syn_order is None:
+            # rows sorted by post root (then pre root): a neuron's inputs are a few row groups
+            syn_order = np.lexsort((pre_root, post_root))
+        tables_v[params.synapse_table] = synapses(
+            syn_ids[syn_order], syn_created, syn_size[syn_order], pre_sv[syn_order],
+            pre_root[syn_order], post_sv[syn_order], post_root[syn_order],
+            syn_pre_vx[syn_order], syn_post_vx[syn_order], syn_ctr_vx[syn_order])
         for name, frame in tables_v.items():
-            arrow = pa.Table.from_pandas(frame, preserve_index=False)
-            files[f"v{version}/{name}.parquet"] = arrow
+            arrow = (frame if isinstance(frame, pa.Table)
+                     else pa.Table.from_pandas(frame, preserve_index=False))
+            out.put(f"v{version}/{name}.parquet", arrow)
             meta = table_meta.setdefault(name, {"row_counts": {}})
             meta["columns"] = [[f.name, str(f.type)] for f in arrow.schema]
             meta["row_counts"][str(version)] = arrow.num_rows
-    log(f"  tables: {len(table_meta)} per version  [{time.perf_counter() - t_start:.1f}s]")
+        del tables_v, arrow, pre_root, post_root
+    del syn_pre_vx, syn_post_vx, syn_ctr_vx, pre_sv, post_sv
+    log(f"  tables: {len(table_meta)} per version  {_mark(t_start)}")
 
-    # ------------------------------------------------------------------ skeletons on disk
-    sk_parts = []
-    sk_cells = []
-    for nucleus_id, sk in skeletons.items():
-        nv = len(sk.parent)
-        nm = cortical_to_nm(sk.vertices, params).astype(np.float32)
-        sk_parts.append(pd.DataFrame({
-            "nucleus_id": np.full(nv, nucleus_id, dtype=np.int64),
-            "node": np.arange(nv, dtype=np.int32), "parent": sk.parent.astype(np.int32),
-            "x": nm[:, 0], "y": nm[:, 1], "z": nm[:, 2],
-            "radius": (sk.radius * 1000).astype(np.float32),
-            "compartment": sk.compartment.astype(np.int8)}))
-        sk_cells.append((nucleus_id, cells["cell_type"].iat[row_of_nucleus[nucleus_id]], nv,
-                         float(sk.soma_radius_um * 1000), sk.path_length_um(2),
-                         sk.path_length_um(3) + sk.path_length_um(4)))
-    files[layout.SKELETONS_PARQUET] = pa.Table.from_pandas(pd.concat(sk_parts, ignore_index=True),
-                                                           preserve_index=False)
-    files[layout.SKELETON_CELLS_PARQUET] = pa.Table.from_pandas(
-        pd.DataFrame(sk_cells, columns=list(layout.SKELETON_CELL_COLUMNS)), preserve_index=False)
-
-    files[layout.PIECES_PARQUET] = pa.Table.from_pandas(pieces, preserve_index=False)
-    files[layout.ROOTS_PARQUET] = pa.Table.from_pandas(history.roots, preserve_index=False)
-    files[layout.ROOT_PIECES_PARQUET] = pa.Table.from_pandas(history.root_pieces,
-                                                             preserve_index=False)
-    files[layout.LINEAGE_PARQUET] = pa.Table.from_pandas(history.lineage, preserve_index=False)
+    out.put(layout.PIECES_PARQUET, pieces)
+    out.put(layout.ROOTS_PARQUET, history.roots)
+    out.put(layout.ROOT_PIECES_PARQUET, history.root_pieces)
+    out.put(layout.LINEAGE_PARQUET, history.lineage)
     truth = cells.copy()
     truth["root_zero"] = root_zero
-    files[layout.CELLS_PARQUET] = pa.Table.from_pandas(truth, preserve_index=False)
-    files["truth/synapses.parquet"] = pa.Table.from_pandas(
-        syn[["post_nucleus_id", "post_node", "post_compartment", "post_dist_to_soma_um",
-             "pre_nucleus_id", "pre_node", "external_axon_id"]].assign(
-            id=syn_ids, pre_piece=pre_piece).iloc[syn_order].reset_index(drop=True),
-        preserve_index=False)
+    out.put(layout.CELLS_PARQUET, truth)
+    out.put(layout.DATASTACK_JSON, _datastack_info(params, slab))
+    out.put(layout.VERSIONS_JSON, _versions(params))
+    out.put(layout.TABLES_JSON, _table_metadata(params, table_meta))
+    out.put(layout.VIEWS_JSON, _view_metadata(params, table_meta))
+    return {"nuclei": n, "neurons": len(neurons), "synapses": n_syn,
+            "skeleton_vertices": n_vertices, "roots": len(history.roots),
+            "edits": int(history.lineage["operation_id"].nunique()),
+            "slab_um": [slab.box_min.tolist(), slab.box_max.tolist()]}
 
-    files[layout.DATASTACK_JSON] = _datastack_info(params, slab)
-    files[layout.VERSIONS_JSON] = _versions(params)
-    files[layout.TABLES_JSON] = _table_metadata(params, table_meta)
-    files[layout.VIEWS_JSON] = _view_metadata(params, table_meta)
-    summary = {"nuclei": n, "neurons": len(neurons), "synapses": n_syn,
-               "skeleton_vertices": n_vertices, "roots": len(history.roots),
-               "edits": int(history.lineage["operation_id"].nunique()),
-               "slab_um": [slab.box_min.tolist(), slab.box_max.tolist()]}
-    return Built(files=files, summary=summary)
+
+def _write_skeletons(out: Writer, skeletons: dict, cells: pd.DataFrame,
+                     params: DatastackParams) -> None:
+    """Skeletons in the dataset's nm frame, one row per vertex, sorted by nucleus id."""
+    cell_type = cells.set_index("nucleus_id")["cell_type"]
+    summaries = []
+    ids = list(skeletons)
+    frames = []
+    for i in range(0, len(ids), 500):
+        parts = []
+        for nucleus_id in ids[i:i + 500]:
+            sk = skeletons[nucleus_id]
+            nv = len(sk.parent)
+            nm = cortical_to_nm(sk.vertices, params).astype(np.float32)
+            parts.append(pd.DataFrame({
+                "nucleus_id": np.full(nv, nucleus_id, dtype=np.int64),
+                "node": np.arange(nv, dtype=np.int32), "parent": sk.parent.astype(np.int32),
+                "x": nm[:, 0], "y": nm[:, 1], "z": nm[:, 2],
+                "radius": (sk.radius * 1000).astype(np.float32),
+                "compartment": sk.compartment.astype(np.int8)}))
+            summaries.append((nucleus_id, cell_type[nucleus_id], nv,
+                              float(sk.soma_radius_um * 1000), sk.path_length_um(2),
+                              sk.path_length_um(3) + sk.path_length_um(4)))
+        frames.append(pa.Table.from_pandas(pd.concat(parts, ignore_index=True),
+                                           preserve_index=False))
+    out.put(layout.SKELETONS_PARQUET, pa.concat_tables(frames))
+    out.put(layout.SKELETON_CELLS_PARQUET,
+            pd.DataFrame(summaries, columns=list(layout.SKELETON_CELL_COLUMNS)))
 
 
 def _function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random.Generator):
@@ -501,15 +529,15 @@ def _function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.rando
     return coreg, func_v3, twin
 
 
-def _proofreading_table(cells, version, t_snap, piece_root, core_piece, pt_vx, nuc_sv,
-                        alt_rows, alt_sv, rng) -> pd.DataFrame:
+def _proofreading_table(cells, t_snap, piece_root, core_piece, pt_vx, nuc_sv,
+                        alt_rows, alt_sv) -> pd.DataFrame:
     """Proofreading status at a version: proofread axons done by then + dendrite-only rows."""
     n = len(cells)
     done = cells["proofread_time"].to_numpy() < t_snap
     neuron = cells["cell_class"].isin(["excitatory_neuron", "inhibitory_neuron"]).to_numpy()
     # dendrite-only assessments (strategy_axon 'none'): ~8 % of rows at v1300 (149 of 1,865)
     dendrite_only = neuron & ~cells["proofread_axon"].to_numpy() & (
-        (cells["nucleus_id"].to_numpy() * 11400714819323198485 % 1000) < 7)
+        ((cells["nucleus_id"].to_numpy() * 2246822519 >> 5) % 1000) < 5)
     rows = np.flatnonzero(done | dendrite_only)
     k = rows.size
     h = (cells["nucleus_id"].to_numpy()[rows] * 2654435761) % 1000
@@ -534,7 +562,7 @@ def _proofreading_table(cells, version, t_snap, piece_root, core_piece, pt_vx, n
                                                         root[order])
     created = created[order]
     del n
-    return proofreading(np.arange(1, k + 1), pd.Series(created.round("us")), pt_vx[rows], root,
+    return proofreading(np.arange(1, k + 1), pd.Series(created.round("us").as_unit("us")), pt_vx[rows], root,
                         np.ones(k, dtype=bool), axon[order], strategy_dendrite, strategy_axon,
                         sv, root)
 
@@ -639,20 +667,6 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def write(built: Built, target: Path) -> dict[str, dict]:
-    """Write the files of a build into ``target`` (an empty directory); returns file hashes."""
-    entries = {}
-    for rel, payload in sorted(built.files.items()):
-        path = target / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(payload, pa.Table):
-            pq.write_table(payload, path, **PARQUET_OPTIONS)
-        else:
-            path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-        entries[rel] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
-    return entries
-
-
 def check(ds_dir: Path, params: DatastackParams, seed: int, scale: float,
           deep: bool = True) -> str | None:
     """Why the sample in ``ds_dir`` cannot be used (``None`` when it is complete and current)."""
@@ -700,15 +714,16 @@ def ensure_sample(data_dir: str | Path, datastack: str = "minnie65_public", seed
     data_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     log(f"{datastack}: generating the synthetic sample (seed {seed}, scale {scale:g}) ...")
-    built = build(params, seed, scale, log=log)
     tmp = Path(tempfile.mkdtemp(prefix=f".{datastack}.tmp-", dir=data_dir))
     try:
-        files = write(built, tmp)
+        out = Writer(tmp)
+        summary = build(params, seed, scale, out, log=log)
+        files = out.entries
         manifest = {
             "generator_version": layout.GENERATOR_VERSION, "datastack": datastack, "seed": seed,
             "scale": scale, "params_hash": params.params_hash(seed, scale),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "elapsed_s": round(time.perf_counter() - t0, 2), "summary": built.summary,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "elapsed_s": round(time.perf_counter() - t0, 2), "summary": summary,
             "files": files,
         }
         (tmp / layout.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

@@ -10,7 +10,7 @@ with larger counters, as the real PyChunkedGraph does, and records lineage edges
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ SEGMENTATION_END = "2021-05-01T00:00:00"
 
 def unix(iso: str) -> float:
     """Naive-UTC ISO timestamp -> unix seconds."""
-    return datetime.fromisoformat(iso).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(iso).replace(tzinfo=UTC).timestamp()
 
 
 @dataclass

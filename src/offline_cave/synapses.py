@@ -32,6 +32,7 @@ All positions are micrometres in the cortical frame (x lateral, y depth below pi
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,8 +53,8 @@ PROXIMAL_SPINE_FREE_UM = 10.0  # first um of a spiny dendrite carry shaft synaps
 SPINE_LENGTH_UM = (0.6, 1.5)  # uniform range of spine neck + head
 EXTERNAL_EXCITATORY_SHARE = 0.9  # share of external inputs onto spiny dendrites that are spines
 EXTERNAL_FRACTION_DEFAULT = 0.8  # params.extra["synapse_external_fraction"] overrides
-QUERY_RADIUS_UM = 4.0  # axon-node search radius around the dendrite axis / soma surface point
-QUERY_K = 16  # at most this many nearest axon nodes per site
+QUERY_RADIUS_UM = 3.5  # axon-node search radius around the dendrite axis / soma surface point
+QUERY_K = 10  # at most this many nearest axon nodes per site
 CHUNK_SITES = 200_000  # sites per vectorised block (bounds memory: ~100 MB per block)
 CALIBRATION_SITES = 60_000  # sites used to fit the external-axon weight
 CLEFT_MEAN_UM, CLEFT_SD_UM = 0.44, 0.16  # pre_pt-post_pt distance (fact sheet: median 440 nm,
@@ -61,7 +62,7 @@ CLEFT_RANGE_UM = (0.1, 1.2)  # 10-90 % 230-645 nm)
 SIZE_CONNECTION_RHO = 0.4  # correlation of ln(size) between synapses of one connection
 OSI_REF = 0.3  # OSI of a typical cell (cells.py draws Beta(2, 4), median ~0.31)
 LIKE_GAIN_MAX = 2.5  # cap on sqrt(osi_pre * osi_post) / OSI_REF
-EXTERNAL_FRAGMENT_SYNAPSES = 4.0  # mean synapses per external soma-less fragment
+EXTERNAL_FRAGMENT_SYNAPSES = 4.0  # nominal run length of external fragments (realised mean ~3)
 
 # pre groups: 0 excitatory, 1 BC, 2 MC, 3 BPC, 4 NGC
 GROUPS = ("E", "BC", "MC", "BPC", "NGC")
@@ -70,7 +71,7 @@ _GROUP_OF_TYPE = {**{t: 0 for t in EXC_TYPES}, "BC": 1, "MC": 2, "BPC": 3, "NGC"
 BOUTON_FACTOR = np.array([1.0, 2.5, 2.5, 2.0, 2.0], dtype=np.float32)
 # sd of the ln pair affinity by pre group: neurogliaform cells rarely make multi-synapse
 # connections (fact sheet §3.8), so their pair affinity is nearly flat
-AFFINITY_SD = np.array([1.3, 1.3, 1.3, 1.3, 0.4])
+AFFINITY_SD = np.array([2.3, 2.3, 2.3, 2.3, 0.4])
 # post-type preference by pre group (rows) and post group (columns E, BC, MC, BPC, NGC)
 POST_TYPE_FACTOR = np.array([
     [1.0, 1.0, 1.0, 1.0, 1.0],  # E targets everyone
@@ -157,34 +158,23 @@ class _Sites:
         ax_pos, ax_cell, ax_node = [], [], []
         for start in range(0, n_cells, batch_cells):
             stop = min(start + batch_cells, n_cells)
-            verts, pars, rads, comps, owner, local_node, soma_r, roots = [], [], [], [], [], [], [], []
-            offset = 0
-            for ci in range(start, stop):
-                sk = skeletons[int(nuc[ci])]
-                v = np.asarray(sk.vertices, dtype=np.float64)
-                p = np.asarray(sk.parent, dtype=np.int64)
-                n = len(v)
-                verts.append(v)
-                pars.append(np.where(p >= 0, p + offset, -1))
-                rads.append(np.asarray(sk.radius, dtype=np.float32))
-                comps.append(np.asarray(sk.compartment, dtype=np.int8))
-                owner.append(np.full(n, ci, dtype=np.int32))
-                local_node.append(np.arange(n, dtype=np.int32))
-                soma_r.append(float(sk.soma_radius_um))
-                roots.append(offset + int(np.nonzero(p < 0)[0][0]))
-                offset += n
-            v = np.concatenate(verts)
-            par = np.concatenate(pars)
-            r = np.concatenate(rads)
-            cp = np.concatenate(comps)
-            own = np.concatenate(owner)
-            lnode = np.concatenate(local_node)
-            soma_r = np.asarray(soma_r)
-            roots = np.asarray(roots)
+            sks = [skeletons[int(nuc[ci])] for ci in range(start, stop)]
+            sizes = np.array([len(sk.parent) for sk in sks], dtype=np.int64)
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            v = np.concatenate([np.asarray(sk.vertices, dtype=np.float64) for sk in sks])
+            par = np.concatenate([np.asarray(sk.parent, dtype=np.int64) for sk in sks])
+            r = np.concatenate([np.asarray(sk.radius, dtype=np.float32) for sk in sks])
+            cp = np.concatenate([np.asarray(sk.compartment, dtype=np.int8) for sk in sks])
+            soma_r = np.array([float(sk.soma_radius_um) for sk in sks])
+            own = np.repeat(np.arange(start, stop, dtype=np.int32), sizes)
+            lnode = (np.arange(len(par)) - np.repeat(offsets, sizes)).astype(np.int32)
             has_par = par >= 0
-            seg = np.zeros_like(v)
-            seg[has_par] = v[has_par] - v[par[has_par]]
-            seglen = np.linalg.norm(seg, axis=1)
+            par = np.where(has_par, par + np.repeat(offsets, sizes), -1)
+            roots = np.flatnonzero(~has_par)
+            if roots.size != stop - start or np.any(np.diff(own[roots]) != 1):
+                raise ValueError("every skeleton needs exactly one root node (parent -1)")
+            seg = v - v[np.where(has_par, par, np.arange(len(par)))]
+            seglen = np.sqrt(np.einsum("ij,ij->i", seg, seg))
             d2s = _path_distance(par, seglen)
 
             is_ax = cp == 2
@@ -192,20 +182,24 @@ class _Sites:
             ax_cell.append(own[is_ax])
             ax_node.append(lnode[is_ax])
 
-            # dendrite sites: Poisson per segment, uniform along the segment
-            dend = ((cp == 3) | (cp == 4)) & has_par & (seglen > 0)
-            didx = np.nonzero(dend)[0]
-            dens = np.where(group[own[didx]] == 0, SPINY_DENSITY_PER_UM, SMOOTH_DENSITY_PER_UM)
-            cnt = rng.poisson(dens * keep * seglen[didx])
-            sidx = np.repeat(didx, cnt)
-            t = rng.random(sidx.size)
+            # dendrite sites: a Poisson process along the dendrites (intensity density x keep
+            # per um), sampled through the cumulative length of all segments of the batch
+            didx = np.flatnonzero(((cp == 3) | (cp == 4)) & (seglen > 0))
+            lam = seglen[didx] * np.where(group[own[didx]] == 0, SPINY_DENSITY_PER_UM,
+                                          SMOOTH_DENSITY_PER_UM) * keep
+            cum = np.cumsum(lam)
+            total = float(cum[-1]) if cum.size else 0.0
+            u = np.sort(rng.uniform(0.0, total, size=rng.poisson(total)))
+            j = np.minimum(np.searchsorted(cum, u, side="right"), max(cum.size - 1, 0))
+            sidx = didx[j]
+            t = np.clip((u - (cum[j] - lam[j])) / lam[j], 0.0, 1.0)
             pidx = par[sidx]
             pos = v[pidx] + t[:, None] * seg[sidx]
             sc = own[sidx]
-            soma_c = v[roots[sc - start]]
-            outside = np.linalg.norm(pos - soma_c, axis=1) > soma_r[sc - start]
+            rel = pos - v[roots[sc - start]]
+            outside = np.einsum("ij,ij->i", rel, rel) > soma_r[sc - start] ** 2
             sidx, t, pidx, pos, sc = sidx[outside], t[outside], pidx[outside], pos[outside], sc[outside]
-            centre.append(pos)
+            centre.append(pos.astype(np.float32))
             axis.append((seg[sidx] / seglen[sidx, None]).astype(np.float32))
             rad.append(np.maximum((1 - t) * r[pidx] + t * r[sidx], 0.05).astype(np.float32))
             cell.append(sc)
@@ -218,7 +212,7 @@ class _Sites:
             scell = np.repeat(np.arange(start, stop, dtype=np.int32), ns)
             u = _unit(rng.standard_normal((scell.size, 3)))
             k = scell - start
-            centre.append(v[roots[k]] + u * soma_r[k, None])
+            centre.append((v[roots[k]] + u * soma_r[k, None]).astype(np.float32))
             axis.append(u.astype(np.float32))
             rad.append(np.zeros(scell.size, dtype=np.float32))
             cell.append(scell)
@@ -226,7 +220,7 @@ class _Sites:
             comp.append(np.ones(scell.size, dtype=np.int8))
             dist.append(np.zeros(scell.size, dtype=np.float32))
 
-        self.centre = np.concatenate(centre) if centre else np.zeros((0, 3))
+        self.centre = np.concatenate(centre) if centre else np.zeros((0, 3), np.float32)
         self.axis = np.concatenate(axis) if axis else np.zeros((0, 3), np.float32)
         self.rad = np.concatenate(rad) if rad else np.zeros(0, np.float32)
         self.cell = np.concatenate(cell) if cell else np.zeros(0, np.int32)
@@ -253,10 +247,10 @@ def _target_matrix(comp: np.ndarray, dist: np.ndarray, depth: np.ndarray,
     # E -> dendrites (spines); never excitatory somata, rarely interneuron somata
     t[:, 0] = np.where(soma, np.where(post_e, 0.0, 0.3), 1.0)
     # BC -> soma and proximal dendrite (< ~60 um)
-    t[:, 1] = np.where(soma, 8.0, 0.15 + 3.0 * np.exp(-d / 30.0))
+    t[:, 1] = np.where(soma, 20.0, 0.15 + 3.0 * np.exp(-d / 30.0))
     # MC -> distal dendrite, rising with distance, strongly in L1 (apical tufts)
-    mc = 0.05 + 1.5 * (1.0 - np.exp(-d / 120.0))
-    mc = np.where(depth < L1_BOTTOM_UM, 4.0 * mc, mc)
+    mc = 0.05 + 1.0 * (1.0 - np.exp(-d / 120.0))
+    mc = np.where(depth < L1_BOTTOM_UM, 2.5 * mc, mc)
     t[:, 2] = np.where(soma, 0.05, mc)
     # BPC: compartment-agnostic, the post-type factor carries the preference for interneurons
     t[:, 3] = np.where(soma, 0.5, 1.0)
@@ -273,9 +267,11 @@ class _Weights:
     def __init__(self, sites: _Sites, cells: pd.DataFrame, params: DatastackParams,
                  salt: int) -> None:
         self.sites = sites
-        self.tree = cKDTree(sites.ax_pos.astype(np.float64), leafsize=32, balanced_tree=False,
-                            compact_nodes=False)
-        self.n_ax = len(sites.ax_pos)
+        self.ax_pos = sites.ax_pos.astype(np.float64)  # (n_axon_nodes, 3) um
+        sites.ax_pos = None  # the float64 copy inside the tree replaces it
+        self.tree = cKDTree(self.ax_pos, leafsize=32, balanced_tree=False, compact_nodes=False,
+                            copy_data=False)
+        self.n_ax = len(self.ax_pos)
         self.group = cells["group"].to_numpy(np.int8)
         self.nuc = cells["nucleus_id"].to_numpy(np.int64)
         pref = cells["pref_ori_rad"].to_numpy(np.float64)
@@ -325,7 +321,11 @@ def _fit_external_weight(local_sum: np.ndarray, external_fraction: float) -> flo
     target = 1.0 - external_fraction
     if local_sum.size == 0 or not np.any(local_sum > 0):
         return 1.0
-    if np.mean(local_sum > 0) <= target:  # cannot reach the target: take all local partners
+    reachable = float(np.mean(local_sum > 0))
+    if reachable <= target:  # too few local axons: every site with a candidate goes local
+        warnings.warn(f"only {reachable:.1%} of synapse sites have a local axon within "
+                      f"{QUERY_RADIUS_UM} um, fewer than the {target:.1%} local inputs asked "
+                      "for; the external fraction will be higher than requested", stacklevel=3)
         return 1e-12
     lo, hi = -30.0, 30.0  # ln w
     for _ in range(80):
@@ -341,38 +341,45 @@ def _fit_external_weight(local_sum: np.ndarray, external_fraction: float) -> flo
 def _external_fragments(pos: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Group external synapses (positions (n, 3), um) into fragments of a few nearby ones.
 
-    The volume is cut into cubes holding ~2 x EXTERNAL_FRAGMENT_SYNAPSES synapses on average
+    The volume is cut into cubes holding ~3 x EXTERNAL_FRAGMENT_SYNAPSES synapses on average
     (random grid offset); inside each cube the synapses are ordered along a random direction
-    (an axon passing through) and cut into runs of 1..2*mean-1 synapses. Returns int64 ids
-    1..n_fragments in order of first appearance.
+    (an axon passing through) and cut into runs of 2..2*mean-2 synapses (one run length per
+    cube; the last run of a cube may be shorter). Returns int64 ids
+    1..n_fragments, numbered cube by cube.
     """
     n = len(pos)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    pos = np.asarray(pos, dtype=np.float64)
     lo = pos.min(axis=0)
     extent = np.maximum(pos.max(axis=0) - lo, 1.0)
     density = n / float(np.prod(extent))
-    side = float(np.clip((2.0 * EXTERNAL_FRAGMENT_SYNAPSES / density) ** (1 / 3), 1.0, 50.0))
+    side = float(np.clip((3.0 * EXTERNAL_FRAGMENT_SYNAPSES / density) ** (1 / 3), 1.0, 50.0))
     q = np.floor((pos - lo + rng.uniform(0, side, size=3)) / side).astype(np.int64)
     dims = q.max(axis=0) + 1
     cube = (q[:, 0] * dims[1] + q[:, 1]) * dims[2] + q[:, 2]
-    ucube, cube_inv = np.unique(cube, return_inverse=True)
-    direction = _unit(rng.standard_normal((ucube.size, 3)))
-    proj = np.sum(pos * direction[cube_inv], axis=1)
-    order = np.lexsort((proj, cube_inv))
-    sorted_cube = cube_inv[order]
-    first = np.searchsorted(sorted_cube, np.arange(ucube.size))
-    rank = np.arange(n) - first[sorted_cube]
-    max_run = max(int(round(2 * EXTERNAL_FRAGMENT_SYNAPSES)) - 1, 1)
-    run = rng.integers(1, max_run + 1, size=ucube.size)
-    piece = rank // run[sorted_cube]
-    key = np.empty(n, dtype=np.int64)
-    key[order] = sorted_cube.astype(np.int64) * (n + 1) + piece
-    _, first_idx, inv = np.unique(key, return_index=True, return_inverse=True)
-    # number fragments by first appearance so ids follow the synapse order
-    rank_of = np.empty(first_idx.size, dtype=np.int64)
-    rank_of[np.argsort(first_idx, kind="stable")] = np.arange(first_idx.size)
-    return rank_of[inv] + 1
+    del q
+    salt = int(rng.integers(1, 2**62))
+    # per-cube random direction and run length, hashed from the cube index (no np.unique)
+    direction = np.stack([_pair_normal(cube, np.full(n, j), salt) for j in range(3)], axis=1)
+    proj = np.sum((pos - lo) * _unit(direction), axis=1)  # |proj| < sqrt(3) * extent
+    del direction
+    span = 4.0 * float(np.linalg.norm(extent)) + 4.0
+    order = np.argsort(cube * span + (proj + 0.5 * span), kind="stable")
+    del proj
+    sorted_cube = cube[order]
+    new_cube = np.ones(n, dtype=bool)
+    new_cube[1:] = sorted_cube[1:] != sorted_cube[:-1]
+    first = np.flatnonzero(new_cube)
+    rank = np.arange(n) - np.repeat(first, np.diff(np.append(first, n)))
+    min_run = 2 if EXTERNAL_FRAGMENT_SYNAPSES >= 2 else 1
+    max_run = max(int(round(2 * EXTERNAL_FRAGMENT_SYNAPSES)) - min_run, min_run)
+    h = _mix64(sorted_cube.astype(np.uint64) ^ np.uint64(salt))
+    run = (h % np.uint64(max_run - min_run + 1)).astype(np.int64) + min_run
+    new_piece = new_cube | (rank % run == 0)
+    ids = np.empty(n, dtype=np.int64)
+    ids[order] = np.cumsum(new_piece)
+    return ids
 
 
 def _prepare_cells(cells: pd.DataFrame, skeletons: dict) -> pd.DataFrame:
@@ -448,8 +455,13 @@ def place_synapses(cells: pd.DataFrame, skeletons: dict[int, Skeleton], params: 
     calib = np.sort(rng.choice(m, size=min(m, CALIBRATION_SITES), replace=False))
     w_ext = _fit_external_weight(weights.block(calib)[0].sum(axis=1), external_fraction)
 
-    # 2. choose a partner per site, block by block
-    chosen = np.full(m, -1, dtype=np.int64)
+    # 2. per block: choose a partner for every site, then place the synapse
+    group = cells["group"].to_numpy(np.int8)
+    nuc = cells["nucleus_id"].to_numpy(np.int64)
+    f32 = np.float32
+    out = {f"{p}_{a}_um": np.empty(m, dtype=f32) for p in ("ctr", "pre", "post") for a in "xyz"}
+    pre_nuc = np.zeros(m, dtype=np.int64)
+    pre_node = np.full(m, -1, dtype=np.int32)
     for start in range(0, m, CHUNK_SITES):
         idx = np.arange(start, min(start + CHUNK_SITES, m))
         w, ii = weights.block(idx)
@@ -457,62 +469,85 @@ def place_synapses(cells: pd.DataFrame, skeletons: dict[int, Skeleton], params: 
         u = rng.random(idx.size) * (cum[:, -1] + w_ext)
         pick = np.sum(cum < u[:, None], axis=1)
         local = pick < w.shape[1]
-        chosen[idx[local]] = ii[local, pick[local]]
+        ax = ii[np.arange(idx.size), np.minimum(pick, w.shape[1] - 1)]
+        del w, ii, cum
+        ax = np.where(local, ax, -1)
+        pre_cell = np.zeros(idx.size, dtype=np.int64)
+        pre_cell[local] = sites.ax_cell[ax[local]]
+        pre_nuc[idx[local]] = nuc[pre_cell[local]]
+        pre_node[idx[local]] = sites.ax_node[ax[local]]
+        exc_pre = np.where(local, group[pre_cell] == 0,
+                           rng.random(idx.size) < EXTERNAL_EXCITATORY_SHARE)
+        post_pt, ctr_pt, pre_pt = _synapse_points(
+            sites, idx, ax, weights.ax_pos, exc_pre,
+            group[sites.cell[idx]] == 0, rng)
+        for name, pts in (("ctr", ctr_pt), ("pre", pre_pt), ("post", post_pt)):
+            for j, axis_name in enumerate("xyz"):
+                out[f"{name}_{axis_name}_um"][idx] = pts[:, j]
     del weights
 
-    # 3. geometry
-    local = chosen >= 0
-    ax = np.where(local, chosen, 0)
-    pre_cell = np.where(local, sites.ax_cell[ax], -1)
-    group = cells["group"].to_numpy(np.int8)
-    axis = sites.axis.astype(np.float64)
-    soma = sites.comp == 1
-    toward = sites.ax_pos[ax].astype(np.float64) - sites.centre
-    toward -= np.sum(toward * axis, axis=1, keepdims=True) * axis
-    ok = local & ~soma & (np.linalg.norm(toward, axis=1) > 1e-6)
+    # 3. external fragments and sizes
+    external = pre_nuc == 0
+    ext_id = np.zeros(m, dtype=np.int64)
+    ext_pos = np.stack([out["ctr_x_um"][external], out["ctr_y_um"][external],
+                        out["ctr_z_um"][external]], axis=1)
+    ext_id[external] = _external_fragments(ext_pos, rng)
+    del ext_pos
+    post_nuc = nuc[sites.cell]
+    conn_key = np.where(external, -ext_id, pre_nuc)  # external keys < 0: no collisions
+    rho = SIZE_CONNECTION_RHO
+    z = _pair_normal(conn_key, post_nuc, salt_size)
+    del conn_key
+    z *= np.sqrt(rho)
+    z += np.sqrt(1.0 - rho) * rng.standard_normal(m)
+    raw = np.exp(params.synapse_ln_mean + params.synapse_ln_sd * z)
+    del z
+    size = np.maximum(4 * np.rint(raw / 4.0), 4).astype(np.int64)
+    del raw
+
+    columns = {
+        "post_nucleus_id": post_nuc,
+        "post_node": sites.node.astype(np.int32, copy=False),
+        "post_compartment": sites.comp.astype(np.int8, copy=False),
+        "post_dist_to_soma_um": sites.dist.astype(f32, copy=False),
+        "pre_nucleus_id": pre_nuc,
+        "pre_node": pre_node,
+        "external_axon_id": ext_id,
+        **out,
+        "size": size,
+    }
+    # copy=False: one block per column, no consolidation copy of ~10^6-10^7 rows
+    return pd.DataFrame({c: columns[c] for c in SYNAPSE_COLUMNS}, copy=False)
+
+
+def _synapse_points(sites: _Sites, idx: np.ndarray, ax: np.ndarray, ax_pos: np.ndarray,
+                    exc_pre: np.ndarray, post_excitatory: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """post, cleft-centre and pre points (um, (n, 3) float64) for sites ``idx``.
+
+    The synapse faces its presynaptic axon node ``ax`` (-1 for external axons: a random
+    direction perpendicular to the dendrite). Somatic synapses face radially outwards.
+    Excitatory inputs onto spiny dendrites sit on a spine head ``SPINE_LENGTH_UM`` out.
+    """
+    n = idx.size
+    centre = sites.centre[idx].astype(np.float64)
+    axis = sites.axis[idx].astype(np.float64)
+    soma = sites.comp[idx] == 1
     direction = _random_perpendicular(axis, rng)
-    direction[ok] = _unit(toward[ok])
+    local = ax >= 0
+    sel = np.flatnonzero(local & ~soma)
+    toward = ax_pos[ax[sel]] - centre[sel]
+    toward -= np.sum(toward * axis[sel], axis=1, keepdims=True) * axis[sel]
+    ok = np.linalg.norm(toward, axis=1) > 1e-6
+    direction[sel[ok]] = _unit(toward[ok])
     direction[soma] = axis[soma]
-    post_group = group[sites.cell]
-    spiny = (post_group == 0) & ~soma & (sites.dist > PROXIMAL_SPINE_FREE_UM)
-    exc_pre = np.where(local, group[np.maximum(pre_cell, 0)] == 0,
-                       rng.random(m) < EXTERNAL_EXCITATORY_SHARE)
-    spine = np.where(spiny & exc_pre, rng.uniform(*SPINE_LENGTH_UM, size=m), 0.0)
-    gap = np.clip(rng.normal(CLEFT_MEAN_UM, CLEFT_SD_UM, size=m), *CLEFT_RANGE_UM)
-    post_pt = sites.centre + direction * (sites.rad + spine)[:, None]
+    spiny = post_excitatory & ~soma & (sites.dist[idx] > PROXIMAL_SPINE_FREE_UM)
+    spine = np.where(spiny & exc_pre, rng.uniform(*SPINE_LENGTH_UM, size=n), 0.0)
+    gap = np.clip(rng.normal(CLEFT_MEAN_UM, CLEFT_SD_UM, size=n), *CLEFT_RANGE_UM)
+    post_pt = centre + direction * (sites.rad[idx] + spine)[:, None]
     ctr_pt = post_pt + direction * (0.5 * gap)[:, None]
     pre_pt = post_pt + direction * gap[:, None]
-
-    # 4. external fragments and sizes
-    ext_id = np.zeros(m, dtype=np.int64)
-    ext_id[~local] = _external_fragments(ctr_pt[~local], rng)
-    nuc = cells["nucleus_id"].to_numpy(np.int64)
-    post_nuc = nuc[sites.cell]
-    pre_nuc = np.where(local, nuc[np.maximum(pre_cell, 0)], 0)
-    conn_key = np.where(local, pre_nuc, -ext_id)  # external keys are negative: no collisions
-    rho = SIZE_CONNECTION_RHO
-    z = (np.sqrt(rho) * _pair_normal(conn_key, post_nuc, salt_size)
-         + np.sqrt(1.0 - rho) * rng.standard_normal(m))
-    raw = np.exp(params.synapse_ln_mean + params.synapse_ln_sd * z)
-    size = np.maximum(4 * np.rint(raw / 4.0), 4).astype(np.int64)
-
-    f32 = np.float32
-    return pd.DataFrame({
-        "post_nucleus_id": post_nuc,
-        "post_node": sites.node.astype(np.int32),
-        "post_compartment": sites.comp.astype(np.int8),
-        "post_dist_to_soma_um": sites.dist.astype(f32),
-        "pre_nucleus_id": pre_nuc.astype(np.int64),
-        "pre_node": np.where(local, sites.ax_node[ax], -1).astype(np.int32),
-        "external_axon_id": ext_id,
-        "ctr_x_um": ctr_pt[:, 0].astype(f32), "ctr_y_um": ctr_pt[:, 1].astype(f32),
-        "ctr_z_um": ctr_pt[:, 2].astype(f32),
-        "pre_x_um": pre_pt[:, 0].astype(f32), "pre_y_um": pre_pt[:, 1].astype(f32),
-        "pre_z_um": pre_pt[:, 2].astype(f32),
-        "post_x_um": post_pt[:, 0].astype(f32), "post_y_um": post_pt[:, 1].astype(f32),
-        "post_z_um": post_pt[:, 2].astype(f32),
-        "size": size,
-    }, columns=list(SYNAPSE_COLUMNS))
+    return post_pt, ctr_pt, pre_pt
 
 
 def axon_fragments(skeleton: Skeleton, proofread_axon: bool,

@@ -1,0 +1,174 @@
+"""Point caveclient and cloud-volume in a HOME directory at an offline server.
+
+Writes, under ``<home>/.cloudvolume/secrets/``:
+
+* ``cave_datastack_to_server_map.json`` -- ``{datastack: server_url}``; merged into an
+  existing file, other entries are kept;
+* ``cave-secret.json`` -- ``{"token": <32 hex chars>, "offline_cave": true}``, a dummy token
+  (graphene CloudVolume sources and the skeleton client refuse to work without one; the
+  offline server ignores it).
+
+An existing token file that this module did not write (no ``"offline_cave"`` marker) is a
+*real* token: it is never replaced unless ``force`` is given, and then it is first copied to
+``cave-secret.json.bak-<UTC time>``. Token values are never printed or logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+MAP_FILE = "cave_datastack_to_server_map.json"
+TOKEN_FILE = "cave-secret.json"
+MARKER = "offline_cave"
+
+
+class ConfigureError(RuntimeError):
+    """Configuration refused or impossible (message written for the user)."""
+
+
+@dataclass
+class ConfigureResult:
+    """What :func:`configure_home` did."""
+
+    map_path: Path
+    token_path: Path
+    datastacks: list[str]
+    token_written: bool
+    token_backup: Path | None
+
+
+def secrets_dir(home: str | Path) -> Path:
+    return Path(home) / ".cloudvolume" / "secrets"
+
+
+def normalize_server_url(url: str) -> str:
+    """``http(s)://host[:port]`` without a trailing slash; ValueError otherwise."""
+    parts = urlsplit(str(url).strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"server must look like http://127.0.0.1:8765; got {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"server must be a bare http://host:port address; got {url!r}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def served_datastacks(server_url: str, timeout: float = 5.0) -> list[str]:
+    """Ask a running server for its datastacks (``/info/api/v2/datastacks``)."""
+    with urllib.request.urlopen(f"{server_url}/info/api/v2/datastacks", timeout=timeout) as r:
+        names = json.loads(r.read())
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("unexpected datastack list from the server")
+    return names
+
+
+def _write_json_atomic(path: Path, obj: object, mode: int = 0o600) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2)
+            fh.write("\n")
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _is_offline_token(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get(MARKER) is True
+
+
+def configure_home(server_url: str, home: str | Path, datastacks: list[str] | None = None,
+                   *, force: bool = False) -> ConfigureResult:
+    """Write the datastack map and a dummy token into ``home`` (see the module docstring)."""
+    url = normalize_server_url(server_url)
+    if datastacks is None:
+        datastacks = served_datastacks(url)
+    sdir = secrets_dir(home)
+    sdir.mkdir(parents=True, exist_ok=True)
+
+    map_path = sdir / MAP_FILE
+    current: dict = {}
+    if map_path.exists():
+        try:
+            current = json.loads(map_path.read_text() or "{}")
+        except ValueError:
+            if not force:
+                raise ConfigureError(f"{map_path} is not valid JSON; fix it or pass --force "
+                                     f"(the old file is then backed up)") from None
+            shutil.copy2(map_path, map_path.with_name(f"{MAP_FILE}.bak-{_stamp()}"))
+            current = {}
+        if not isinstance(current, dict):
+            current = {}
+    current.update({name: url for name in datastacks})
+    _write_json_atomic(map_path, current, mode=0o644)
+
+    token_path = sdir / TOKEN_FILE
+    backup = None
+    written = False
+    if token_path.exists() and not _is_offline_token(token_path):
+        if not force:
+            raise ConfigureError(
+                f"{token_path} holds a token this tool did not write (probably a real CAVE "
+                f"token); refusing to replace it. Use a separate --home, or pass --force to "
+                f"back it up and replace it.")
+        backup = token_path.with_name(f"{TOKEN_FILE}.bak-{_stamp()}")
+        shutil.copy2(token_path, backup)
+    if not token_path.exists() or backup is not None:
+        _write_json_atomic(token_path, {"token": secrets.token_hex(16), MARKER: True})
+        written = True
+    return ConfigureResult(map_path=map_path, token_path=token_path, datastacks=list(datastacks),
+                           token_written=written, token_backup=backup)
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+
+
+def cli_configure(args) -> int:
+    """``python -m offline_cave configure --server URL [--home DIR] [--force]``."""
+    home = Path(args.home) if args.home else Path.home()
+    try:
+        url = normalize_server_url(args.server)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        names = served_datastacks(url)
+    except (OSError, ValueError) as exc:
+        from offline_cave.params import DATASTACKS
+
+        names = sorted(DATASTACKS)
+        print(f"warning: could not ask {url} for its datastacks ({exc}); configuring "
+              f"{', '.join(names)}", file=sys.stderr)
+    try:
+        result = configure_home(url, home, names, force=args.force)
+    except ConfigureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{result.map_path}: {', '.join(result.datastacks)} -> {url}")
+    if result.token_backup is not None:
+        print(f"{result.token_path}: replaced (the previous token is saved in "
+              f"{result.token_backup})")
+    elif result.token_written:
+        print(f"{result.token_path}: dummy token written")
+    else:
+        print(f"{result.token_path}: existing offline dummy token kept")
+    return 0

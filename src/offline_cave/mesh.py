@@ -1,0 +1,191 @@
+"""Skeleton -> triangle mesh (tubes along every edge plus a soma sphere), legacy precomputed.
+
+The sample has no voxel segmentation, so the server *derives* a presentation mesh from each
+cell's stored skeleton: a tube of ``sides`` vertices per ring follows every skeleton edge with
+the stored radius, rings are oriented by parallel transport (no twisting), branches start a
+fresh ring at the branch point, and a UV sphere of the soma radius sits at the root node.
+A pyramidal cell with ~7,000 skeleton vertices gives ~60,000 mesh vertices.
+
+Units: input and output vertices are in nm (the physical frame shared with skeletons and with
+cloud-volume meshes). Output faces index the output vertices.
+
+The legacy precomputed fragment format (what cloud-volume reads for an unsharded
+``neuroglancer_legacy_mesh``) is ``uint32 nv | nv*3 float32 xyz | uint32 triangle indices``,
+all little-endian.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _perpendicular(t: np.ndarray) -> np.ndarray:
+    """Any unit vector perpendicular to the unit vector ``t``."""
+    axis = np.array([1.0, 0.0, 0.0]) if abs(t[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    n = np.cross(t, axis)
+    return n / np.linalg.norm(n)
+
+
+def _topological_order(parent: np.ndarray) -> tuple[list[int], list[list[int]]]:
+    """Nodes ordered parents-first, and the children of each node."""
+    n = len(parent)
+    children: list[list[int]] = [[] for _ in range(n)]
+    roots = []
+    for i, p in enumerate(parent):
+        if 0 <= p < n and p != i:
+            children[p].append(i)
+        else:
+            roots.append(i)
+    order: list[int] = []
+    stack = list(reversed(roots))
+    seen = np.zeros(n, bool)
+    while stack:
+        i = stack.pop()
+        if seen[i]:
+            continue
+        seen[i] = True
+        order.append(i)
+        stack.extend(reversed(children[i]))
+    return order, children
+
+
+def uv_sphere(center: np.ndarray, radius: float, rings: int = 12,
+              segments: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """A closed UV sphere: ``(vertices (N,3), faces (M,3))``."""
+    verts = [center + np.array([0.0, 0.0, radius])]
+    for i in range(1, rings):
+        theta = np.pi * i / rings
+        for j in range(segments):
+            phi = 2 * np.pi * j / segments
+            verts.append(center + radius * np.array([np.sin(theta) * np.cos(phi),
+                                                     np.sin(theta) * np.sin(phi),
+                                                     np.cos(theta)]))
+    verts.append(center + np.array([0.0, 0.0, -radius]))
+    faces = []
+    for j in range(segments):
+        faces.append((0, 1 + j, 1 + (j + 1) % segments))
+    for i in range(rings - 2):
+        a0 = 1 + i * segments
+        b0 = a0 + segments
+        for j in range(segments):
+            a, a1 = a0 + j, a0 + (j + 1) % segments
+            b, b1 = b0 + j, b0 + (j + 1) % segments
+            faces.append((a, b, a1))
+            faces.append((a1, b, b1))
+    last = len(verts) - 1
+    base = 1 + (rings - 2) * segments
+    for j in range(segments):
+        faces.append((base + j, last, base + (j + 1) % segments))
+    return np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64)
+
+
+def skeleton_mesh(vertices: np.ndarray, parent: np.ndarray, radius: np.ndarray, *,
+                  soma_radius: float | None = None, sides: int = 8,
+                  min_radius: float = 50.0) -> tuple[np.ndarray, np.ndarray]:
+    """Tube mesh of a skeleton.
+
+    ``vertices`` (N,3) nm; ``parent`` (N,) index of each node's parent (-1 for the root);
+    ``radius`` (N,) nm. The root node gets a sphere of ``soma_radius`` (default: its own
+    radius). Returns ``(vertices float32 (V,3) nm, faces uint32 (F,3))``.
+    """
+    pts = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    parent = np.asarray(parent, dtype=np.int64).reshape(-1)
+    rad = np.maximum(np.asarray(radius, dtype=np.float64).reshape(-1), min_radius)
+    n = len(pts)
+    if n == 0:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint32)
+    order, children = _topological_order(parent)
+    angles = 2 * np.pi * np.arange(sides) / sides
+    cos_a, sin_a = np.cos(angles)[:, None], np.sin(angles)[:, None]
+
+    out_verts: list[np.ndarray] = []
+    out_faces: list[np.ndarray] = []
+    count = 0
+    ring_of = np.full(n, -1, dtype=np.int64)  # first vertex index of the node's own ring
+    normal_of = np.zeros((n, 3))
+    k = np.arange(sides)
+    k1 = (k + 1) % sides
+
+    def add_ring(center: np.ndarray, r: float, t: np.ndarray, nrm: np.ndarray) -> int:
+        nonlocal count
+        b = np.cross(t, nrm)
+        ring = center + r * (cos_a * nrm + sin_a * b)
+        out_verts.append(ring)
+        start = count
+        count += sides
+        return start
+
+    def connect(a0: int, b0: int) -> None:
+        out_faces.append(np.stack([a0 + k, a0 + k1, b0 + k], axis=1))
+        out_faces.append(np.stack([b0 + k, a0 + k1, b0 + k1], axis=1))
+
+    roots = set()
+    for i in order:
+        p = parent[i]
+        if not (0 <= p < n) or p == i:
+            roots.add(i)
+            continue
+        d = pts[i] - pts[p]
+        length = np.linalg.norm(d)
+        t = d / length if length > 0 else np.array([0.0, 0.0, 1.0])
+        # parallel transport of the parent's normal onto this tangent
+        prev = normal_of[p] if np.any(normal_of[p]) else _perpendicular(t)
+        nrm = prev - np.dot(prev, t) * t
+        nn = np.linalg.norm(nrm)
+        nrm = nrm / nn if nn > 1e-6 else _perpendicular(t)
+        normal_of[i] = nrm
+        continues = ring_of[p] >= 0 and children[p] and children[p][0] == i
+        if continues:
+            start = ring_of[p]
+        else:  # root child or extra branch: a fresh ring at the parent's position
+            start = add_ring(pts[p], min(rad[p], rad[i]) if p not in roots else rad[i], t, nrm)
+        ring_of[i] = add_ring(pts[i], rad[i], t, nrm)
+        if length > 0:
+            connect(start, ring_of[i])
+    for r in sorted(roots):
+        sr = float(soma_radius) if soma_radius else float(rad[r])
+        if sr <= 0:
+            continue
+        sv, sf = uv_sphere(pts[r], sr)
+        out_verts.append(sv)
+        out_faces.append(sf + count)
+        count += len(sv)
+    verts = np.concatenate(out_verts).astype(np.float32) if out_verts else np.zeros((0, 3), np.float32)
+    faces = np.concatenate(out_faces).astype(np.uint32) if out_faces else np.zeros((0, 3), np.uint32)
+    return verts, faces
+
+
+def encode_legacy(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+    """Legacy precomputed mesh fragment bytes."""
+    v = np.ascontiguousarray(vertices, dtype="<f4").reshape(-1, 3)
+    f = np.ascontiguousarray(faces, dtype="<u4").reshape(-1, 3)
+    return struct.pack("<I", len(v)) + v.tobytes() + f.tobytes()
+
+
+def decode_legacy(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`encode_legacy`."""
+    (nv,) = struct.unpack_from("<I", data, 0)
+    verts = np.frombuffer(data, dtype="<f4", count=nv * 3, offset=4).reshape(-1, 3)
+    faces = np.frombuffer(data, dtype="<u4", offset=4 + nv * 12).reshape(-1, 3)
+    return verts, faces
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (no torn reads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

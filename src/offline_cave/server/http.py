@@ -1,0 +1,213 @@
+"""Small HTTP helpers shared by the route modules: errors, request parsing, responses.
+
+Every handler is a plain synchronous function ``handler(req: Req) -> Response``; the
+:func:`endpoint` wrapper reads the raw body in the event loop (several caveclient GETs carry a
+JSON body, several POSTs have no Content-Type) and runs the handler in the thread pool, so
+DuckDB work never blocks the loop and requests are served concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from offline_cave.query import QueryError
+
+log = logging.getLogger("offline_cave.server")
+
+MAX_BODY_BYTES = 256 * 1024 * 1024
+INT64_MAX = 2**63 - 1
+ARROW_CONTENT_TYPE = "data.arrow"
+
+
+class ApiError(Exception):
+    """An error answered as JSON ``{"message": ...}`` with the given HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, message)
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, message)
+
+
+@dataclass
+class Req:
+    """What a synchronous handler sees of a request."""
+
+    method: str
+    path: str
+    path_params: dict[str, Any]
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    base_url: str
+    app_state: Any
+
+    def json_body(self, *, required: bool = False, default: Any = None) -> Any:
+        """Parse the raw body as JSON whatever the Content-Type (empty -> ``default``)."""
+        if not self.body or not self.body.strip():
+            if required:
+                raise bad_request("this endpoint needs a JSON request body")
+            return default
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise bad_request(f"request body is not valid JSON: {exc}") from None
+
+    def qbool(self, key: str, default: bool = False) -> bool:
+        """A query-string boolean as sent by caveclient (``True``/``False``)."""
+        value = self.query.get(key)
+        if value is None or value == "":
+            return default
+        low = value.strip().lower()
+        if low in ("true", "1", "t", "yes"):
+            return True
+        if low in ("false", "0", "f", "no", "none"):
+            return False
+        raise bad_request(f"query parameter '{key}' must be True or False; got {value!r:.40}")
+
+    def qint(self, key: str, default: int | None = None, minimum: int | None = None) -> int | None:
+        value = self.query.get(key)
+        if value is None or value == "":
+            return default
+        out = parse_int(value, f"query parameter '{key}'")
+        if minimum is not None and out < minimum:
+            raise bad_request(f"query parameter '{key}' must be >= {minimum}; got {out}")
+        return out
+
+    def qtime(self, key: str, default: float | None = None) -> float | None:
+        value = self.query.get(key)
+        if value is None or value == "" or value == "None":
+            return default
+        return parse_time(value, f"query parameter '{key}'")
+
+
+def parse_int(value: Any, what: str, *, allow_negative: bool = True) -> int:
+    """An int64 from JSON/URL text; 400 on anything else."""
+    if isinstance(value, bool):
+        raise bad_request(f"{what} must be an integer; got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        if not re.fullmatch(r"\s*[-+]?\d{1,25}\s*", value):
+            raise bad_request(f"{what} must be an integer; got {value!r:.60}")
+        value = int(value)
+    if not isinstance(value, int):
+        raise bad_request(f"{what} must be an integer; got {type(value).__name__}")
+    if not -(2**63) <= value <= INT64_MAX or (not allow_negative and value < 0):
+        raise bad_request(f"{what} must be a 64-bit id; {value} is out of range")
+    return value
+
+
+def parse_id_list(value: Any, what: str) -> list[int]:
+    """A JSON list of int64 ids (a single id is accepted as a one-element list)."""
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list):
+        raise bad_request(f"{what} must be a list of integer ids; got {type(value).__name__}")
+    if len(value) > 5_000_000:
+        raise bad_request(f"{what}: too many ids ({len(value)})")
+    return [parse_int(v, what) for v in value]
+
+
+def parse_time(value: Any, what: str) -> float:
+    """Unix seconds from a float/int or an ISO string (naive means UTC)."""
+    if isinstance(value, bool):
+        raise bad_request(f"{what} must be a time; got {value!r}")
+    if isinstance(value, int | float):
+        out = float(value)
+    elif isinstance(value, str):
+        try:
+            out = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise bad_request(f"{what} must be unix seconds or an ISO time; got "
+                                  f"{value!r:.60}") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            out = parsed.timestamp()
+    else:
+        raise bad_request(f"{what} must be a time; got {type(value).__name__}")
+    if math.isnan(out) or abs(out) > 1e11 and not math.isinf(out):
+        raise bad_request(f"{what} is not a plausible unix time: {value!r:.60}")
+    return out
+
+
+def iso_naive(ts: float) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffff`` naive UTC (what caveclient parses)."""
+    return datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None).strftime(
+        "%Y-%m-%dT%H:%M:%S.%f")
+
+
+def header_safe(text: str, limit: int = 1000) -> str:
+    """Make text usable as an HTTP header value (latin-1, one line)."""
+    text = " ".join(str(text).split())[:limit]
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(obj, status_code=status, headers=headers)
+
+
+def error_response(status: int, message: str) -> Response:
+    return JSONResponse({"message": message, "error": message, "code": status},
+                        status_code=status)
+
+
+def arrow_response(table: pa.Table, headers: dict[str, str]) -> Response:
+    """An Arrow IPC *stream* with ``Content-Type: data.arrow`` exactly."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    body = sink.getvalue().to_pybytes()
+    resp = Response(body, status_code=200, headers=headers)
+    resp.headers["content-type"] = ARROW_CONTENT_TYPE
+    return resp
+
+
+def endpoint(handler: Callable[[Req], Response]) -> Callable[[Request], Any]:
+    """Wrap a synchronous handler as a Starlette endpoint (body read first, thread pool)."""
+
+    async def wrapped(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return error_response(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return error_response(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        state = request.app.state
+        base = getattr(state, "public_url", None) or str(request.base_url).rstrip("/")
+        req = Req(method=request.method, path=request.url.path,
+                  path_params=dict(request.path_params), query=dict(request.query_params),
+                  headers={k.lower(): v for k, v in request.headers.items()}, body=body,
+                  base_url=base, app_state=state)
+        try:
+            return await run_in_threadpool(handler, req)
+        except ApiError as exc:
+            return error_response(exc.status, exc.message)
+        except QueryError as exc:
+            return error_response(exc.status, exc.message)
+
+    wrapped.__name__ = getattr(handler, "__name__", "endpoint")
+    wrapped.__doc__ = handler.__doc__
+    return wrapped

@@ -1,0 +1,337 @@
+"""Materialization engine: versions, table/view metadata and the arrow query endpoints.
+
+caveclient 8.2.1 with API v3 uses v3 paths except ``tables`` and ``count`` (v2); both
+prefixes are served for every path. Query responses are Arrow IPC streams with
+``Content-Type: data.arrow`` and always carry ``dataframe_resolution``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from starlette.responses import Response
+from starlette.routing import Route
+
+from offline_cave.query import QueryBuilder, QueryError, Source, column_kind, format_resolution
+from offline_cave.server.http import (
+    Req,
+    arrow_response,
+    bad_request,
+    endpoint,
+    header_safe,
+    json_response,
+    not_found,
+    parse_time,
+)
+from offline_cave.server.store import Datastack, Registry, VersionInfo
+
+log = logging.getLogger("offline_cave.server")
+
+SERVER_VERSION = "5.13.0"
+QUERY_ROW_LIMIT = 200_000
+SYNAPSE_ROW_LIMIT = 500_000
+_FILTER_KEYS = ("filter_in_dict", "filter_notin_dict", "filter_equal_dict",
+                "filter_greater_dict", "filter_less_dict", "filter_greater_equal_dict",
+                "filter_less_equal_dict", "filter_spatial_dict", "filter_regex_dict")
+
+
+def _dict_body(req: Req) -> dict:
+    body = req.json_body(default={})
+    if not isinstance(body, dict):
+        raise bad_request(f"the query body must be a JSON object; got {type(body).__name__}")
+    return body
+
+
+def _row_cap(ds: Datastack, tables: list[str]) -> int:
+    return SYNAPSE_ROW_LIMIT if ds.info.get("synapse_table") in tables else QUERY_ROW_LIMIT
+
+
+def _root_filters(body: dict, table: str) -> dict[str, list[int]]:
+    """``*_root_id`` in/equal filters of ``table`` (best effort; the builder validates)."""
+    out: dict[str, list[int]] = {}
+    for key in ("filter_in_dict", "filter_equal_dict"):
+        outer = body.get(key)
+        if not isinstance(outer, dict) or not isinstance(outer.get(table), dict):
+            continue
+        for col, value in outer[table].items():
+            if not isinstance(col, str) or not col.endswith("_root_id"):
+                continue
+            vals = value if isinstance(value, list) else [value]
+            ids = [v for v in vals if isinstance(v, int) and not isinstance(v, bool)
+                   and -(2**63) <= v < 2**63]
+            if len(ids) != len(vals):
+                continue
+            out[col] = sorted(set(out.get(col, [])) & set(ids)) if col in out else ids
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _utc(table: pa.Table) -> pa.Table:
+    """Label tz-aware timestamp columns as ``UTC`` (DuckDB names the session zone)."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.tz and f.type.tz != "UTC":
+            table = table.set_column(i, pa.field(f.name, pa.timestamp(f.type.unit, "UTC")),
+                                     table.column(i).cast(pa.timestamp(f.type.unit, "UTC")))
+    return table
+
+
+def run_query(ds: Datastack, builder: QueryBuilder, notices: list[str],
+              as_json: bool = False) -> Response:
+    """Execute a built query and answer with arrow (or JSON) plus the protocol headers."""
+    built = builder.build()
+    try:
+        table = ds.db.arrow(built.sql, built.params)
+    except (duckdb.InvalidInputException, duckdb.ConversionException,
+            duckdb.OutOfRangeException, duckdb.BinderException) as exc:
+        raise QueryError(f"query could not be run: {str(exc).splitlines()[0][:300]}") from None
+    table = _utc(table)
+    warnings = [n for n in notices if n]
+    if not built.count_only and table.num_rows > built.row_cap:
+        table = table.slice(0, built.row_cap)
+        warnings.append(f"query result truncated to {built.row_cap} rows (the server limit); "
+                        f"use filters, or limit and offset, to page through the rest")
+    headers = {"dataframe_resolution": format_resolution(built.dataframe_resolution)}
+    if warnings:
+        headers["Warning"] = header_safe("; ".join(warnings))
+    if as_json:
+        rows = [{k: _jsonable(v) for k, v in r.items()} for r in table.to_pylist()]
+        return Response(json.dumps(rows), headers=headers, media_type="application/json")
+    return arrow_response(table, headers)
+
+
+def _view_schema(src: Source) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for c in src.logical_columns():
+        if c in src.points:
+            out[c] = {"type": "SpatialPoint"}
+            continue
+        kind = column_kind(src.types[c])
+        out[c] = {"type": {"int": "integer", "float": "float", "str": "string",
+                           "bool": "boolean", "ts": "datetime"}.get(kind, "string")}
+    return out
+
+
+def routes(registry: Registry) -> list[Route]:
+    def ds_version(req: Req) -> tuple[Datastack, VersionInfo]:
+        ds = registry.get(req.path_params["datastack"])
+        return ds, ds.version(req.path_params["version"])
+
+    def query_options(req: Req) -> dict:
+        sample = req.qint("random_sample", minimum=1)
+        return {"count_only": req.qbool("count"), "random_sample": sample}
+
+    def wants_json(req: Req) -> bool:
+        return not req.qbool("arrow_format", True) and not req.qbool("return_pyarrow", True)
+
+    # ---- service discovery
+    @endpoint
+    def api_versions(req: Req):
+        return json_response([2, 3])
+
+    @endpoint
+    def server_version(req: Req):
+        return json_response(SERVER_VERSION)
+
+    # ---- versions
+    @endpoint
+    def versions(req: Req):
+        ds = registry.get(req.path_params["datastack"])
+        expired = req.qbool("expired", False)
+        return json_response([v.version for v in ds.versions if expired or v.valid])
+
+    @endpoint
+    def version_meta(req: Req):
+        ds, rec = ds_version(req)
+        return json_response(ds.version_metadata(rec))
+
+    @endpoint
+    def versions_metadata(req: Req):
+        ds = registry.get(req.path_params["datastack"])
+        expired = req.qbool("expired", False)
+        return json_response([ds.version_metadata(v) for v in ds.versions if expired or v.valid])
+
+    # ---- tables
+    @endpoint
+    def tables(req: Req):
+        ds, rec = ds_version(req)
+        return json_response(ds.table_names(rec.version))
+
+    @endpoint
+    def table_count(req: Req):
+        ds, rec = ds_version(req)
+        table = req.path_params["table"]
+        ds.table_meta(table, rec)
+        return json_response(ds.row_count(table, rec))
+
+    @endpoint
+    def table_metadata(req: Req):
+        ds, rec = ds_version(req)
+        return json_response(ds.table_metadata(req.path_params["table"], rec))
+
+    @endpoint
+    def tables_metadata(req: Req):
+        ds, rec = ds_version(req)
+        return json_response([ds.table_metadata(t, rec) for t in ds.table_names(rec.version)])
+
+    @endpoint
+    def unique_string_values(req: Req):
+        ds = registry.get(req.path_params["datastack"])
+        table = req.path_params["table"]
+        mats = ds.materialized_versions()
+        if not mats:
+            raise not_found(f"{ds.name} has no materialized version")
+        rec = mats[-1]
+        ds.table_meta(table, rec)
+        src = ds.source(table, rec)
+        out = {}
+        for c in src.column_order:
+            if column_kind(src.types[c]) == "str":
+                col = ds.db.arrow(f"SELECT DISTINCT \"{c}\" AS v FROM {src.from_sql} ORDER BY 1")
+                out[c] = [v for v in col.column("v").to_pylist() if v is not None]
+        return json_response(out)
+
+    # ---- queries
+    @endpoint
+    def table_query(req: Req):
+        ds, rec = ds_version(req)
+        table = req.path_params["table"]
+        meta = ds.table_meta(table, rec)
+        body = _dict_body(req)
+        src = ds.source(table, rec, root_filters=_root_filters(body, table))
+        builder = QueryBuilder([src], body, row_cap=_row_cap(ds, [table]), **query_options(req))
+        return run_query(ds, builder, [meta.get("notice_text")], wants_json(req))
+
+    def _join_sources(ds: Datastack, rec: VersionInfo, pairs: Any, body: dict,
+                      at_time: float | None = None) -> tuple[list[Source], list[str]]:
+        ok = isinstance(pairs, list) and len(pairs) >= 2 and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+            for p in pairs)
+        if not ok:
+            raise bad_request("'tables' must be a list of [table_name, join_column] pairs, "
+                              "e.g. [[\"cell_types\", \"target_id\"], [\"nuclei\", \"id\"]]; "
+                              f"got {pairs!r:.120}")
+        names = [p[0] for p in pairs]
+        if len(set(names)) != len(names):
+            raise bad_request(f"a table may appear only once in a join; got {names}")
+        sources, notices = [], []
+        for name, col in pairs:
+            meta = ds.table_meta(name, rec)
+            notices.append(meta.get("notice_text"))
+            sources.append(ds.source(name, rec, at_time=at_time, join_column=col,
+                                     root_filters=_root_filters(body, name)))
+        return sources, notices
+
+    @endpoint
+    def join_query(req: Req):
+        ds, rec = ds_version(req)
+        body = _dict_body(req)
+        sources, notices = _join_sources(ds, rec, body.get("tables"), body)
+        builder = QueryBuilder(sources, body, row_cap=_row_cap(ds, [s.name for s in sources]),
+                               order_by_id=True, **query_options(req))
+        return run_query(ds, builder, notices, wants_json(req))
+
+    @endpoint
+    def live_live_query(req: Req):
+        ds = registry.get(req.path_params["datastack"])
+        body = _dict_body(req)
+        table = body.get("table")
+        if not isinstance(table, str):
+            raise bad_request("'table' (the table name) is required in the body")
+        if "timestamp" not in body or body["timestamp"] is None:
+            raise bad_request("'timestamp' is required in the body")
+        ts = parse_time(body["timestamp"], "'timestamp'")
+        rec = ds.version_at(ts) or (ds.materialized_versions() or [None])[0]
+        if rec is None:
+            raise not_found(f"{ds.name} has no materialized version")
+        joins = body.get("join_tables")
+        if joins:
+            ok = isinstance(joins, list) and all(
+                isinstance(j, list) and len(j) == 4 and all(isinstance(x, str) for x in j)
+                for j in joins)
+            if not ok:
+                raise bad_request("'join_tables' must be a list of [table, column, table, "
+                                  f"column] lists; got {joins!r:.120}")
+            pairs = [[joins[0][0], joins[0][1]], [joins[0][2], joins[0][3]]]
+            for j in joins[1:]:
+                pairs.append([j[2], j[3]])
+            if pairs[0][0] != table and pairs[1][0] == table:
+                pairs[0], pairs[1] = pairs[1], pairs[0]
+            sources, notices = _join_sources(ds, rec, pairs, body, at_time=ts)
+        else:
+            meta = ds.table_meta(table, rec)
+            notices = [meta.get("notice_text")]
+            sources = [ds.source(table, rec, at_time=ts,
+                                 root_filters=_root_filters(body, table))]
+        builder = QueryBuilder(sources, body, row_cap=_row_cap(ds, [s.name for s in sources]),
+                               order_by_id=len(sources) > 1, **query_options(req))
+        return run_query(ds, builder, notices, wants_json(req))
+
+    # ---- views
+    @endpoint
+    def views(req: Req):
+        ds, rec = ds_version(req)
+        return json_response({v: ds.view_metadata(v, rec) for v in ds.view_names(rec.version)})
+
+    @endpoint
+    def view_schemas(req: Req):
+        ds, rec = ds_version(req)
+        return json_response({v: _view_schema(ds.source(v, rec))
+                              for v in ds.view_names(rec.version)})
+
+    @endpoint
+    def view_metadata(req: Req):
+        ds, rec = ds_version(req)
+        return json_response(ds.view_metadata(req.path_params["view"], rec))
+
+    @endpoint
+    def view_schema(req: Req):
+        ds, rec = ds_version(req)
+        view = req.path_params["view"]
+        ds.view_meta(view, rec)
+        return json_response(_view_schema(ds.source(view, rec)))
+
+    @endpoint
+    def view_query(req: Req):
+        ds, rec = ds_version(req)
+        view = req.path_params["view"]
+        meta = ds.view_meta(view, rec)
+        body = _dict_body(req)
+        src = ds.source(view, rec, root_filters=_root_filters(body, view))
+        builder = QueryBuilder([src], body, row_cap=QUERY_ROW_LIMIT, **query_options(req))
+        return run_query(ds, builder, [meta.get("notice_text")], wants_json(req))
+
+    out = [Route("/materialize/api/versions", api_versions),
+           Route("/materialize/version", server_version)]
+    for api in ("v2", "v3"):
+        d = f"/materialize/api/{api}/datastack/{{datastack}}"
+        v = f"{d}/version/{{version}}"
+        out += [
+            Route(f"{d}/versions", versions),
+            Route(f"{d}/metadata", versions_metadata),
+            Route(f"{d}/query", live_live_query, methods=["POST"]),
+            Route(f"{d}/table/{{table}}/unique_string_values", unique_string_values),
+            Route(v, version_meta),
+            Route(f"{v}/tables", tables),
+            Route(f"{v}/tables/metadata", tables_metadata),
+            Route(f"{v}/table/{{table}}/count", table_count),
+            Route(f"{v}/table/{{table}}/metadata", table_metadata),
+            Route(f"{v}/table/{{table}}/query", table_query, methods=["POST"]),
+            Route(f"{v}/query", join_query, methods=["POST"]),
+            Route(f"{v}/views", views),
+            Route(f"{v}/views/schemas", view_schemas),
+            Route(f"{v}/views/{{view}}/metadata", view_metadata),
+            Route(f"{v}/views/{{view}}/schema", view_schema),
+            Route(f"{v}/views/{{view}}/query", view_query, methods=["POST"]),
+        ]
+    return out
+

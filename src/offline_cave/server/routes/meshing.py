@@ -1,0 +1,109 @@
+"""Meshes: the graphene manifest endpoint and the precomputed tree ``/seg/{datastack}/...``.
+
+Both the graphene source (``segmentation_source``, whose ``data_dir`` is
+``{base}/seg/{datastack}``) and a plain ``precomputed://{base}/seg/{datastack}`` CloudVolume
+read the same legacy fragments ``mesh/{root}:0:1``, generated from the cell's skeleton on first
+request and cached. Any other path under ``/seg/{datastack}/`` is served from
+``<datastack>/cache/seg/`` if such a file exists; paths are resolved and must stay inside that
+directory (no ``..``, no absolute paths, no symlink escapes).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from offline_cave import layout
+from offline_cave.server.cells import cell_store
+from offline_cave.server.http import Req, endpoint, json_response, not_found, parse_int
+from offline_cave.server.routes.chunkedgraph import graphene_info
+from offline_cave.server.store import Registry
+
+_MANIFEST = re.compile(r"(\d{1,20}):0")
+_FRAGMENT = re.compile(r"(\d{1,20}):0:1")
+
+
+def safe_path(base: Path, rel: str) -> Path | None:
+    """``base / rel`` if it resolves to a file-system path inside ``base``, else None."""
+    if not rel or "\x00" in rel or "\\" in rel or rel.startswith(("/", "~")):
+        return None
+    if any(part in ("..", ".") for part in rel.split("/")):
+        return None
+    try:
+        base_resolved = base.resolve()
+        candidate = (base_resolved / rel).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not candidate.is_relative_to(base_resolved):
+        return None
+    return candidate
+
+
+def precomputed_info(info: dict) -> dict:
+    """The plain precomputed segmentation info (the graphene info without graph/app keys)."""
+    return {"type": "segmentation", "data_type": "uint64", "num_channels": 1,
+            "mesh": "mesh", "scales": info["scales"]}
+
+
+def routes(registry: Registry) -> list[Route]:
+    def manifest_for(ds, root: int, with_ids: bool) -> dict:
+        store = cell_store(ds)
+        store.nucleus_for_root(root)  # 404 for unknown roots and fragments
+        out: dict = {"fragments": [f"{root}:0:1"]}
+        if with_ids:
+            out["seg_ids"] = [root]
+        return out
+
+    @endpoint
+    def manifest(req: Req):
+        ds = registry.by_table_id(req.path_params["tid"])
+        m = _MANIFEST.fullmatch(req.path_params["seg"])
+        if not m:
+            raise not_found(f"manifest names look like '<root_id>:0'; got "
+                            f"{req.path_params['seg']!r:.60}")
+        root = parse_int(m.group(1), "root id")
+        return json_response(manifest_for(ds, root, req.qbool("return_seg_ids")))
+
+    @endpoint
+    def seg_tree(req: Req):
+        ds = registry.get(req.path_params["datastack"])
+        rel = req.path_params["path"]
+        if rel == "info":
+            return json_response(precomputed_info(graphene_info(ds, req.base_url)))
+        if rel == "mesh/info":
+            return json_response({"@type": "neuroglancer_legacy_mesh"})
+        if rel.startswith("mesh/"):
+            name = rel[len("mesh/"):]
+            m = _FRAGMENT.fullmatch(name)
+            if m:
+                root = parse_int(m.group(1), "root id")
+                store = cell_store(ds)
+                data = store.mesh_fragment(store.nucleus_for_root(root))
+                return Response(data, media_type="application/octet-stream")
+            m = _MANIFEST.fullmatch(name)
+            if m:
+                root = parse_int(m.group(1), "root id")
+                return json_response(manifest_for(ds, root, False))
+        path = safe_path(ds.dir / layout.CACHE_DIR / "seg", rel)
+        if path is not None and path.is_file():
+            return Response(path.read_bytes(), media_type="application/octet-stream")
+        raise not_found(f"no such file in the {ds.name} segmentation tree: {rel[:200]!r}")
+
+    @endpoint
+    def em_tree(req: Req):
+        ds = registry.get(req.path_params["datastack"])
+        rel = req.path_params["path"]
+        if rel == "info":
+            info = graphene_info(ds, req.base_url)
+            return json_response({"type": "image", "data_type": "uint8", "num_channels": 1,
+                                  "scales": info["scales"]})
+        raise not_found("EM imagery is not part of the offline sample")
+
+    return [
+        Route("/meshing/api/v1/table/{tid}/manifest/{seg}", manifest),
+        Route("/seg/{datastack}/{path:path}", seg_tree),
+        Route("/em/{datastack}/{path:path}", em_tree),
+    ]

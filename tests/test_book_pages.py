@@ -1,0 +1,153 @@
+"""Every page under chapters/ holds only student code and follows chapters/_template.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from connectomics_book.constants import COLAB_INSTALL
+from connectomics_book.pages import is_myst_notebook, toc_pages
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ROOT / "chapters"
+TEMPLATE = CHAPTERS / "_template.md"
+PAGES = sorted(p for p in CHAPTERS.rglob("*.md") if p != TEMPLATE and "_build" not in p.parts)
+
+#: Sections every page ends with, in this order; References only when the page cites.
+CLOSING = ("Summary", "Next", "References")
+
+#: Imperative verbs a title or section may start with. Add yours if it is missing.
+VERBS = set(
+    """
+    Add Analyze Attach Build Check Choose Classify Combine Compare Compute Connect Convert
+    Count Decode Describe Download Draw Estimate Explain Explore Extract Fetch Filter Find
+    Follow Get Group Identify Inspect Install Join Judge Link List Load Locate Look Make Map
+    Match Measure Meet Name Open Picture Pin Plot Predict Query Read Render Save Select Set
+    Practise Show Skeletonize Sort Split Store Summarize Tell Test Tour Trace Track Understand Use
+    Visualize Walk Work Write
+    """.split()
+)
+
+#: What a page may not mention: where it runs is decided outside it.
+FORBIDDEN = {
+    "a loopback host": re.compile(r"localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]"),
+    "a port": re.compile(r"https?://[^/\s:]+:\d+|\bport\s*=|--port\b", re.IGNORECASE),
+    "the offline stand-in": re.compile(r"offline_cave|\bOFFLINE\b|synthetic sample", re.I),
+    "an environment switch": re.compile(
+        r"os\.environ|os\.getenv|%env\b|%set_env\b|\bserver_address\s*=|MPLBACKEND|CAVE_TOKEN"
+    ),
+}
+
+
+def strip_code(text: str) -> str:
+    """The page without fenced code blocks (headings inside them do not count)."""
+    kept, in_fence = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_fence = not in_fence
+            continue
+        if not in_fence:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def headings(text: str, level: int) -> list[str]:
+    marker = "#" * level + " "
+    return [
+        line[len(marker) :].strip()
+        for line in strip_code(text).splitlines()
+        if line.startswith(marker)
+    ]
+
+
+def box_labels(text: str) -> list[str]:
+    """Bold labels (``**Time:**``) of the first admonition of a page."""
+    match = re.search(r"^:::\{admonition\}.*?^:::$", text, re.DOTALL | re.MULTILINE)
+    return re.findall(r"\*\*(.+?):\*\*", match.group(0)) if match else []
+
+
+REQUIRED_LABELS = box_labels(TEMPLATE.read_text(encoding="utf-8"))
+
+
+def check_page(path: Path) -> list[str]:
+    """Everything about ``path`` that departs from the template."""
+    text = path.read_text(encoding="utf-8")
+    problems = []
+    titles = headings(text, 1)
+    if len(titles) != 1:
+        problems.append(f"needs exactly one '# ' title, has {titles}")
+    elif titles[0].split()[0] not in VERBS:
+        problems.append(f"title {titles[0]!r} does not start with a verb (VERBS)")
+    if box_labels(text) != REQUIRED_LABELS:
+        problems.append(
+            f"first admonition must carry the labels {REQUIRED_LABELS}, has {box_labels(text)}"
+        )
+    sections = headings(text, 2)
+    cites = "{footcite" in text or "{cite" in text
+    closing = list(CLOSING if cites else CLOSING[:2])
+    if sections[-len(closing) :] != closing:
+        problems.append(f"must end with the sections {closing}, ends with {sections[-3:]}")
+    if cites and "{footbibliography}" not in text:
+        problems.append("cites but has no {footbibliography} under References")
+    for section in sections:
+        if section not in CLOSING and section.split()[0] not in VERBS:
+            problems.append(f"section {section!r} does not start with a verb (VERBS)")
+    if is_myst_notebook(path):
+        notebook = jupytext.read(path, fmt="md:myst")
+        if notebook.metadata.get("kernelspec", {}).get("name") != "python3":
+            problems.append("kernelspec must be python3")
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        first = code[0] if code else None
+        if (
+            first is None
+            or "remove-cell" not in first.metadata.get("tags", [])
+            or COLAB_INSTALL not in first.source
+        ):
+            problems.append(
+                "first code cell must be the hidden Colab cell with "
+                "connectomics_book.constants.COLAB_INSTALL (copy it from the template)"
+            )
+    return problems
+
+
+def test_there_are_pages():
+    assert len(PAGES) >= 5
+
+
+def test_every_chapter_page_is_in_the_toc():
+    listed = {ROOT / page for page in toc_pages(ROOT / "_toc.yml")}
+    assert [p.relative_to(ROOT) for p in PAGES if p not in listed] == []
+
+
+def test_template_follows_itself():
+    assert REQUIRED_LABELS == ["What you will learn", "What you need", "Time"]
+    assert headings(TEMPLATE.read_text(encoding="utf-8"), 2)[-3:] == list(CLOSING)
+    assert check_page(TEMPLATE) == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(CHAPTERS)))
+def test_page_follows_the_template(page):
+    assert check_page(page) == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(CHAPTERS)))
+def test_page_holds_only_student_code(page):
+    text = page.read_text(encoding="utf-8")
+    found = {what: pattern.findall(text) for what, pattern in FORBIDDEN.items()}
+    assert {what: hits for what, hits in found.items() if hits} == {}
+
+
+def test_checks_can_fail(tmp_path):
+    bad = tmp_path / "bad.md"
+    bad.write_text(
+        "# The synapses\n\nServer at http://localhost:8765, see os.environ.\n\n## Summary\n"
+    )
+    problems = check_page(bad)
+    assert any("verb" in p for p in problems)
+    assert any("admonition" in p for p in problems)
+    assert any("end with the sections" in p for p in problems)
+    hits = {what for what, pattern in FORBIDDEN.items() if pattern.search(bad.read_text())}
+    assert hits == {"a loopback host", "a port", "an environment switch"}
