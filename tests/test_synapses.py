@@ -76,7 +76,7 @@ def test_schema_and_dtypes(synapses):
                 "pre_node": "int32", "external_axon_id": "int64", "size": "int64"}
     for col in SYNAPSE_COLUMNS:
         assert str(synapses[col].dtype) == expected.get(col, "float32"), col
-    assert len(synapses) > 50_000
+    assert len(synapses) > 100_000
     assert np.isfinite(synapses.filter(like="_um").to_numpy()).all()
 
 
@@ -210,10 +210,13 @@ def test_external_fraction_in_range(synapses, population):
 
 def test_external_fraction_parameter(population):
     cells, skeletons = population
-    sub = cells.iloc[:150]
     params = dataclasses.replace(PARAMS, extra={"synapse_external_fraction": 0.6})
-    syn = place_synapses(sub, skeletons, params, np.random.default_rng(3))
-    assert abs((syn["pre_nucleus_id"] == 0).mean() - 0.6) < 0.04
+    syn = place_synapses(cells, skeletons, params, np.random.default_rng(3))
+    assert abs((syn["pre_nucleus_id"] == 0).mean() - 0.6) < 0.03
+    sub = cells.iloc[:5]  # five cells' axons cannot supply 40 % of the inputs: a warning
+    with pytest.warns(UserWarning, match="external fraction will be higher"):
+        syn = place_synapses(sub, skeletons, params, np.random.default_rng(3))
+    assert (syn["pre_nucleus_id"] == 0).mean() > 0.6
     with pytest.raises(ValueError, match="synapse_external_fraction"):
         place_synapses(sub, skeletons, dataclasses.replace(
             PARAMS, extra={"synapse_external_fraction": 1.0}), np.random.default_rng(3))
@@ -232,10 +235,11 @@ def test_external_fragments_group_a_few_nearby_synapses(synapses):
 
 def test_multi_synapse_connections(synapses):
     n = _connections(synapses)
-    # the lognormal pair affinity clusters synapses into connections: real proofread cell
-    # 1.47 synapses/connection (fact sheet §3.5); toy density differs, so a wide band
-    assert 1.2 < n.mean() < 2.2
-    assert (n >= 3).mean() > 0.03
+    # the lognormal pair affinity clusters synapses into connections; target 1.3-1.6
+    # synapses per connection (real proofread cell: 1.47, fact sheet §3.5)
+    assert 1.3 < n.mean() < 1.7
+    assert (n >= 3).mean() > 0.05
+    assert n.max() >= 8
 
 
 def test_connection_probability_decays_with_distance(population, synapses):
@@ -248,11 +252,11 @@ def test_connection_probability_decays_with_distance(population, synapses):
     connected = np.zeros_like(dist, dtype=bool)
     connected[row[conn.get_level_values(0)].to_numpy(), row[conn.get_level_values(1)].to_numpy()] = True
     off_diag = ~np.eye(len(nid), dtype=bool)
-    edges = [0, 50, 100, 200, 400]
-    p = [connected[off_diag & (dist >= a) & (dist < b)].mean() for a, b in zip(edges, edges[1:])]
-    # monotone decrease, and the nearest bin at least 3x the farthest
-    assert all(a > b for a, b in zip(p, p[1:])), p
-    assert p[0] > 3 * p[-1], p
+    edges = [0, 50, 100, 200, 400, 900]
+    p = [connected[off_diag & (dist >= a) & (dist < b)].mean() for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    # monotone decrease over soma distance, and the nearest bin at least 4x the farthest
+    assert all(a > b for a, b in zip(p[:-1], p[1:], strict=True)), p
+    assert p[0] > 4 * p[-1], p
 
 
 def _overlapping_ee_pairs(cells, skeletons) -> pd.DataFrame:
@@ -265,14 +269,12 @@ def _overlapping_ee_pairs(cells, skeletons) -> pd.DataFrame:
         de = sk.compartment >= 3
         ax_pts.append(sk.vertices[ax])
         ax_owner.append(np.full(ax.sum(), nid))
-        de_pts.append(sk.vertices[de][::2])
-        de_owner.append(np.full(len(sk.vertices[de][::2]), nid))
-    ax_tree = cKDTree(np.concatenate(ax_pts))
-    de_tree = cKDTree(np.concatenate(de_pts))
-    pairs = de_tree.query_ball_tree(ax_tree, 3.0)
-    ax_owner, de_owner = np.concatenate(ax_owner), np.concatenate(de_owner)
-    post = np.repeat(de_owner, [len(p) for p in pairs])
-    pre = ax_owner[np.concatenate([np.asarray(p, dtype=np.int64) for p in pairs])]
+        de_pts.append(sk.vertices[de][::3])
+        de_owner.append(np.full(len(sk.vertices[de][::3]), nid))
+    close = cKDTree(np.concatenate(de_pts)).sparse_distance_matrix(
+        cKDTree(np.concatenate(ax_pts)), 3.0, output_type="ndarray")
+    pre = np.concatenate(ax_owner)[close["j"]]
+    post = np.concatenate(de_owner)[close["i"]]
     out = pd.DataFrame({"pre": pre, "post": post}).drop_duplicates()
     out = out[out["pre"] != out["post"]]
     pref = exc.set_index("nucleus_id")["pref_ori_rad"]
@@ -281,7 +283,7 @@ def _overlapping_ee_pairs(cells, skeletons) -> pd.DataFrame:
     return out
 
 
-@pytest.mark.parametrize("strength", [0.5, 0.0])
+@pytest.mark.parametrize("strength", [MINNIE.like_to_like_strength, 0.0])
 def test_like_to_like(population, strength):
     cells, skeletons = population
     params = dataclasses.replace(PARAMS, like_to_like_strength=strength)
@@ -290,23 +292,24 @@ def test_like_to_like(population, strength):
     conn = _connections(syn)
     key = pd.MultiIndex.from_frame(pairs[["pre", "post"]])
     pairs["connected"] = key.isin(conn.index)
-    assert pairs["connected"].sum() > 2000 and (~pairs["connected"]).sum() > 2000
+    assert pairs["connected"].sum() > 10_000 and (~pairs["connected"]).sum() > 10_000
     diff = (pairs.loc[pairs["connected"], "dtheta"].mean()
             - pairs.loc[~pairs["connected"], "dtheta"].mean())
-    # uniform dtheta on [0, pi/2] has sd 0.45 rad: the standard error here is < 0.01 rad.
-    # with a = 0.5 the weight 1 + a*g*cos(2 dtheta) lowers the mean dtheta of connected
-    # pairs by ~a/pi = 0.16 rad (less after dilution by connections' other factors);
-    # without like-to-like there is no difference
+    # uniform dtheta on [0, pi/2] has sd 0.45 rad: with > 10^4 pairs per group the standard
+    # error of the difference is < 0.006 rad. The weight 1 + a*g*cos(2 dtheta) lowers the mean
+    # dtheta of connected pairs by up to a/pi (0.08 rad for a = 0.25; measured ~0.05 after
+    # dilution by pairs that connect through several candidate sites); without like-to-like
+    # there is no difference.
     if strength > 0:
-        assert diff < -0.05, diff
+        assert diff < -0.03, diff
     else:
-        assert abs(diff) < 0.03, diff
+        assert abs(diff) < 0.015, diff
 
 
 # --------------------------------------------------------------------------- determinism
 def test_deterministic_given_the_rng(population):
     cells, skeletons = population
-    sub = cells.iloc[:120]
+    sub = cells.iloc[:150]
     a = place_synapses(sub, skeletons, PARAMS, np.random.default_rng(42))
     b = place_synapses(sub, skeletons, PARAMS, np.random.default_rng(42))
     c = place_synapses(sub, skeletons, PARAMS, np.random.default_rng(43))
@@ -333,8 +336,6 @@ def _path_distance_loop(sk) -> np.ndarray:
 @pytest.fixture(scope="module")
 def long_axon_cell():
     rng = np.random.default_rng(3)
-    from toy_skeletons import toy_skeleton
-
     return toy_skeleton("BC", np.array([0.0, 400.0, 0.0]), rng, axon_scale=3.0)
 
 
@@ -386,24 +387,28 @@ def test_axon_fragments_without_axon():
     assert (axon_fragments(sk, False, np.random.default_rng(0)) == 0).all()
 
 
-# --------------------------------------------------------------------------- real morphology
-def test_with_real_morphology():
-    morphology = pytest.importorskip("offline_cave.morphology")
-    from offline_cave.geometry import slab_for
-    from offline_cave.params import LAYER_BOUNDS_UM
+# --------------------------------------------------------------------------- other skeletons
+def test_duck_typed_toy_skeletons():
+    """Any object with the Skeleton attributes works (here: polylines, not morphology)."""
+    cells, skeletons = toy_population(120, np.random.default_rng(1), width_um=80.0,
+                                      axon_scale=2.0)
+    assert isinstance(next(iter(skeletons.values())), ToySkeleton)
+    with warnings.catch_warnings():  # toy axons are too sparse for 20 % local inputs
+        warnings.simplefilter("ignore", UserWarning)
+        syn = place_synapses(cells, skeletons, PARAMS, np.random.default_rng(2))
+    assert tuple(syn.columns) == SYNAPSE_COLUMNS and len(syn) > 5_000
+    assert (syn["pre_nucleus_id"] > 0).any()
 
-    rng = np.random.default_rng(1)
-    cells, _ = toy_population(150, rng, width_um=60.0)
-    slab = slab_for(MINNIE, 0.05)
-    lo, hi = slab.box_min, slab.box_max
-    cells["x_um"] = rng.uniform(lo[0] + 2, hi[0] - 2, len(cells))
-    cells["z_um"] = rng.uniform(lo[2] + 2, hi[2] - 2, len(cells))
-    skeletons = {int(r.nucleus_id): morphology.grow_skeleton(
-        r.cell_type, np.array([r.x_um, r.y_um, r.z_um]), np.random.default_rng(int(r.nucleus_id)),
-        LAYER_BOUNDS_UM, lo, hi) for r in cells.itertuples()}
-    syn = place_synapses(cells, skeletons, MINNIE, np.random.default_rng(2))
-    assert tuple(syn.columns) == SYNAPSE_COLUMNS and len(syn) > 10_000
-    assert 0.75 < (syn["pre_nucleus_id"] == 0).mean() < 0.85
-    for nid, sk in list(skeletons.items())[:20]:
-        labels = axon_fragments(sk, False, np.random.default_rng(nid))
+
+def test_axon_fragments_on_grown_skeletons(population):
+    cells, skeletons = population
+    rng = np.random.default_rng(0)
+    n_frag = 0
+    for nid, proofread in zip(cells["nucleus_id"], cells["proofread_axon"], strict=True):
+        sk = skeletons[int(nid)]
+        labels = axon_fragments(sk, bool(proofread), rng)
         assert (labels[sk.compartment != 2] == 0).all()
+        if proofread:
+            assert (labels == 0).all()
+        n_frag += int(labels.max(initial=0))
+    assert n_frag > len(cells)  # most axons leave the soma for more than one fragment

@@ -25,15 +25,19 @@ def _transform(dataset: str, resolution: str):
     return factory(resolution)
 
 
-def cortical_to_voxels(points_um: np.ndarray, params: DatastackParams) -> np.ndarray:
-    """Cortical-frame um -> annotation voxels (float64; round before storing)."""
+def cortical_to_voxels(points_um: np.ndarray, params: DatastackParams,
+                       resolution: tuple[float, float, float] | None = None) -> np.ndarray:
+    """Cortical-frame um -> voxels of ``resolution`` nm (default: the datastack's table voxels).
+
+    Returns float64; round before storing.
+    """
     pts = np.atleast_2d(np.asarray(points_um, dtype=np.float64))
     tform = _transform(params.transform, "vx")
     vx = tform.invert(pts)
     # standard_transform's "vx" resolution is its own dataset default; rescale if the
     # datastack's table resolution differs (V1DD synapses)
     default = np.asarray(standard_transform.datasets._DATASET_VOXEL_RESOLUTION[params.transform])
-    return vx * default / np.asarray(params.voxel_resolution)
+    return vx * default / np.asarray(resolution or params.voxel_resolution)
 
 
 def cortical_to_nm(points_um: np.ndarray, params: DatastackParams) -> np.ndarray:

@@ -118,7 +118,26 @@ class DatastackParams:
     # functional like-to-like: multiplicative weight 1 + a*cos(2*dtheta) for E->E (*assumed*;
     # fact sheet §3.9 suggests a 1.2-1.5x top-vs-bottom quartile effect)
     like_to_like_strength: float = 0.25
+    # which table builders and versions this datastack uses: "minnie" or "v1dd"
+    kind: str = "minnie"
+    # synapse positions' voxel size when it differs from the other tables (V1DD documents
+    # its synapse table at 9.7 x 9.7 x 45 nm)
+    synapse_voxel_resolution: tuple[float, float, float] = (4.0, 4.0, 40.0)
+    # proofreading edits after the last materialized version run until this date (so that
+    # live queries "now" see roots newer than the newest version, as on the real service)
+    edits_until: str = "2026-10-15T00:00:00"
     extra: dict = field(default_factory=dict)
+
+    @property
+    def versions(self) -> tuple[tuple[int, str, bool], ...]:
+        """(version, time_stamp, listed as non-expired) of every public version."""
+        return MINNIE_VERSIONS if self.kind == "minnie" else V1DD_VERSIONS
+
+    def timestamp_of(self, version: int) -> str:
+        for v, stamp, _ in self.versions:
+            if v == version:
+                return stamp
+        raise KeyError(f"{self.name} has no version {version}")
 
     def params_hash(self, seed: int, scale: float) -> str:
         blob = json.dumps({"params": asdict(self), "seed": seed, "scale": scale},
@@ -126,9 +145,6 @@ class DatastackParams:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-MINNIE = DatastackParams()
-
-DATASTACKS: dict[str, DatastackParams] = {MINNIE.name: MINNIE}
 
 # Public MICrONS materialization versions with their real timestamps (fact sheet §1.2).
 # (version, time_stamp, expires_on or None, listed as non-expired by the real service in 2026)
@@ -147,3 +163,52 @@ MINNIE_VERSIONS = (
     (1718, "2026-03-07T08:10:01.190228", True),
     (1822, "2026-06-27T14:05:22.813147", True),
 )
+
+# V1DD: only version 1196 is documented ("current as of summer 2025", fact sheet §1.5); its exact
+# timestamp is not public, so this one is *invented* in the format of the real ones.
+V1DD_VERSIONS = ((1196, "2025-06-26T08:10:01.154212", True),)
+
+MINNIE = DatastackParams()
+
+V1DD = DatastackParams(
+    name="v1dd_public",
+    aligned_volume="v1dd",
+    aligned_volume_id=2,
+    aligned_volume_display="V1DD",
+    description="The V1 Deep Dive (V1DD) EM volume and segmentation, public release. ",
+    voxel_resolution=(9.0, 9.0, 45.0),
+    base_resolution=(9, 9, 45),
+    chunk_size=(256, 256, 512),
+    chunk_offset_vx=(0, 0, 0),
+    transform="v1dd",
+    pcg_table_name="v1dd_public",
+    synapse_table="synapses_v1dd",
+    soma_table="nucleus_detection_v0",
+    viewer_site="https://spelunker.cave-explorer.org/",
+    public_local_server="https://api.em.brain.allentech.org",
+    # the V1DD pia point of standard_transform 2.0 sits at cortical x ~760, z ~405 um
+    slab_center_x_um=760.0,
+    slab_center_z_um=420.0,
+    slab_width_x_um=240.0,
+    slab_width_z_um=240.0,
+    materialized_versions=(1196,),
+    kind="v1dd",
+    synapse_voxel_resolution=(9.7, 9.7, 45.0),
+    # V1DD proofreading: 3,335 rows of 88,030 soma-model neurons (fact sheet §2.10)
+    frac_proofread_axon=0.04,
+    frac_coregistered=0.0,  # V1DD co-registration comes from the imaged columns instead
+)
+
+DATASTACKS: dict[str, DatastackParams] = {MINNIE.name: MINNIE, V1DD.name: V1DD}
+
+# V1DD two-photon imaging (fact sheet §4.1): 5 volumes of 6 planes 16 um apart; plane depths
+V1DD_PLANE_DEPTHS_UM = {
+    1: (50, 66, 82, 98, 114, 130), 2: (146, 162, 178, 194, 210, 226),
+    3: (242, 258, 274, 290, 306, 322), 4: (338, 354, 370, 386, 402, 418),
+    5: (434, 450, 466, 482, 498, 514),
+}
+# sessions in the sample: (column, volume); the fact sheet's example session is column 2 volume 3
+V1DD_SESSIONS = ((1, 3), (2, 2), (2, 3))
+# V1DD cell-type vocabulary of cell_type_multifeature_v1 (fact sheet §2.10)
+V1DD_TYPE_OF = {"4P": "L4IT", "5P-IT": "L5IT", "5P-ET": "L5ET", "5P-NP": "L5NP",
+                "6P-CT": "L6CT", "BC": "PTC", "MC": "DTC", "NGC": "STC", "BPC": "ITC"}

@@ -36,7 +36,9 @@ from offline_cave.params import (
     DATASTACKS,
     INH_TYPES,
     LAYER_BOUNDS_UM,
-    MINNIE_VERSIONS,
+    V1DD_PLANE_DEPTHS_UM,
+    V1DD_SESSIONS,
+    V1DD_TYPE_OF,
     DatastackParams,
 )
 from offline_cave.segments import Edit, simulate, unix
@@ -136,7 +138,7 @@ class Writer:
 
 def _versions(params: DatastackParams) -> list[dict]:
     out = []
-    for version, stamp, listed in MINNIE_VERSIONS:
+    for version, stamp, listed in params.versions:
         materialized = version in params.materialized_versions
         t = datetime.fromisoformat(stamp)
         # the real service keeps "major" versions long and expires the others after months
@@ -221,8 +223,12 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
 
     # ------------------------------------------------------------------ edits
     ed_rng = _rng(seed, "edits")
-    t1300 = unix(dict((v, s) for v, s, _ in MINNIE_VERSIONS)[1300])
-    t_last = unix(dict((v, s) for v, s, _ in MINNIE_VERSIONS)[max(params.materialized_versions)])
+    # edits before the first materialized version are "old" proofreading; edits between the
+    # first and the last (or, with a single version, until params.edits_until) change roots
+    t1300 = unix(params.timestamp_of(min(params.materialized_versions)))
+    t_last = unix(params.timestamp_of(max(params.materialized_versions)))
+    if t_last - t1300 < days(30):
+        t_last = unix(params.edits_until)
     initial_groups: list[np.ndarray] = []
     edits: list[Edit] = []
     neuron_rows = np.flatnonzero(is_neuron)
@@ -279,8 +285,7 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
                               "axon_extension"))
     cells["proofread_time"] = np.nan
     cells.loc[proof_rows, "proofread_time"] = proof_time
-    snapshot_times = [unix(dict((v, s) for v, s, _ in MINNIE_VERSIONS)[v])
-                      for v in params.materialized_versions]
+    snapshot_times = [unix(params.timestamp_of(v)) for v in params.materialized_versions]
     history = simulate(n_pieces, initial_groups, edits, piece_nucleus, snapshot_times, ed_rng)
     log(f"  segmentation: {n_pieces} pieces, {len(history.roots)} roots, "
         f"{history.lineage['operation_id'].nunique()} edits  "
@@ -290,20 +295,23 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     sv_rng = _rng(seed, "sv")
     root_zero = np.zeros(n, dtype=bool)
     root_zero[sv_rng.choice(n, size=int(params.frac_root_zero * n), replace=False)] = True
-    syn_ctr_um = syn[["ctr_x_um", "ctr_y_um", "ctr_z_um"]].to_numpy()
+    syn_res = params.synapse_voxel_resolution
     syn_pre_vx = np.rint(cortical_to_voxels(syn[["pre_x_um", "pre_y_um", "pre_z_um"]].to_numpy(),
-                                            params)).astype(np.int64)
+                                            params, syn_res)).astype(np.int64)
     syn_post_vx = np.rint(cortical_to_voxels(
-        syn[["post_x_um", "post_y_um", "post_z_um"]].to_numpy(), params)).astype(np.int64)
-    syn_ctr_vx = np.rint(cortical_to_voxels(syn_ctr_um, params)).astype(np.int64)
+        syn[["post_x_um", "post_y_um", "post_z_um"]].to_numpy(), params, syn_res)).astype(np.int64)
+    syn_ctr_vx = np.rint(cortical_to_voxels(syn[["ctr_x_um", "ctr_y_um", "ctr_z_um"]].to_numpy(),
+                                            params, syn_res)).astype(np.int64)
+    syn_to_table = np.asarray(syn_res) / np.asarray(params.voxel_resolution)
     syn_size = syn["size"].to_numpy().copy()
     n_syn = len(syn)
-    del syn, syn_ctr_um  # the largest frame: keep only the arrays the tables need
+    del syn  # the largest frame: keep only the arrays the tables need
     # alternative points sit a few um from the centroid, inside the cell's segment
     alt_rows = np.flatnonzero(root_zero)
     alt_um = xyz[alt_rows] + sv_rng.normal(0, 2.0, size=(alt_rows.size, 3))
     alt_vx = np.rint(cortical_to_voxels(alt_um, params)).astype(np.int64)
-    all_points = np.concatenate([pt_vx, alt_vx, syn_pre_vx, syn_post_vx])
+    all_points = np.concatenate([pt_vx, alt_vx, syn_pre_vx * syn_to_table,
+                                 syn_post_vx * syn_to_table])
     all_pieces = np.concatenate([core_piece, core_piece[alt_rows], pre_piece, post_piece])
     sv_all = supervoxel_ids(all_points, params.voxel_resolution, params.base_resolution,
                             params.chunk_size, params.chunk_offset_vx, sv_rng)
@@ -328,51 +336,11 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     # synapse rows sorted by post root at the first version => input queries touch few row groups
     syn_order = None
 
-    typed = is_neuron | (cells["cell_class"] == "nonneuron").to_numpy()
-    reported_type = noisy_labels(cells["cell_type"].to_numpy(), tb_rng, 0.01)
-    celltype_rows = np.flatnonzero(typed)
-    celltypes = reference(
-        np.arange(1, celltype_rows.size + 1), timestamps(tb_rng, celltype_rows.size,
-                                                         "2023-12-19T18:00:00", 3600),
-        nucleus_ids[celltype_rows],
-        {"classification_system": cells["cell_class"].to_numpy()[celltype_rows],
-         "cell_type": reported_type[celltype_rows]})
-    mtype_rows = np.flatnonzero(is_neuron)
-    mtypes = reference(
-        np.arange(1, mtype_rows.size + 1),
-        timestamps(tb_rng, mtype_rows.size, "2023-12-19T19:00:00", 3600),
-        nucleus_ids[mtype_rows],
-        {"classification_system": cells["cell_class"].to_numpy()[mtype_rows],
-         "cell_type": cells["mtype"].to_numpy()[mtype_rows]})
-    # the 100 x 100 um column through the slab centre (Schneider-Mizell et al.)
-    centre = (slab.box_min + slab.box_max) / 2
-    in_column = (np.abs(xyz[:, 0] - centre[0]) < 50) & (np.abs(xyz[:, 2] - centre[2]) < 50)
-    col_rows = np.flatnonzero(in_column & is_neuron)
-    col_type = cells["cell_type"].to_numpy()[col_rows].astype(object)
-    col_type = np.where(col_type == "NGC", "Unsure I", col_type)
-    col_type = np.where(tb_rng.random(col_rows.size) < 0.02, "Unsure", col_type)
-    col_system = np.where(np.isin(cells["cell_type"].to_numpy()[col_rows], INH_TYPES),
-                          "aibs_coarse_inhibitory", "aibs_coarse_excitatory")
-    column_types = reference(np.arange(1, col_rows.size + 1),
-                             timestamps(tb_rng, col_rows.size, "2023-03-18T00:00:00", 7200),
-                             nucleus_ids[col_rows],
-                             {"classification_system": col_system, "cell_type": col_type})
-    glia_col = np.flatnonzero(in_column & (cells["cell_class"] == "nonneuron").to_numpy())
-    column_glia = reference(np.arange(1, glia_col.size + 1),
-                            timestamps(tb_rng, glia_col.size, "2023-03-18T02:00:00", 3600),
-                            nucleus_ids[glia_col],
-                            {"classification_system": np.full(glia_col.size,
-                                                              "aibs_coarse_nonneuronal"),
-                             "cell_type": cells["cell_type"].to_numpy()[glia_col]})
-    svm_label = np.where(is_neuron, "neuron", "not-neuron").astype(object)
-    flip = np.where(is_neuron, tb_rng.random(n) < 0.004, tb_rng.random(n) < 0.03)
-    svm_label[flip] = np.where(svm_label[flip] == "neuron", "not-neuron", "neuron")
-    neuron_svm = reference(np.arange(1, n + 1),
-                           timestamps(tb_rng, n, "2022-01-20T00:00:00", 7200), nucleus_ids,
-                           {"classification_system": np.full(n, "is_neuron"),
-                            "cell_type": svm_label})
-
-    coreg, func_v3, twin = _function_tables(cells, nucleus_ids, fn_rng)
+    if params.kind == "minnie":
+        static = _minnie_static_tables(cells, is_neuron, slab, tb_rng, fn_rng)
+    else:
+        static = _v1dd_static_tables(cells, is_neuron, pt_vx, nuc_sv, alt_rows, alt_sv, core_piece,
+                                     tb_rng, seed, out)
 
     for version, t_snap in zip(params.materialized_versions, snapshot_times, strict=True):
         piece_root = history.snapshots[t_snap]
@@ -386,19 +354,15 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
         tables_v = {
             "nucleus_detection_v0": nucleus,
             "nucleus_alternative_points": alternative,
-            "nucleus_ref_neuron_svm": neuron_svm,
-            "aibs_metamodel_celltypes_v661": celltypes,
-            "aibs_metamodel_mtypes_v661_v2": mtypes,
-            "allen_v1_column_types_slanted_ref": column_types,
-            "aibs_column_nonneuronal_ref": column_glia,
-            "coregistration_manual_v4": coreg,
-            "functional_properties_v3_bcm": func_v3,
             "proofreading_status_and_strategy": _proofreading_table(
                 cells, t_snap, piece_root, core_piece, pt_vx, nuc_sv, alt_rows, alt_sv),
-            "nucleus_detection_lookup_v1": lookup_view(nucleus, alternative),
         }
-        if version >= 1507:
-            tables_v["digital_twin_properties_bcm_coreg_v4"] = twin
+        for name, table in static.items():
+            if _TABLE_INFO[name][2] <= version:  # tables exist from their introduction on
+                tables_v[name] = table(piece_root) if callable(table) else table
+        lookup_name = ("nucleus_detection_lookup_v1" if params.kind == "minnie"
+                       else "nucleus_alternative_lookup")
+        tables_v[lookup_name] = lookup_view(nucleus, alternative)
         pre_root = piece_root[pre_piece]
         post_root = piece_root[post_piece]
         if syn_order is None:
@@ -463,6 +427,185 @@ def _write_skeletons(out: Writer, skeletons: dict, cells: pd.DataFrame,
     out.put(layout.SKELETONS_PARQUET, pa.concat_tables(frames))
     out.put(layout.SKELETON_CELLS_PARQUET,
             pd.DataFrame(summaries, columns=list(layout.SKELETON_CELL_COLUMNS)))
+
+
+def _minnie_static_tables(cells, is_neuron, slab, tb_rng, fn_rng) -> dict:
+    """Tables of minnie65_public that do not change between versions (reference tables)."""
+    n = len(cells)
+    nucleus_ids = cells["nucleus_id"].to_numpy()
+    xyz = cells[["x_um", "y_um", "z_um"]].to_numpy()
+    typed = is_neuron | (cells["cell_class"] == "nonneuron").to_numpy()
+    reported_type = noisy_labels(cells["cell_type"].to_numpy(), tb_rng, 0.01)
+    celltype_rows = np.flatnonzero(typed)
+    celltypes = reference(
+        np.arange(1, celltype_rows.size + 1), timestamps(tb_rng, celltype_rows.size,
+                                                         "2023-12-19T18:00:00", 3600),
+        nucleus_ids[celltype_rows],
+        {"classification_system": cells["cell_class"].to_numpy()[celltype_rows],
+         "cell_type": reported_type[celltype_rows]})
+    mtype_rows = np.flatnonzero(is_neuron)
+    mtypes = reference(
+        np.arange(1, mtype_rows.size + 1),
+        timestamps(tb_rng, mtype_rows.size, "2023-12-19T19:00:00", 3600),
+        nucleus_ids[mtype_rows],
+        {"classification_system": cells["cell_class"].to_numpy()[mtype_rows],
+         "cell_type": cells["mtype"].to_numpy()[mtype_rows]})
+    # the 100 x 100 um column through the slab centre (Schneider-Mizell et al.)
+    centre = (slab.box_min + slab.box_max) / 2
+    in_column = (np.abs(xyz[:, 0] - centre[0]) < 50) & (np.abs(xyz[:, 2] - centre[2]) < 50)
+    col_rows = np.flatnonzero(in_column & is_neuron)
+    col_type = cells["cell_type"].to_numpy()[col_rows].astype(object)
+    col_type = np.where(col_type == "NGC", "Unsure I", col_type)
+    col_type = np.where(tb_rng.random(col_rows.size) < 0.02, "Unsure", col_type)
+    col_system = np.where(np.isin(cells["cell_type"].to_numpy()[col_rows], INH_TYPES),
+                          "aibs_coarse_inhibitory", "aibs_coarse_excitatory")
+    column_types = reference(np.arange(1, col_rows.size + 1),
+                             timestamps(tb_rng, col_rows.size, "2023-03-18T00:00:00", 7200),
+                             nucleus_ids[col_rows],
+                             {"classification_system": col_system, "cell_type": col_type})
+    glia_col = np.flatnonzero(in_column & (cells["cell_class"] == "nonneuron").to_numpy())
+    column_glia = reference(np.arange(1, glia_col.size + 1),
+                            timestamps(tb_rng, glia_col.size, "2023-03-18T02:00:00", 3600),
+                            nucleus_ids[glia_col],
+                            {"classification_system": np.full(glia_col.size,
+                                                              "aibs_coarse_nonneuronal"),
+                             "cell_type": cells["cell_type"].to_numpy()[glia_col]})
+    svm_label = np.where(is_neuron, "neuron", "not-neuron").astype(object)
+    flip = np.where(is_neuron, tb_rng.random(n) < 0.004, tb_rng.random(n) < 0.03)
+    svm_label[flip] = np.where(svm_label[flip] == "neuron", "not-neuron", "neuron")
+    neuron_svm = reference(np.arange(1, n + 1),
+                           timestamps(tb_rng, n, "2022-01-20T00:00:00", 7200), nucleus_ids,
+                           {"classification_system": np.full(n, "is_neuron"),
+                            "cell_type": svm_label})
+
+    coreg, func_v3, twin = _function_tables(cells, nucleus_ids, fn_rng)
+
+    return {"nucleus_ref_neuron_svm": neuron_svm, "aibs_metamodel_celltypes_v661": celltypes,
+            "aibs_metamodel_mtypes_v661_v2": mtypes,
+            "allen_v1_column_types_slanted_ref": column_types,
+            "aibs_column_nonneuronal_ref": column_glia, "coregistration_manual_v4": coreg,
+            "functional_properties_v3_bcm": func_v3,
+            "digital_twin_properties_bcm_coreg_v4": twin}
+
+
+def _v1dd_static_tables(cells, is_neuron, pt_vx, nuc_sv, alt_rows, alt_sv, core_piece, rng,
+                        seed, out: Writer) -> dict:
+    """Tables of v1dd_public plus its two-photon sessions (NWB, written into ``out``)."""
+    n = len(cells)
+    nucleus_ids = cells["nucleus_id"].to_numpy()
+    depth = cells["depth_um"].to_numpy()
+    true_type = cells["cell_type"].to_numpy()
+    v1dd_type = np.array([V1DD_TYPE_OF.get(t, t) for t in true_type], dtype=object)
+    v1dd_type[true_type == "23P"] = np.where(depth[true_type == "23P"] < 200, "L2IT", "L3IT")
+    six_it = true_type == "6P-IT"
+    v1dd_type[six_it] = np.where(depth[six_it] > 795, "L6SP", "L6IT")
+    # typed only >= 50 um from the volume's lateral borders (fact sheet §2.10)
+    x, z = cells["x_um"].to_numpy(), cells["z_um"].to_numpy()
+    inner = ((x - x.min() > 50) & (x.max() - x > 50) & (z - z.min() > 50) & (z.max() - z > 50))
+    rows = np.flatnonzero(is_neuron & inner)
+    exc = cells["cell_class"].to_numpy()[rows] == "excitatory_neuron"
+    multifeature = reference(np.arange(1, rows.size + 1),
+                             timestamps(rng, rows.size, "2025-05-02T00:00:00", days(1)),
+                             nucleus_ids[rows],
+                             {"classification_system": np.where(exc, "excitatory", "inhibitory"),
+                              "cell_type": v1dd_type[rows]})
+    neuron_rows = np.flatnonzero(is_neuron)
+    created_soma = timestamps(rng, neuron_rows.size, "2025-04-10T00:00:00", days(1))
+    sv_of_row = nuc_sv.copy()
+    alt_index = pd.Series(np.arange(alt_rows.size), index=alt_rows)
+    zero = sv_of_row == 0
+    sv_of_row[zero] = alt_sv[alt_index[np.flatnonzero(zero)].to_numpy()]
+
+    def soma_model(piece_root: np.ndarray) -> pd.DataFrame:
+        root = piece_root[core_piece[neuron_rows]]
+        single = ~pd.Series(root).duplicated(keep=False).to_numpy()
+        keep = neuron_rows[single]
+        cols = {"id": nucleus_ids[keep], "created": created_soma[single].to_numpy(),
+                "superceded_id": pd.array([pd.NA] * keep.size, dtype="Int64"),
+                "valid": np.ones(keep.size, dtype=bool),
+                "pt_supervoxel_id": sv_of_row[keep], "pt_root_id": root[single]}
+        for i, axis in enumerate("xyz"):
+            cols[f"pt_position_{axis}"] = pt_vx[keep, i]
+        return pd.DataFrame(cols)
+
+    imaged = imaged_cells(cells)
+    matched = imaged[imaged.nucleus_id > 0].reset_index(drop=True)
+    row_of = pd.Series(np.arange(n), index=nucleus_ids)
+    match_rows = row_of[matched.nucleus_id].to_numpy()
+    created_coreg = timestamps(rng, len(matched), "2025-03-01T00:00:00", days(30))
+
+    def coregistration(piece_root: np.ndarray) -> pd.DataFrame:
+        cols = {"id": np.arange(1, len(matched) + 1, dtype=np.int64),
+                "created": created_coreg.to_numpy(),
+                "superceded_id": pd.array([pd.NA] * len(matched), dtype="Int64"),
+                "valid": np.ones(len(matched), dtype=bool)}
+        for i, axis in enumerate("xyz"):
+            cols[f"pt_position_{axis}"] = pt_vx[match_rows, i]
+        cols["pt_supervoxel_id"] = sv_of_row[match_rows]
+        cols["pt_root_id"] = piece_root[core_piece[match_rows]]
+        for key in ("column", "volume", "plane", "roi"):
+            cols[key] = matched[key].to_numpy().astype(np.int64)
+        cols["residual"] = np.zeros(len(matched))  # 0 in this manual table (fact sheet §2.10)
+        cols["score"] = np.zeros(len(matched))
+        return pd.DataFrame(cols)
+
+    from offline_cave.sessions import write_sessions
+
+    sessions_dir = out.target / "sessions"
+    for path in write_sessions(sessions_dir, imaged, seed):
+        rel = str(Path(path).resolve().relative_to(out.target.resolve()))
+        out.entries[rel] = {"sha256": _sha256(Path(path)), "bytes": Path(path).stat().st_size}
+    out.put("sessions/imaged_cells.parquet", imaged)
+    return {"cell_type_multifeature_v1": multifeature, "neurons_soma_model": soma_model,
+            "functional_coregistration_manual_2": coregistration}
+
+
+def imaged_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """Excitatory cells seen by the V1DD two-photon sessions of the sample (ground truth).
+
+    Five imaging columns tile the slab (a 2 x 2 grid and a centre column overlapping all
+    four); each volume is 6 planes 16 um apart (fact sheet §4.1). Only excitatory cells express
+    GCaMP (Slc17a7-Cre). One cell can be seen in two sessions (the centre column overlaps).
+    A quarter of the imaged cells are left unmatched to EM (nucleus_id 0 in the match).
+    """
+    x, z = cells["x_um"].to_numpy(), cells["z_um"].to_numpy()
+    x0, x1, z0, z1 = x.min(), x.max(), z.min(), z.max()
+    xm, zm = (x0 + x1) / 2, (z0 + z1) / 2
+    half_x, half_z = (x1 - x0) / 4, (z1 - z0) / 4
+    columns = {1: (x0, xm, z0, zm), 2: (xm, x1, z0, zm), 3: (x0, xm, zm, z1), 4: (xm, x1, zm, z1),
+               5: (xm - half_x, xm + half_x, zm - half_z, zm + half_z)}
+    exc = (cells["cell_class"] == "excitatory_neuron").to_numpy()
+    depth = cells["depth_um"].to_numpy()
+    rows = []
+    for column, volume in V1DD_SESSIONS:
+        ax0, ax1, az0, az1 = columns[column]
+        for plane, plane_depth in enumerate(V1DD_PLANE_DEPTHS_UM[volume]):
+            inside = (exc & (x >= ax0) & (x < ax1) & (z >= az0) & (z < az1)
+                      & (np.abs(depth - plane_depth) <= 8.0))
+            idx = np.flatnonzero(inside)
+            idx = idx[np.argsort(x[idx], kind="stable")]
+            rows.append(pd.DataFrame({"column": column, "volume": volume, "plane": plane,
+                                      "roi": np.arange(idx.size), "cell_row": idx}))
+    frame = pd.concat(rows, ignore_index=True)
+    c = cells.iloc[frame["cell_row"].to_numpy()].reset_index(drop=True)
+    nid = c["nucleus_id"].to_numpy()
+    h = (nid * 2654435761) >> 7
+    frame["depth_um"] = c["depth_um"].to_numpy()
+    frame["x_um"], frame["z_um"] = c["x_um"].to_numpy(), c["z_um"].to_numpy()
+    frame["layer"] = c["layer"].to_numpy()
+    frame["pref_dir_rad"] = (c["pref_ori_rad"].to_numpy() + np.pi * (h & 1)) % (2 * np.pi)
+    frame["osi"] = c["osi"].to_numpy()
+    u = ((h >> 1) % 10_000) / 10_000.0  # per-cell uniforms from a hash of the nucleus id
+    v = ((h >> 15) % 10_000) / 10_000.0
+    w = ((h >> 29) % 10_000) / 10_000.0
+    frame["dsi"] = 0.05 + 0.45 * u**2
+    # surround suppression is stronger in L2/3 than in L5 (the windowed-vs-full contrast)
+    base = np.select([frame["layer"] == "L2/3", frame["layer"] == "L4"], [0.6, 0.45], 0.25)
+    frame["surround_suppression"] = np.clip(base + 0.3 * (v - 0.5), 0.0, 0.95)
+    frame["running_gain"] = 0.9 + 0.7 * w
+    frame["reliability"] = np.clip(0.25 + 0.7 * ((h >> 43) % 1000) / 1000.0, 0, 1)
+    frame["nucleus_id"] = np.where(((h >> 9) % 4) == 0, 0, nid)
+    return frame.drop(columns=["cell_row"])
 
 
 def _function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random.Generator):
@@ -600,10 +743,23 @@ _TABLE_INFO = {
     "proofreading_status_and_strategy": ("compartment_proofread_status_strategy", None, 1078,
                                          "Proofreading status and strategy of axons and "
                                          "dendrites of cells."),
+    # v1dd_public (only version 1196 is public)
+    "synapses_v1dd": ("synapse", None, 1196, "Automated synapse detection in V1DD; positions in "
+                      "9.7 x 9.7 x 45 nm voxels (unlike the other tables' 9 x 9 x 45 nm)."),
+    "neurons_soma_model": ("simple_point", None, 1196, "Nuclei of single-soma neurons according "
+                           "to the soma/nucleus model (multi-soma objects excluded)."),
+    "cell_type_multifeature_v1": ("cell_type_reference", "nucleus_detection_v0", 1196,
+                                  "Cell types of neurons from a multi-feature classifier (somata "
+                                  "at least 50 um from the volume borders)."),
+    "functional_coregistration_manual_2": ("v1dd_func_unit_coreg", None, 1196,
+                                           "Manual matches of two-photon ROIs (column, volume, "
+                                           "plane, roi) to EM cells."),
 }
 _VIEW_INFO = {
     "nucleus_detection_lookup_v1": ("nucleus_detection_v0 merged with nucleus_alternative_points "
                                     "so every nucleus has a usable root id.", True, 661),
+    "nucleus_alternative_lookup": ("nucleus_detection_v0 merged with nucleus_alternative_points "
+                                   "so every nucleus has a usable root id.", True, 1196),
 }
 SYNTHETIC_NOTICE = ("OFFLINE SYNTHETIC SAMPLE: generated by a simulator calibrated to the public "
                     "data; not real measurements.")
@@ -619,7 +775,8 @@ def _table_metadata(params: DatastackParams, table_meta: dict) -> dict:
             "table_name": name, "schema": schema, "schema_type": schema,
             "reference_table": ref, "description": description,
             "notice_text": SYNTHETIC_NOTICE,
-            "voxel_resolution": list(params.voxel_resolution),
+            "voxel_resolution": list(params.synapse_voxel_resolution
+                                     if name == params.synapse_table else params.voxel_resolution),
             "created": "2020-11-02T18:56:35.530100", "introduced": introduced, "removed": None,
             "columns": meta["columns"], "row_counts": meta["row_counts"],
         }
@@ -662,6 +819,21 @@ def _datastack_info(params: DatastackParams, slab: Slab) -> dict:
 
 
 # ---------------------------------------------------------------------------- cache
+_GENERATOR_MODULES = ("params", "layout", "geometry", "ids", "cells", "morphology", "synapses",
+                      "segments", "tables", "sample", "physiology", "sessions")
+
+
+def generator_digest() -> str:
+    """Digest of the generator's source: any change to the code invalidates cached samples."""
+    digest = hashlib.sha256(layout.GENERATOR_VERSION.encode())
+    here = Path(__file__).parent
+    for name in _GENERATOR_MODULES:
+        path = here / f"{name}.py"
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
@@ -677,9 +849,11 @@ def check(ds_dir: Path, params: DatastackParams, seed: int, scale: float,
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as exc:
         return f"unreadable MANIFEST.json ({exc})"
-    if manifest.get("generator_version") != layout.GENERATOR_VERSION:
-        return (f"made by generator {manifest.get('generator_version')}, this is "
-                f"{layout.GENERATOR_VERSION}")
+    if (manifest.get("generator_version") != layout.GENERATOR_VERSION
+            or manifest.get("generator_digest") != generator_digest()):
+        return (f"made by another generator ({manifest.get('generator_version')}, "
+                f"{manifest.get('generator_digest')}); this is {layout.GENERATOR_VERSION}, "
+                f"{generator_digest()}")
     if manifest.get("params_hash") != params.params_hash(seed, scale):
         return (f"made with other parameters (seed {manifest.get('seed')}, scale "
                 f"{manifest.get('scale')})")
@@ -720,7 +894,8 @@ def ensure_sample(data_dir: str | Path, datastack: str = "minnie65_public", seed
         summary = build(params, seed, scale, out, log=log)
         files = out.entries
         manifest = {
-            "generator_version": layout.GENERATOR_VERSION, "datastack": datastack, "seed": seed,
+            "generator_version": layout.GENERATOR_VERSION, "generator_digest": generator_digest(),
+            "datastack": datastack, "seed": seed,
             "scale": scale, "params_hash": params.params_hash(seed, scale),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "elapsed_s": round(time.perf_counter() - t0, 2), "summary": summary,
