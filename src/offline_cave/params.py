@@ -189,8 +189,8 @@ V1DD = DatastackParams(
     # the V1DD pia point of standard_transform 2.0 sits at cortical x ~760, z ~405 um
     slab_center_x_um=760.0,
     slab_center_z_um=420.0,
-    slab_width_x_um=240.0,
-    slab_width_z_um=240.0,
+    slab_width_x_um=200.0,
+    slab_width_z_um=200.0,
     materialized_versions=(1196,),
     kind="v1dd",
     synapse_voxel_resolution=(9.7, 9.7, 45.0),

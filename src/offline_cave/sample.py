@@ -499,9 +499,12 @@ def _v1dd_static_tables(cells, is_neuron, pt_vx, nuc_sv, alt_rows, alt_sv, core_
     v1dd_type[true_type == "23P"] = np.where(depth[true_type == "23P"] < 200, "L2IT", "L3IT")
     six_it = true_type == "6P-IT"
     v1dd_type[six_it] = np.where(depth[six_it] > 795, "L6SP", "L6IT")
-    # typed only >= 50 um from the volume's lateral borders (fact sheet §2.10)
+    # typed only >= 50 um from the volume's lateral borders (fact sheet §2.10); tiny test
+    # slabs use a fifth of their width instead
     x, z = cells["x_um"].to_numpy(), cells["z_um"].to_numpy()
-    inner = ((x - x.min() > 50) & (x.max() - x > 50) & (z - z.min() > 50) & (z.max() - z > 50))
+    margin = min(50.0, 0.2 * (x.max() - x.min()), 0.2 * (z.max() - z.min()))
+    inner = ((x - x.min() > margin) & (x.max() - x > margin) & (z - z.min() > margin)
+             & (z.max() - z > margin))
     rows = np.flatnonzero(is_neuron & inner)
     exc = cells["cell_class"].to_numpy()[rows] == "excitatory_neuron"
     multifeature = reference(np.arange(1, rows.size + 1),
@@ -560,6 +563,16 @@ def _v1dd_static_tables(cells, is_neuron, pt_vx, nuc_sv, alt_rows, alt_sv, core_
             "functional_coregistration_manual_2": coregistration}
 
 
+def unit_hash(ids: np.ndarray, salt: int) -> np.ndarray:
+    """Deterministic uniforms in [0, 1) from integer ids (splitmix64 finaliser)."""
+    z = np.asarray(ids, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(salt + 1)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
 def imaged_cells(cells: pd.DataFrame) -> pd.DataFrame:
     """Excitatory cells seen by the V1DD two-photon sessions of the sample (ground truth).
 
@@ -589,22 +602,20 @@ def imaged_cells(cells: pd.DataFrame) -> pd.DataFrame:
     frame = pd.concat(rows, ignore_index=True)
     c = cells.iloc[frame["cell_row"].to_numpy()].reset_index(drop=True)
     nid = c["nucleus_id"].to_numpy()
-    h = (nid * 2654435761) >> 7
+    u, v, w, r, m, d = (unit_hash(nid, salt) for salt in range(6))
     frame["depth_um"] = c["depth_um"].to_numpy()
     frame["x_um"], frame["z_um"] = c["x_um"].to_numpy(), c["z_um"].to_numpy()
     frame["layer"] = c["layer"].to_numpy()
-    frame["pref_dir_rad"] = (c["pref_ori_rad"].to_numpy() + np.pi * (h & 1)) % (2 * np.pi)
+    # the direction bit is the one the MICrONS-style functional tables use (same hash)
+    frame["pref_dir_rad"] = (c["pref_ori_rad"].to_numpy() + np.pi * (d < 0.5)) % (2 * np.pi)
     frame["osi"] = c["osi"].to_numpy()
-    u = ((h >> 1) % 10_000) / 10_000.0  # per-cell uniforms from a hash of the nucleus id
-    v = ((h >> 15) % 10_000) / 10_000.0
-    w = ((h >> 29) % 10_000) / 10_000.0
     frame["dsi"] = 0.05 + 0.45 * u**2
     # surround suppression is stronger in L2/3 than in L5 (the windowed-vs-full contrast)
     base = np.select([frame["layer"] == "L2/3", frame["layer"] == "L4"], [0.6, 0.45], 0.25)
     frame["surround_suppression"] = np.clip(base + 0.3 * (v - 0.5), 0.0, 0.95)
     frame["running_gain"] = 0.9 + 0.7 * w
-    frame["reliability"] = np.clip(0.25 + 0.7 * ((h >> 43) % 1000) / 1000.0, 0, 1)
-    frame["nucleus_id"] = np.where(((h >> 9) % 4) == 0, 0, nid)
+    frame["reliability"] = 0.25 + 0.7 * r
+    frame["nucleus_id"] = np.where(m < 0.25, 0, nid)
     return frame.drop(columns=["cell_row"])
 
 
@@ -635,7 +646,7 @@ def _function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.rando
     cc_abs = np.clip(rng.beta(3, 4, size=f.size), 0.05, 0.95)
     noise = rng.normal(0, 1, size=f.size) * (0.08 + 0.25 * (1 - osi)) / np.sqrt(cc_abs + 0.2)
     measured = (theta + noise) % np.pi  # latent in the digital-twin convention
-    dir_bit = (cells["nucleus_id"].to_numpy()[unit_rows[f]] * 2654435761 >> 7) & 1
+    dir_bit = unit_hash(cells["nucleus_id"].to_numpy()[unit_rows[f]], 5) < 0.5
     g_osi = np.clip(osi * rng.uniform(0.7, 1.2, size=f.size), 0.0, 1.0)
     g_dsi = np.clip(rng.beta(1.5, 8, size=f.size), 0.0, 1.0)
     # v3 convention: 0 = horizontal bar moving up, clockwise => (pi/2 - theta)
@@ -655,7 +666,7 @@ def _function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.rando
     cc_max_t = np.clip(cc_abs_t + rng.uniform(0.05, 0.3, size=t.size), 0.1, 1.0)
     noise_t = rng.normal(0, 1, size=t.size) * (0.06 + 0.2 * (1 - osi_t)) / np.sqrt(cc_abs_t + 0.2)
     ori_t = np.degrees((theta_t + noise_t) % np.pi)
-    dir_bit_t = (cells["nucleus_id"].to_numpy()[unit_rows[t]] * 2654435761 >> 7) & 1
+    dir_bit_t = unit_hash(cells["nucleus_id"].to_numpy()[unit_rows[t]], 5) < 0.5
     g_osi_t = np.clip(osi_t * rng.uniform(0.75, 1.15, size=t.size), 0.0, 1.0)
     twin = reference(
         np.arange(1, t.size + 1), timestamps(rng, t.size, "2025-07-20T00:00:00", days(2)),
