@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from offline_cave.params import MINNIE  # noqa: E402
-from offline_cave.synapses import axon_fragments, place_synapses  # noqa: E402
+from offline_cave.synapses import (  # noqa: E402
+    axon_fragments,
+    axon_fragments_many,
+    place_synapses,
+)
 
 
 class PeakRSS:
@@ -147,6 +151,13 @@ def main() -> None:
     dt = time.perf_counter() - t0
     print(f"axon_fragments: {dt:.2f} s for {len(skeletons)} cells "
           f"({1e3 * dt / max(len(skeletons), 1):.2f} ms/cell), {n_frag:,} fragments")
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        labels = axon_fragments_many(list(skeletons.values()), [False] * len(skeletons),
+                                     np.random.default_rng(args.seed))
+        dt = time.perf_counter() - t0
+    print(f"axon_fragments_many: {dt:.2f} s, peak RSS +{(mem.peak - mem.base) / 2**20:.0f} MB, "
+          f"{sum(int(x.max(initial=0)) for x in labels):,} fragments")
     report(cells, syn)
 
 

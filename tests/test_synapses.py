@@ -20,7 +20,12 @@ from toy_skeletons import ToySkeleton, toy_population, toy_skeleton
 
 from offline_cave import synapses as S
 from offline_cave.params import EXC_TYPES, LAYER_BOUNDS_UM, MINNIE
-from offline_cave.synapses import SYNAPSE_COLUMNS, axon_fragments, place_synapses
+from offline_cave.synapses import (
+    SYNAPSE_COLUMNS,
+    axon_fragments,
+    axon_fragments_many,
+    place_synapses,
+)
 
 PARAMS = MINNIE  # default keep fraction 0.1, like-to-like 0.25
 
@@ -379,6 +384,27 @@ def test_axon_fragments_deterministic_and_match_path_distance(long_axon_cell):
     seglen[1:] = np.linalg.norm(long_axon_cell.vertices[1:] - long_axon_cell.vertices[p[1:]],
                                 axis=1)
     assert np.allclose(S._path_distance(p, seglen), _path_distance_loop(long_axon_cell))
+
+
+def test_axon_fragments_many(population, long_axon_cell):
+    _, skeletons = population
+    sks = [long_axon_cell] + list(skeletons.values())[:60]
+    proofread = [False] * len(sks)
+    proofread[3] = True
+    many = axon_fragments_many(sks, proofread, np.random.default_rng(4))
+    assert len(many) == len(sks)
+    assert (many[3] == 0).all()
+    for sk, labels in zip(sks, many, strict=True):
+        assert labels.dtype == np.int32 and len(labels) == len(sk.parent)
+        assert (labels[sk.compartment != 2] == 0).all()
+        k = labels.max(initial=0)
+        assert set(np.unique(labels)) == set(range(k + 1))
+    # a single skeleton gives the same labels either way (same draws)
+    one = axon_fragments(long_axon_cell, False, np.random.default_rng(8))
+    assert np.array_equal(one, axon_fragments_many([long_axon_cell], [False],
+                                                   np.random.default_rng(8))[0])
+    with pytest.raises(ValueError, match="proofread flags"):
+        axon_fragments_many(sks, [False], np.random.default_rng(0))
 
 
 def test_axon_fragments_without_axon():

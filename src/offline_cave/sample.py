@@ -404,27 +404,23 @@ def _write_skeletons(out: Writer, skeletons: dict, cells: pd.DataFrame,
                      params: DatastackParams) -> None:
     """Skeletons in the dataset's nm frame, one row per vertex, sorted by nucleus id."""
     cell_type = cells.set_index("nucleus_id")["cell_type"]
-    summaries = []
     ids = list(skeletons)
-    frames = []
-    for i in range(0, len(ids), 500):
-        parts = []
-        for nucleus_id in ids[i:i + 500]:
-            sk = skeletons[nucleus_id]
-            nv = len(sk.parent)
-            nm = cortical_to_nm(sk.vertices, params).astype(np.float32)
-            parts.append(pd.DataFrame({
-                "nucleus_id": np.full(nv, nucleus_id, dtype=np.int64),
-                "node": np.arange(nv, dtype=np.int32), "parent": sk.parent.astype(np.int32),
-                "x": nm[:, 0], "y": nm[:, 1], "z": nm[:, 2],
-                "radius": (sk.radius * 1000).astype(np.float32),
-                "compartment": sk.compartment.astype(np.int8)}))
-            summaries.append((nucleus_id, cell_type[nucleus_id], nv,
-                              float(sk.soma_radius_um * 1000), sk.path_length_um(2),
-                              sk.path_length_um(3) + sk.path_length_um(4)))
-        frames.append(pa.Table.from_pandas(pd.concat(parts, ignore_index=True),
-                                           preserve_index=False))
-    out.put(layout.SKELETONS_PARQUET, pa.concat_tables(frames))
+    sizes = np.array([len(skeletons[k].parent) for k in ids])
+    vertices = np.concatenate([skeletons[k].vertices for k in ids])
+    nm = cortical_to_nm(vertices, params).astype(np.float32)
+    table = pa.table({
+        "nucleus_id": np.repeat(np.asarray(ids, dtype=np.int64), sizes),
+        "node": np.concatenate([np.arange(s, dtype=np.int32) for s in sizes]),
+        "parent": np.concatenate([skeletons[k].parent for k in ids]).astype(np.int32),
+        "x": nm[:, 0], "y": nm[:, 1], "z": nm[:, 2],
+        "radius": (np.concatenate([skeletons[k].radius for k in ids]) * 1000).astype(np.float32),
+        "compartment": np.concatenate([skeletons[k].compartment for k in ids]).astype(np.int8),
+    })
+    out.put(layout.SKELETONS_PARQUET, table)
+    summaries = [(k, cell_type[k], int(n), float(skeletons[k].soma_radius_um * 1000),
+                  skeletons[k].path_length_um(2),
+                  skeletons[k].path_length_um(3) + skeletons[k].path_length_um(4))
+                 for k, n in zip(ids, sizes, strict=True)]
     out.put(layout.SKELETON_CELLS_PARQUET,
             pd.DataFrame(summaries, columns=list(layout.SKELETON_CELL_COLUMNS)))
 
@@ -565,8 +561,8 @@ def _v1dd_static_tables(cells, is_neuron, pt_vx, nuc_sv, alt_rows, alt_sv, core_
 
 def unit_hash(ids: np.ndarray, salt: int) -> np.ndarray:
     """Deterministic uniforms in [0, 1) from integer ids (splitmix64 finaliser)."""
-    z = np.asarray(ids, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(salt + 1)
     with np.errstate(over="ignore"):
+        z = np.asarray(ids, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(salt + 1)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
