@@ -240,16 +240,19 @@ def test_every_filter_kind(served: Served, client, kind: str) -> None:
     v = client.materialize.version
     syn = table_df(served, v, "synapses_pni_2")
     nuc = table_df(served, v, "nucleus_detection_v0")
-    roots = sorted(set(syn.post_pt_root_id))[:3]
-    size_mid = int(syn["size"].median())
+    roots = sorted(set(syn.post_pt_root_id) - {0})[:3]
     if kind == "in":
         df = client.materialize.query_table("synapses_pni_2",
                                             filter_in_dict={"post_pt_root_id": roots})
         exp = syn[syn.post_pt_root_id.isin(roots)]
     elif kind == "notin":
+        sub = syn[syn.post_pt_root_id.isin(roots)]
+        pres = sorted(set(sub.pre_pt_root_id))[:5]
         df = client.materialize.query_table("synapses_pni_2",
-                                            filter_out_dict={"post_pt_root_id": roots})
-        exp = syn[~syn.post_pt_root_id.isin(roots)]
+                                            filter_in_dict={"post_pt_root_id": roots},
+                                            filter_out_dict={"pre_pt_root_id": pres})
+        exp = sub[~sub.pre_pt_root_id.isin(pres)]
+        assert len(exp) < len(sub)
     elif kind == "equal":
         df = client.materialize.query_table("synapses_pni_2",
                                             filter_equal_dict={"post_pt_root_id": roots[0]})
@@ -257,9 +260,16 @@ def test_every_filter_kind(served: Served, client, kind: str) -> None:
     elif kind in ("greater", "less", "greater_equal", "less_equal"):
         op = {"greater": "__gt__", "less": "__lt__", "greater_equal": "__ge__",
               "less_equal": "__le__"}[kind]
+        sub = syn[syn.post_pt_root_id.isin(roots)]
+        size_mid = int(sub["size"].median())
         df = client.materialize.query_table("synapses_pni_2",
+                                            filter_in_dict={"post_pt_root_id": roots},
                                             **{f"filter_{kind}_dict": {"size": size_mid}})
-        exp = syn[getattr(syn["size"], op)(size_mid)]
+        exp = sub[getattr(sub["size"], op)(size_mid)]
+        vol = float(nuc.volume.median())
+        by_volume = client.materialize.query_table("nucleus_detection_v0",
+                                                   **{f"filter_{kind}_dict": {"volume": vol}})
+        assert sorted(by_volume.id) == sorted(nuc[getattr(nuc.volume, op)(vol)].id)
     elif kind == "spatial":
         pos = nuc[["pt_position_x", "pt_position_y", "pt_position_z"]].values
         lo = np.percentile(pos, 20, axis=0).astype(int)

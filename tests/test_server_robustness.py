@@ -343,16 +343,18 @@ def test_no_redirects_for_trailing_slashes(served: Served) -> None:
 
 
 def test_path_traversal_is_refused(served: Served) -> None:
-    seg_dir = served.ds_dir / layout.CACHE_DIR / "seg"
-    seg_dir.mkdir(parents=True, exist_ok=True)
-    (seg_dir / "probe.txt").write_text("inside")
-    outside = served.ds_dir / "secret-outside.txt"
-    outside.write_text("SECRET-OUTSIDE")
-    link = seg_dir / "escape"
-    if not link.exists():
-        link.symlink_to(served.ds_dir, target_is_directory=True)
-    status, body = raw_request(served, "GET", f"/seg/{DATASTACK}/probe.txt")
-    assert status == 200 and body == b"inside"
+    outside = served.ds_dir / layout.MANIFEST
+    if served.fixture is not None:  # never plant files in a real sample directory
+        seg_dir = served.ds_dir / layout.CACHE_DIR / "seg"
+        seg_dir.mkdir(parents=True, exist_ok=True)
+        (seg_dir / "probe.txt").write_text("inside")
+        outside = served.ds_dir / "secret-outside.txt"
+        outside.write_text("SECRET-OUTSIDE")
+        link = seg_dir / "escape"
+        if not link.exists():
+            link.symlink_to(served.ds_dir, target_is_directory=True)
+        status, body = raw_request(served, "GET", f"/seg/{DATASTACK}/probe.txt")
+        assert status == 200 and body == b"inside"
     attempts = [
         f"/seg/{DATASTACK}/../../{DATASTACK}/MANIFEST.json",
         f"/seg/{DATASTACK}/..%2f..%2fsecret-outside.txt",

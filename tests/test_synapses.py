@@ -42,9 +42,17 @@ def population():
     cells.insert(0, "nucleus_id", np.arange(len(cells), dtype=np.int64) * 13 + 1000)
     cells = cells[cells["cell_class"].isin(["excitatory_neuron", "inhibitory_neuron"])]
     cells = cells.reset_index(drop=True)
-    skeletons = {int(r.nucleus_id): grow_skeleton(
-        r.cell_type, np.array([r.x_um, r.y_um, r.z_um]), np.random.default_rng(r.nucleus_id),
-        LAYER_BOUNDS_UM, slab.box_min, slab.box_max) for r in cells.itertuples()}
+    skeletons = {
+        int(r.nucleus_id): grow_skeleton(
+            r.cell_type,
+            np.array([r.x_um, r.y_um, r.z_um]),
+            np.random.default_rng(r.nucleus_id),
+            LAYER_BOUNDS_UM,
+            slab.box_min,
+            slab.box_max,
+        )
+        for r in cells.itertuples()
+    }
     return cells, skeletons
 
 
@@ -76,9 +84,16 @@ def _connections(syn: pd.DataFrame) -> pd.Series:
 # --------------------------------------------------------------------------- schema
 def test_schema_and_dtypes(synapses):
     assert tuple(synapses.columns) == SYNAPSE_COLUMNS
-    expected = {"post_nucleus_id": "int64", "post_node": "int32", "post_compartment": "int8",
-                "post_dist_to_soma_um": "float32", "pre_nucleus_id": "int64",
-                "pre_node": "int32", "external_axon_id": "int64", "size": "int64"}
+    expected = {
+        "post_nucleus_id": "int64",
+        "post_node": "int32",
+        "post_compartment": "int8",
+        "post_dist_to_soma_um": "float32",
+        "pre_nucleus_id": "int64",
+        "pre_node": "int32",
+        "external_axon_id": "int64",
+        "size": "int64",
+    }
     for col in SYNAPSE_COLUMNS:
         assert str(synapses[col].dtype) == expected.get(col, "float32"), col
     assert len(synapses) > 100_000
@@ -171,8 +186,11 @@ def test_sizes_correlate_within_a_connection(synapses):
     syn = synapses[synapses["pre_nucleus_id"] > 0].copy()
     syn["ln"] = np.log(syn["size"])
     syn["k"] = syn.groupby(["pre_nucleus_id", "post_nucleus_id"]).cumcount()
-    pairs = syn[syn["k"] < 2].pivot_table(index=["pre_nucleus_id", "post_nucleus_id"],
-                                          columns="k", values="ln").dropna()
+    pairs = (
+        syn[syn["k"] < 2]
+        .pivot_table(index=["pre_nucleus_id", "post_nucleus_id"], columns="k", values="ln")
+        .dropna()
+    )
     assert len(pairs) > 500
     r = np.corrcoef(pairs[0], pairs[1])[0, 1]
     # rho = 0.4 by construction (rounding to multiples of 4 lowers it slightly): +-0.12
@@ -187,7 +205,8 @@ def test_basket_inputs_are_proximal_martinotti_inputs_distal(annotated):
     # basket: soma and proximal dendrite; Martinotti: distal dendrites and tufts
     assert bc.median() < 0.5 * mc.median()
     assert (annotated["pre_type"] == "BC").loc[annotated["post_compartment"] == 1].mean() > (
-        annotated["pre_type"] == "BC").loc[annotated["post_compartment"] > 1].mean() * 3
+        annotated["pre_type"] == "BC"
+    ).loc[annotated["post_compartment"] > 1].mean() * 3
 
 
 def test_excitatory_somata_receive_only_inhibitory_local_inputs(annotated):
@@ -223,8 +242,12 @@ def test_external_fraction_parameter(population):
         syn = place_synapses(sub, skeletons, params, np.random.default_rng(3))
     assert (syn["pre_nucleus_id"] == 0).mean() > 0.6
     with pytest.raises(ValueError, match="synapse_external_fraction"):
-        place_synapses(sub, skeletons, dataclasses.replace(
-            PARAMS, extra={"synapse_external_fraction": 1.0}), np.random.default_rng(3))
+        place_synapses(
+            sub,
+            skeletons,
+            dataclasses.replace(PARAMS, extra={"synapse_external_fraction": 1.0}),
+            np.random.default_rng(3),
+        )
 
 
 def test_external_fragments_group_a_few_nearby_synapses(synapses):
@@ -232,8 +255,10 @@ def test_external_fragments_group_a_few_nearby_synapses(synapses):
     per_fragment = ext.groupby("external_axon_id")
     n = per_fragment.size()
     assert 2.0 < n.mean() < 5.0 and n.max() <= 2 * S.EXTERNAL_FRAGMENT_SYNAPSES
-    extent = (per_fragment[["ctr_x_um", "ctr_y_um", "ctr_z_um"]].max()
-              - per_fragment[["ctr_x_um", "ctr_y_um", "ctr_z_um"]].min()).max(axis=1)
+    extent = (
+        per_fragment[["ctr_x_um", "ctr_y_um", "ctr_z_um"]].max()
+        - per_fragment[["ctr_x_um", "ctr_y_um", "ctr_z_um"]].min()
+    ).max(axis=1)
     # fragments live inside one grid cube (~8 um at this density): 99th percentile < 20 um
     assert np.percentile(extent, 99) < 20.0
 
@@ -255,10 +280,15 @@ def test_connection_probability_decays_with_distance(population, synapses):
     row = pd.Series(np.arange(len(nid)), index=nid)
     conn = _connections(synapses).index
     connected = np.zeros_like(dist, dtype=bool)
-    connected[row[conn.get_level_values(0)].to_numpy(), row[conn.get_level_values(1)].to_numpy()] = True
+    connected[
+        row[conn.get_level_values(0)].to_numpy(), row[conn.get_level_values(1)].to_numpy()
+    ] = True
     off_diag = ~np.eye(len(nid), dtype=bool)
     edges = [0, 50, 100, 200, 400, 900]
-    p = [connected[off_diag & (dist >= a) & (dist < b)].mean() for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    p = [
+        connected[off_diag & (dist >= a) & (dist < b)].mean()
+        for a, b in zip(edges[:-1], edges[1:], strict=True)
+    ]
     # monotone decrease over soma distance, and the nearest bin at least 4x the farthest
     assert all(a > b for a, b in zip(p[:-1], p[1:], strict=True)), p
     assert p[0] > 4 * p[-1], p
@@ -277,7 +307,8 @@ def _overlapping_ee_pairs(cells, skeletons) -> pd.DataFrame:
         de_pts.append(sk.vertices[de][::3])
         de_owner.append(np.full(len(sk.vertices[de][::3]), nid))
     close = cKDTree(np.concatenate(de_pts)).sparse_distance_matrix(
-        cKDTree(np.concatenate(ax_pts)), 3.0, output_type="ndarray")
+        cKDTree(np.concatenate(ax_pts)), 3.0, output_type="ndarray"
+    )
     pre = np.concatenate(ax_owner)[close["j"]]
     post = np.concatenate(de_owner)[close["i"]]
     out = pd.DataFrame({"pre": pre, "post": post}).drop_duplicates()
@@ -298,8 +329,10 @@ def test_like_to_like(population, strength):
     key = pd.MultiIndex.from_frame(pairs[["pre", "post"]])
     pairs["connected"] = key.isin(conn.index)
     assert pairs["connected"].sum() > 10_000 and (~pairs["connected"]).sum() > 10_000
-    diff = (pairs.loc[pairs["connected"], "dtheta"].mean()
-            - pairs.loc[~pairs["connected"], "dtheta"].mean())
+    diff = (
+        pairs.loc[pairs["connected"], "dtheta"].mean()
+        - pairs.loc[~pairs["connected"], "dtheta"].mean()
+    )
     # uniform dtheta on [0, pi/2] has sd 0.45 rad: with > 10^4 pairs per group the standard
     # error of the difference is < 0.006 rad. The weight 1 + a*g*cos(2 dtheta) lowers the mean
     # dtheta of connected pairs by up to a/pi (0.08 rad for a = 0.25; measured ~0.05 after
@@ -381,8 +414,9 @@ def test_axon_fragments_deterministic_and_match_path_distance(long_axon_cell):
     assert np.array_equal(a, b)
     seglen = np.zeros(len(long_axon_cell.parent))
     p = long_axon_cell.parent
-    seglen[1:] = np.linalg.norm(long_axon_cell.vertices[1:] - long_axon_cell.vertices[p[1:]],
-                                axis=1)
+    seglen[1:] = np.linalg.norm(
+        long_axon_cell.vertices[1:] - long_axon_cell.vertices[p[1:]], axis=1
+    )
     assert np.allclose(S._path_distance(p, seglen), _path_distance_loop(long_axon_cell))
 
 
@@ -401,23 +435,28 @@ def test_axon_fragments_many(population, long_axon_cell):
         assert set(np.unique(labels)) == set(range(k + 1))
     # a single skeleton gives the same labels either way (same draws)
     one = axon_fragments(long_axon_cell, False, np.random.default_rng(8))
-    assert np.array_equal(one, axon_fragments_many([long_axon_cell], [False],
-                                                   np.random.default_rng(8))[0])
+    assert np.array_equal(
+        one, axon_fragments_many([long_axon_cell], [False], np.random.default_rng(8))[0]
+    )
     with pytest.raises(ValueError, match="proofread flags"):
         axon_fragments_many(sks, [False], np.random.default_rng(0))
 
 
 def test_axon_fragments_without_axon():
-    sk = ToySkeleton(np.zeros((3, 3)) + np.arange(3)[:, None], np.array([-1, 0, 1], np.int32),
-                     np.ones(3, np.float32), np.array([1, 3, 3], np.int8), 5.0)
+    sk = ToySkeleton(
+        np.zeros((3, 3)) + np.arange(3)[:, None],
+        np.array([-1, 0, 1], np.int32),
+        np.ones(3, np.float32),
+        np.array([1, 3, 3], np.int8),
+        5.0,
+    )
     assert (axon_fragments(sk, False, np.random.default_rng(0)) == 0).all()
 
 
 # --------------------------------------------------------------------------- other skeletons
 def test_duck_typed_toy_skeletons():
     """Any object with the Skeleton attributes works (here: polylines, not morphology)."""
-    cells, skeletons = toy_population(120, np.random.default_rng(1), width_um=80.0,
-                                      axon_scale=2.0)
+    cells, skeletons = toy_population(120, np.random.default_rng(1), width_um=80.0, axon_scale=2.0)
     assert isinstance(next(iter(skeletons.values())), ToySkeleton)
     with warnings.catch_warnings():  # toy axons are too sparse for 20 % local inputs
         warnings.simplefilter("ignore", UserWarning)

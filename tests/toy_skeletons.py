@@ -43,9 +43,18 @@ class _Builder:
         self.radius = [np.array([soma_radius])]
         self.n = 1
 
-    def branch(self, start_node: int, start_pos: np.ndarray, direction: np.ndarray,
-               length: float, step: float, comp: int, radius: float,
-               rng: np.random.Generator, curl: float = 0.12) -> np.ndarray:
+    def branch(
+        self,
+        start_node: int,
+        start_pos: np.ndarray,
+        direction: np.ndarray,
+        length: float,
+        step: float,
+        comp: int,
+        radius: float,
+        rng: np.random.Generator,
+        curl: float = 0.12,
+    ) -> np.ndarray:
         k = max(int(round(length / step)), 1)
         d = np.asarray(direction, dtype=np.float64)
         d = d / np.linalg.norm(d)
@@ -62,13 +71,14 @@ class _Builder:
         self.n += k
         return idx
 
-    def pos(self, node: int) -> np.ndarray:
-        return np.concatenate(self.verts)[node]
-
     def build(self, soma_radius: float) -> ToySkeleton:
-        return ToySkeleton(np.concatenate(self.verts), np.concatenate(self.parent).astype(np.int32),
-                           np.concatenate(self.radius).astype(np.float32),
-                           np.concatenate(self.comp).astype(np.int8), soma_radius)
+        return ToySkeleton(
+            np.concatenate(self.verts),
+            np.concatenate(self.parent).astype(np.int32),
+            np.concatenate(self.radius).astype(np.float32),
+            np.concatenate(self.comp).astype(np.int8),
+            soma_radius,
+        )
 
 
 def _rand_dir(rng: np.random.Generator, y_bias: float = 0.0) -> np.ndarray:
@@ -77,8 +87,9 @@ def _rand_dir(rng: np.random.Generator, y_bias: float = 0.0) -> np.ndarray:
     return d / np.linalg.norm(d)
 
 
-def toy_skeleton(cell_type: str, soma: np.ndarray, rng: np.random.Generator,
-                 axon_scale: float = 1.0) -> ToySkeleton:
+def toy_skeleton(
+    cell_type: str, soma: np.ndarray, rng: np.random.Generator, axon_scale: float = 1.0
+) -> ToySkeleton:
     """A toy skeleton of ``cell_type`` with its soma at ``soma`` (um, cortical frame)."""
     soma = np.asarray(soma, dtype=np.float64)
     exc = cell_type in EXC_TYPES
@@ -90,8 +101,17 @@ def toy_skeleton(cell_type: str, soma: np.ndarray, rng: np.random.Generator,
         d = _rand_dir(rng, y_bias=0.5 if exc else 0.0)
         idx = b.branch(0, soma + d * rs, d, rng.uniform(60, 140), 3.0, 3, 1.0, rng, curl=0.08)
         mid = idx[len(idx) // 2]
-        b.branch(mid, b.verts[-1][len(idx) // 2], _rand_dir(rng), rng.uniform(30, 80), 3.0, 3,
-                 0.6, rng, curl=0.1)
+        b.branch(
+            mid,
+            b.verts[-1][len(idx) // 2],
+            _rand_dir(rng),
+            rng.uniform(30, 80),
+            3.0,
+            3,
+            0.6,
+            rng,
+            curl=0.1,
+        )
     if exc:
         up = np.array([0.0, -1.0, 0.0])
         length = max(soma[1] - 40.0, 30.0)
@@ -116,12 +136,14 @@ def toy_skeleton(cell_type: str, soma: np.ndarray, rng: np.random.Generator,
     elif cell_type == "BC":
         for _ in range(10):
             d = _rand_dir(rng)
-            idx = b.branch(0, soma + d * rs, d, rng.uniform(100, 250) * s, 5.0, 2, 0.3, rng,
-                           curl=0.3)
+            idx = b.branch(
+                0, soma + d * rs, d, rng.uniform(100, 250) * s, 5.0, 2, 0.3, rng, curl=0.3
+            )
             pts = b.verts[-1]
             j = len(idx) // 2
-            b.branch(idx[j], pts[j], _rand_dir(rng), rng.uniform(80, 160) * s, 5.0, 2, 0.3, rng,
-                     curl=0.3)
+            b.branch(
+                idx[j], pts[j], _rand_dir(rng), rng.uniform(80, 160) * s, 5.0, 2, 0.3, rng, curl=0.3
+            )
     elif cell_type == "MC":
         up = np.array([0.0, -1.0, 0.0])
         length = max(soma[1] - 50.0, 20.0)
@@ -139,8 +161,7 @@ def toy_skeleton(cell_type: str, soma: np.ndarray, rng: np.random.Generator,
             idx = b.branch(0, soma + d * rs, d, 300 * s, 5.0, 2, 0.3, rng, curl=0.05)
             pts = b.verts[-1]
             for j in rng.choice(len(idx), size=3, replace=False):
-                b.branch(idx[j], pts[j], _rand_dir(rng), rng.uniform(40, 100) * s, 5.0, 2, 0.3,
-                         rng)
+                b.branch(idx[j], pts[j], _rand_dir(rng), rng.uniform(40, 100) * s, 5.0, 2, 0.3, rng)
     elif cell_type == "NGC":
         for _ in range(12):
             d = _rand_dir(rng)
@@ -150,17 +171,25 @@ def toy_skeleton(cell_type: str, soma: np.ndarray, rng: np.random.Generator,
     return b.build(rs)
 
 
-def toy_population(n_cells: int, rng: np.random.Generator, width_um: float = 250.0,
-                   depth_range: tuple[float, float] = (110.0, 650.0),
-                   frac_inhibitory: float = 0.12, axon_scale: float = 1.0,
-                   ) -> tuple[pd.DataFrame, dict[int, ToySkeleton]]:
+def toy_population(
+    n_cells: int,
+    rng: np.random.Generator,
+    width_um: float = 250.0,
+    depth_range: tuple[float, float] = (110.0, 650.0),
+    frac_inhibitory: float = 0.12,
+    axon_scale: float = 1.0,
+) -> tuple[pd.DataFrame, dict[int, ToySkeleton]]:
     """``n_cells`` toy neurons in a width x depth x width box, with the columns
     ``place_synapses`` needs, plus their skeletons keyed by nucleus id."""
     n_inh = int(round(frac_inhibitory * n_cells))
-    e_types = rng.choice(EXC_TYPES, size=n_cells - n_inh, p=np.array(list(EXC_SHARES.values()))
-                         / sum(EXC_SHARES.values()))
-    i_types = rng.choice(INH_TYPES, size=n_inh, p=np.array(list(INH_SHARES.values()))
-                         / sum(INH_SHARES.values()))
+    e_types = rng.choice(
+        EXC_TYPES,
+        size=n_cells - n_inh,
+        p=np.array(list(EXC_SHARES.values())) / sum(EXC_SHARES.values()),
+    )
+    i_types = rng.choice(
+        INH_TYPES, size=n_inh, p=np.array(list(INH_SHARES.values())) / sum(INH_SHARES.values())
+    )
     types = np.concatenate([e_types, i_types])
     x = rng.uniform(0, width_um, n_cells)
     z = rng.uniform(0, width_um, n_cells)
@@ -168,16 +197,22 @@ def toy_population(n_cells: int, rng: np.random.Generator, width_um: float = 250
     y[types == "NGC"] = rng.uniform(20, 100, int(np.sum(types == "NGC")))
     exc = np.isin(types, EXC_TYPES)
     nucleus_id = 100_000 + np.arange(n_cells, dtype=np.int64) * 7
-    cells = pd.DataFrame({
-        "nucleus_id": nucleus_id,
-        "cell_type": types,
-        "cell_class": np.where(exc, "excitatory_neuron", "inhibitory_neuron"),
-        "x_um": x, "y_um": y, "z_um": z,
-        "pref_ori_rad": np.where(exc, rng.uniform(0, np.pi, n_cells), np.nan),
-        "osi": np.where(exc, rng.beta(2.0, 4.0, n_cells), np.nan),
-        "proofread_axon": rng.random(n_cells) < 0.1,
-        "coregistered": exc & (rng.random(n_cells) < 0.3),
-    })
-    skeletons = {int(nid): toy_skeleton(t, np.array([xx, yy, zz]), rng, axon_scale)
-                 for nid, t, xx, yy, zz in zip(nucleus_id, types, x, y, z, strict=True)}
+    cells = pd.DataFrame(
+        {
+            "nucleus_id": nucleus_id,
+            "cell_type": types,
+            "cell_class": np.where(exc, "excitatory_neuron", "inhibitory_neuron"),
+            "x_um": x,
+            "y_um": y,
+            "z_um": z,
+            "pref_ori_rad": np.where(exc, rng.uniform(0, np.pi, n_cells), np.nan),
+            "osi": np.where(exc, rng.beta(2.0, 4.0, n_cells), np.nan),
+            "proofread_axon": rng.random(n_cells) < 0.1,
+            "coregistered": exc & (rng.random(n_cells) < 0.3),
+        }
+    )
+    skeletons = {
+        int(nid): toy_skeleton(t, np.array([xx, yy, zz]), rng, axon_scale)
+        for nid, t, xx, yy, zz in zip(nucleus_id, types, x, y, z, strict=True)
+    }
     return cells, skeletons

@@ -106,7 +106,7 @@ class DatastackParams:
     frac_multi_soma: float = 0.01
     # Synapses. Real dendrites carry ~1-2 inputs/um; the sample keeps a fraction of them so that
     # the default sample stays at a few million synapses (documented in the README).
-    synapse_keep_fraction: float = 0.1
+    synapse_keep_fraction: float = 0.085
     synapse_ln_mean: float = 7.94  # fact sheet §3.6
     synapse_ln_sd: float = 1.17
     # share of proofread-axon neurons: real proofreading concentrates around the V1 column, which

@@ -291,6 +291,8 @@ class QueryBuilder:
             raise QueryError(f"'{filter_name}' refers to table '{table_key}', which is not part "
                              f"of this query (tables: {', '.join(names)})"
                              f"{suggest(table_key, names)}")
+        if filter_name == "filter_spatial_dict" and not column.endswith("_position"):
+            column = f"{column}_position"  # a bare point name such as 'pt'
         if src.has(column) or column == src.join_column:
             return src
         # be forgiving: a column of the joined (reference) table filtered under the other name

@@ -176,7 +176,7 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     _write_skeletons(out, skeletons, neurons, params)
     log(f"  skeletons: {n_vertices} vertices  {_mark(t_start)}")
 
-    from offline_cave.synapses import axon_fragments, place_synapses
+    from offline_cave.synapses import axon_fragments_many, place_synapses
 
     syn = place_synapses(neurons, skeletons, params, _rng(seed, "synapses"))
     log(f"  synapses: {len(syn)}  {_mark(t_start)}")
@@ -186,14 +186,15 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     # axons from outside the slab
     core_piece = np.arange(n, dtype=np.int64)
     row_of_nucleus = pd.Series(np.arange(n), index=cells["nucleus_id"].to_numpy())
-    frag_rng = _rng(seed, "fragments")
     frag_offset: dict[int, int] = {}
-    frag_labels: dict[int, np.ndarray] = {}
     next_piece = n
     cell_fragments: dict[int, np.ndarray] = {}
-    for nucleus_id, sk in skeletons.items():
-        labels = axon_fragments(sk, False, frag_rng).astype(np.int64)
-        frag_labels[nucleus_id] = labels
+    # every axon starts fragmented as in the raw segmentation; proofreading later merges the
+    # fragments back (the edits below), before or after the first materialized version
+    frag_labels = dict(zip(skeletons, (lab.astype(np.int64) for lab in axon_fragments_many(
+        list(skeletons.values()), [False] * len(skeletons), _rng(seed, "fragments"))),
+        strict=True))
+    for nucleus_id, labels in frag_labels.items():
         k = int(labels.max(initial=0))
         frag_offset[nucleus_id] = next_piece - 1  # label L -> piece next_piece + L - 1
         cell_fragments[nucleus_id] = np.arange(next_piece, next_piece + k, dtype=np.int64)

@@ -3,31 +3,43 @@
 Every synapse has a postsynaptic *site* on a dendrite or soma of a sample cell and a
 presynaptic partner that is either the axon of a sample cell (``pre_nucleus_id > 0``) or an
 axon whose soma lies outside the sample (``pre_nucleus_id == 0``; grouped into soma-less
-fragments by ``external_axon_id``).
+fragments of ~3 nearby synapses by ``external_axon_id``).
 
 Algorithm (``place_synapses``)
 ------------------------------
-1. **Sites.** Each dendrite segment (node -> parent) of every cell receives
-   ``Poisson(density * length * keep)`` sites, ``density`` = 1.5 /um on spiny excitatory
-   dendrites and 1.0 /um on interneuron dendrites, ``keep`` = ``params.synapse_keep_fraction``.
-   Each soma receives ``Poisson(100 * keep)`` sites on its surface.
+1. **Sites.** Sites form a Poisson process along the dendrites with intensity
+   ``density * keep`` per um: ``density`` = 1.5 /um on spiny excitatory dendrites and 1.0 /um
+   on interneuron dendrites, ``keep`` = ``params.synapse_keep_fraction``. Each soma receives
+   ``Poisson(100 * keep)`` sites on its surface.
 2. **Presynaptic candidates (Peters' rule).** The axon nodes of all cells within
-   ``QUERY_RADIUS_UM`` (3.5 um) of the site's point on the dendrite axis (the ``QUERY_K`` = 10
-   nearest, approximate cKDTree search) are the candidates. A candidate's weight is the product of a per-type bouton factor and a targeting
-   rule (pre type x post compartment / distance to soma / post type / depth), the like-to-like
-   factor ``1 + a * g * cos(2 * (pref_pre - pref_post))`` for E->E pairs (``a`` =
-   ``params.like_to_like_strength``, ``g`` = geometric mean of the two cells' OSI over
-   ``OSI_REF``), and a lognormal pair affinity hashed from the (pre, post) nucleus ids, which
-   clusters synapses into multi-synapse connections. Autapses have weight 0. An external axon
-   competes with a weight ``w_ext`` fitted so that a fraction
-   ``params.extra.get("synapse_external_fraction", 0.8)`` of all sites go to it.
+   ``QUERY_RADIUS_UM`` (3.5 um) of the site's point on the dendrite axis -- the ``QUERY_K`` (10)
+   nearest, approximate cKDTree search -- are the candidates. A candidate's weight is the
+   product of
+   * a bouton factor per presynaptic type (inhibitory axons ~2-2.5x excitatory),
+   * a targeting rule: pre type x post compartment / path distance to soma / post type /
+     depth (``_target_matrix``: BC -> soma and proximal dendrite, MC -> distal dendrite and
+     L1 tufts, BPC -> interneurons (MC most), NGC diffuse, E -> dendrites, never E somata),
+   * like-to-like for E->E pairs: ``1 + a * g * cos(2 * (pref_pre - pref_post))`` with
+     ``a`` = ``params.like_to_like_strength`` and ``g`` = sqrt(osi_pre * osi_post) / ``OSI_REF``
+     (capped at ``LIKE_GAIN_MAX``), so a typical pair gets ``1 + a cos(2 dtheta)``,
+   * a lognormal pair affinity (mean 1, sd of ln ``AFFINITY_SD``) hashed from the (pre, post)
+     nucleus ids, which clusters synapses into multi-synapse connections.
+   Autapses have weight 0. An external axon competes with one weight ``w_ext`` fitted on a
+   subsample so that a fraction ``params.extra.get("synapse_external_fraction", 0.8)`` of
+   all sites go to it (warns if too few sites have any local axon to reach that).
 3. **Geometry.** The synapse faces its presynaptic axon node: ``post_pt`` on the dendrite
-   surface (or on a ~1 um spine head for excitatory inputs onto spiny dendrites), ``ctr_pt``
-   on the cleft and ``pre_pt`` inside the bouton, ``pre_pt - post_pt`` ~ N(0.44, 0.16) um.
-4. **Size.** ``4 * round(exp(N(mu, sd)) / 4)`` with the normal draw correlated within a
-   connection (``SIZE_CONNECTION_RHO``), minimum 4.
+   surface (or on a 0.6-1.5 um spine head for excitatory inputs onto spiny dendrites more than
+   10 um from the soma), ``ctr_pt`` on the cleft and ``pre_pt`` inside the bouton,
+   ``|pre_pt - post_pt|`` ~ N(0.44, 0.16) um clipped to 0.1-1.2 um (real median 440 nm,
+   10-90 % 230-645 nm). External synapses face a random direction.
+4. **Size.** ``4 * round(exp(N(mu, sd)) / 4)``, minimum 4, with the normal draw correlated
+   within a connection (``SIZE_CONNECTION_RHO`` = 0.4; the marginal is kept).
+
+``axon_fragments`` / ``axon_fragments_many`` say which axon nodes of a cell would be
+separate soma-less fragments in the unproofread segmentation.
 
 All positions are micrometres in the cortical frame (x lateral, y depth below pia, z).
+Every constant below is an *assumed* prior unless it cites the fact sheet.
 """
 
 from __future__ import annotations
@@ -47,7 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from offline_cave.morphology import Skeleton
 
 # --- calibration constants (all *assumed* unless a fact-sheet section is cited) -------------
-SPINY_DENSITY_PER_UM = 1.5  # real inputs per um of spiny excitatory dendrite (fact sheet §3.5)
+SPINY_DENSITY_PER_UM = 1.5  # real inputs per um of spiny excitatory dendrite (~1-2 /um)
 SMOOTH_DENSITY_PER_UM = 1.0  # interneuron dendrites
 SOMA_SYNAPSES = 100.0  # real inputs per soma
 PROXIMAL_SPINE_FREE_UM = 10.0  # first um of a spiny dendrite carry shaft synapses only
@@ -71,24 +83,42 @@ GROUPS = ("E", "BC", "MC", "BPC", "NGC")
 _GROUP_OF_TYPE = {**{t: 0 for t in EXC_TYPES}, "BC": 1, "MC": 2, "BPC": 3, "NGC": 4}
 # synapses per um of axon relative to excitatory axons (inhibitory boutons are ~2-3x denser)
 BOUTON_FACTOR = np.array([1.0, 2.5, 2.5, 2.0, 2.0], dtype=np.float32)
-# sd of the ln pair affinity by pre group: neurogliaform cells rarely make multi-synapse
-# connections (fact sheet §3.8), so their pair affinity is nearly flat
+# sd of the ln pair affinity by pre group. 2.3 gives 1.35-1.55 synapses per local connection
+# at keep fraction 0.1 and the real cell density (target 1.3-1.6; real proofread cell 1.47,
+# fact sheet §3.5); the mean grows with the keep fraction. Neurogliaform cells rarely make
+# multi-synapse connections (fact sheet §3.8), so their pair affinity is nearly flat.
 AFFINITY_SD = np.array([2.3, 2.3, 2.3, 2.3, 0.4])
 # post-type preference by pre group (rows) and post group (columns E, BC, MC, BPC, NGC)
-POST_TYPE_FACTOR = np.array([
-    [1.0, 1.0, 1.0, 1.0, 1.0],  # E targets everyone
-    [1.0, 0.8, 0.3, 0.3, 0.3],  # BC: pyramidal cells and other basket cells
-    [1.0, 0.5, 0.1, 0.5, 0.3],  # MC: avoids other SST/Martinotti cells
-    [0.15, 1.0, 3.0, 0.5, 0.5],  # BPC (VIP): disinhibition, prefers MC (fact sheet §3.8)
-    [1.0, 1.0, 1.0, 1.0, 1.0],  # NGC: diffuse
-], dtype=np.float32)
+POST_TYPE_FACTOR = np.array(
+    [
+        [1.0, 1.0, 1.0, 1.0, 1.0],  # E targets everyone
+        [1.0, 0.8, 0.3, 0.3, 0.3],  # BC: pyramidal cells and other basket cells
+        [1.0, 0.5, 0.1, 0.5, 0.3],  # MC: avoids other SST/Martinotti cells
+        [0.15, 1.0, 3.0, 0.5, 0.5],  # BPC (VIP): disinhibition, prefers MC (fact sheet §3.8)
+        [1.0, 1.0, 1.0, 1.0, 1.0],  # NGC: diffuse
+    ],
+    dtype=np.float32,
+)
 L1_BOTTOM_UM = LAYER_BOUNDS_UM["L1"][1]
 
 SYNAPSE_COLUMNS = (
-    "post_nucleus_id", "post_node", "post_compartment", "post_dist_to_soma_um",
-    "pre_nucleus_id", "pre_node", "external_axon_id",
-    "ctr_x_um", "ctr_y_um", "ctr_z_um", "pre_x_um", "pre_y_um", "pre_z_um",
-    "post_x_um", "post_y_um", "post_z_um", "size",
+    "post_nucleus_id",
+    "post_node",
+    "post_compartment",
+    "post_dist_to_soma_um",
+    "pre_nucleus_id",
+    "pre_node",
+    "external_axon_id",
+    "ctr_x_um",
+    "ctr_y_um",
+    "ctr_z_um",
+    "pre_x_um",
+    "pre_y_um",
+    "pre_z_um",
+    "post_x_um",
+    "post_y_um",
+    "post_z_um",
+    "size",
 )
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
@@ -108,8 +138,10 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 def _pair_normal(a: np.ndarray, b: np.ndarray, salt: int) -> np.ndarray:
     """A standard-normal number that is a deterministic function of (a, b, salt)."""
     with np.errstate(over="ignore"):
-        h = _mix64(_mix64(np.asarray(a).astype(np.uint64) ^ np.uint64(salt))
-                   ^ np.asarray(b).astype(np.uint64))
+        h = _mix64(
+            _mix64(np.asarray(a).astype(np.uint64) ^ np.uint64(salt))
+            ^ np.asarray(b).astype(np.uint64)
+        )
     u = ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
     return ndtri(u)
 
@@ -150,8 +182,14 @@ def _random_perpendicular(axis: np.ndarray, rng: np.random.Generator) -> np.ndar
 class _Sites:
     """Postsynaptic sites and presynaptic axon nodes gathered from all skeletons."""
 
-    def __init__(self, cells: pd.DataFrame, skeletons: dict, params: DatastackParams,
-                 rng: np.random.Generator, batch_cells: int = 400) -> None:
+    def __init__(
+        self,
+        cells: pd.DataFrame,
+        skeletons: dict,
+        params: DatastackParams,
+        rng: np.random.Generator,
+        batch_cells: int = 400,
+    ) -> None:
         keep = float(params.synapse_keep_fraction)
         n_cells = len(cells)
         nuc = cells["nucleus_id"].to_numpy(np.int64)
@@ -187,8 +225,11 @@ class _Sites:
             # dendrite sites: a Poisson process along the dendrites (intensity density x keep
             # per um), sampled through the cumulative length of all segments of the batch
             didx = np.flatnonzero(((cp == 3) | (cp == 4)) & (seglen > 0))
-            lam = seglen[didx] * np.where(group[own[didx]] == 0, SPINY_DENSITY_PER_UM,
-                                          SMOOTH_DENSITY_PER_UM) * keep
+            lam = (
+                seglen[didx]
+                * np.where(group[own[didx]] == 0, SPINY_DENSITY_PER_UM, SMOOTH_DENSITY_PER_UM)
+                * keep
+            )
             cum = np.cumsum(lam)
             total = float(cum[-1]) if cum.size else 0.0
             u = np.sort(rng.uniform(0.0, total, size=rng.poisson(total)))
@@ -200,7 +241,13 @@ class _Sites:
             sc = own[sidx]
             rel = pos - v[roots[sc - start]]
             outside = np.einsum("ij,ij->i", rel, rel) > soma_r[sc - start] ** 2
-            sidx, t, pidx, pos, sc = sidx[outside], t[outside], pidx[outside], pos[outside], sc[outside]
+            sidx, t, pidx, pos, sc = (
+                sidx[outside],
+                t[outside],
+                pidx[outside],
+                pos[outside],
+                sc[outside],
+            )
             centre.append(pos.astype(np.float32))
             axis.append((seg[sidx] / seglen[sidx, None]).astype(np.float32))
             rad.append(np.maximum((1 - t) * r[pidx] + t * r[sidx], 0.05).astype(np.float32))
@@ -234,8 +281,9 @@ class _Sites:
         self.ax_node = np.concatenate(ax_node) if ax_node else np.zeros(0, np.int32)
 
 
-def _target_matrix(comp: np.ndarray, dist: np.ndarray, depth: np.ndarray,
-                   post_group: np.ndarray) -> np.ndarray:
+def _target_matrix(
+    comp: np.ndarray, dist: np.ndarray, depth: np.ndarray, post_group: np.ndarray
+) -> np.ndarray:
     """Per-site weight of each pre group (n, 5): bouton factor x compartment targeting.
 
     ``comp`` 1 soma / 3 basal / 4 apical, ``dist`` path distance to the soma (um), ``depth``
@@ -266,13 +314,15 @@ def _target_matrix(comp: np.ndarray, dist: np.ndarray, depth: np.ndarray,
 class _Weights:
     """Candidate weights for blocks of sites (shared by calibration and the main pass)."""
 
-    def __init__(self, sites: _Sites, cells: pd.DataFrame, params: DatastackParams,
-                 salt: int) -> None:
+    def __init__(
+        self, sites: _Sites, cells: pd.DataFrame, params: DatastackParams, salt: int
+    ) -> None:
         self.sites = sites
         self.ax_pos = sites.ax_pos.astype(np.float64)  # (n_axon_nodes, 3) um
         sites.ax_pos = None  # the float64 copy inside the tree replaces it
-        self.tree = cKDTree(self.ax_pos, leafsize=32, balanced_tree=False, compact_nodes=False,
-                            copy_data=False)
+        self.tree = cKDTree(
+            self.ax_pos, leafsize=32, balanced_tree=False, compact_nodes=False, copy_data=False
+        )
         self.n_ax = len(self.ax_pos)
         self.group = cells["group"].to_numpy(np.int8)
         self.nuc = cells["nucleus_id"].to_numpy(np.int64)
@@ -290,8 +340,9 @@ class _Weights:
         k = min(QUERY_K, max(self.n_ax, 1))
         if self.n_ax == 0:
             return np.zeros((idx.size, 1)), np.zeros((idx.size, 1), dtype=np.int64)
-        _, ii = self.tree.query(s.centre[idx], k=k, distance_upper_bound=QUERY_RADIUS_UM,
-                                eps=QUERY_EPS, workers=2)
+        _, ii = self.tree.query(
+            s.centre[idx], k=k, distance_upper_bound=QUERY_RADIUS_UM, eps=QUERY_EPS, workers=2
+        )
         ii = ii.reshape(idx.size, k)
         valid = ii < self.n_ax
         ii = np.where(valid, ii, 0)
@@ -302,8 +353,9 @@ class _Weights:
         w = np.take_along_axis(tmat, pg, axis=1).astype(np.float64)
         w[~valid | (pre == post[:, None])] = 0.0
         # like-to-like (E -> E only; sqrt_osi is 0 for everything else)
-        gain = np.minimum(self.sqrt_osi[pre] * self.sqrt_osi[post][:, None] / OSI_REF,
-                          LIKE_GAIN_MAX)
+        gain = np.minimum(
+            self.sqrt_osi[pre] * self.sqrt_osi[post][:, None] / OSI_REF, LIKE_GAIN_MAX
+        )
         ee = gain > 0
         if ee.any() and self.like != 0.0:
             dpref = self.pref[pre[ee]] - np.broadcast_to(self.pref[post][:, None], pre.shape)[ee]
@@ -325,9 +377,12 @@ def _fit_external_weight(local_sum: np.ndarray, external_fraction: float) -> flo
         return 1.0
     reachable = float(np.mean(local_sum > 0))
     if reachable <= target:  # too few local axons: every site with a candidate goes local
-        warnings.warn(f"only {reachable:.1%} of synapse sites have a local axon within "
-                      f"{QUERY_RADIUS_UM} um, fewer than the {target:.1%} local inputs asked "
-                      "for; the external fraction will be higher than requested", stacklevel=3)
+        warnings.warn(
+            f"only {reachable:.1%} of synapse sites have a local axon within "
+            f"{QUERY_RADIUS_UM} um, fewer than the {target:.1%} local inputs asked "
+            "for; the external fraction will be higher than requested",
+            stacklevel=3,
+        )
         return 1e-12
     lo, hi = -30.0, 30.0  # ln w
     for _ in range(80):
@@ -385,31 +440,46 @@ def _external_fragments(pos: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 
 def _prepare_cells(cells: pd.DataFrame, skeletons: dict) -> pd.DataFrame:
-    missing = [c for c in ("nucleus_id", "cell_type", "x_um", "y_um", "z_um", "pref_ori_rad",
-                           "osi") if c not in cells.columns]
+    missing = [
+        c
+        for c in ("nucleus_id", "cell_type", "x_um", "y_um", "z_um", "pref_ori_rad", "osi")
+        if c not in cells.columns
+    ]
     if missing:
         raise ValueError(f"cells is missing columns {missing}")
     have = cells["nucleus_id"].isin(list(skeletons.keys()))
     out = cells.loc[have].reset_index(drop=True)
     unknown = sorted(set(out["cell_type"]) - set(_GROUP_OF_TYPE))
     if unknown:
-        raise ValueError(f"place_synapses needs neuron types {EXC_TYPES + INH_TYPES}; got "
-                         f"{unknown} (drop non-neuronal cells before placing synapses)")
+        raise ValueError(
+            f"place_synapses needs neuron types {EXC_TYPES + INH_TYPES}; got "
+            f"{unknown} (drop non-neuronal cells before placing synapses)"
+        )
     out["group"] = out["cell_type"].map(_GROUP_OF_TYPE).astype(np.int8)
     return out
 
 
 def _empty_frame() -> pd.DataFrame:
-    dtypes = {"post_nucleus_id": np.int64, "post_node": np.int32, "post_compartment": np.int8,
-              "post_dist_to_soma_um": np.float32, "pre_nucleus_id": np.int64,
-              "pre_node": np.int32, "external_axon_id": np.int64, "size": np.int64}
-    return pd.DataFrame({c: np.zeros(0, dtype=dtypes.get(c, np.float32))
-                         for c in SYNAPSE_COLUMNS})
+    dtypes = {
+        "post_nucleus_id": np.int64,
+        "post_node": np.int32,
+        "post_compartment": np.int8,
+        "post_dist_to_soma_um": np.float32,
+        "pre_nucleus_id": np.int64,
+        "pre_node": np.int32,
+        "external_axon_id": np.int64,
+        "size": np.int64,
+    }
+    return pd.DataFrame({c: np.zeros(0, dtype=dtypes.get(c, np.float32)) for c in SYNAPSE_COLUMNS})
 
 
 # --- public API ------------------------------------------------------------------------------
-def place_synapses(cells: pd.DataFrame, skeletons: dict[int, Skeleton], params: DatastackParams,
-                   rng: np.random.Generator) -> pd.DataFrame:
+def place_synapses(
+    cells: pd.DataFrame,
+    skeletons: dict[int, Skeleton],
+    params: DatastackParams,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
     """Place every synapse onto the dendrites and somata of the sample's cells.
 
     Parameters
@@ -440,8 +510,9 @@ def place_synapses(cells: pd.DataFrame, skeletons: dict[int, Skeleton], params: 
     postsynaptic cell (in ``cells`` order), then by site.
     """
     cells = _prepare_cells(cells, skeletons)
-    external_fraction = float(params.extra.get("synapse_external_fraction",
-                                               EXTERNAL_FRACTION_DEFAULT))
+    external_fraction = float(
+        params.extra.get("synapse_external_fraction", EXTERNAL_FRACTION_DEFAULT)
+    )
     if not 0.0 <= external_fraction < 1.0:
         raise ValueError(f"synapse_external_fraction must be in [0, 1), got {external_fraction}")
     if len(cells) == 0:
@@ -478,11 +549,12 @@ def place_synapses(cells: pd.DataFrame, skeletons: dict[int, Skeleton], params: 
         pre_cell[local] = sites.ax_cell[ax[local]]
         pre_nuc[idx[local]] = nuc[pre_cell[local]]
         pre_node[idx[local]] = sites.ax_node[ax[local]]
-        exc_pre = np.where(local, group[pre_cell] == 0,
-                           rng.random(idx.size) < EXTERNAL_EXCITATORY_SHARE)
+        exc_pre = np.where(
+            local, group[pre_cell] == 0, rng.random(idx.size) < EXTERNAL_EXCITATORY_SHARE
+        )
         post_pt, ctr_pt, pre_pt = _synapse_points(
-            sites, idx, ax, weights.ax_pos, exc_pre,
-            group[sites.cell[idx]] == 0, rng)
+            sites, idx, ax, weights.ax_pos, exc_pre, group[sites.cell[idx]] == 0, rng
+        )
         for name, pts in (("ctr", ctr_pt), ("pre", pre_pt), ("post", post_pt)):
             for j, axis_name in enumerate("xyz"):
                 out[f"{name}_{axis_name}_um"][idx] = pts[:, j]
@@ -491,8 +563,9 @@ def place_synapses(cells: pd.DataFrame, skeletons: dict[int, Skeleton], params: 
     # 3. external fragments and sizes
     external = pre_nuc == 0
     ext_id = np.zeros(m, dtype=np.int64)
-    ext_pos = np.stack([out["ctr_x_um"][external], out["ctr_y_um"][external],
-                        out["ctr_z_um"][external]], axis=1)
+    ext_pos = np.stack(
+        [out["ctr_x_um"][external], out["ctr_y_um"][external], out["ctr_z_um"][external]], axis=1
+    )
     ext_id[external] = _external_fragments(ext_pos, rng)
     del ext_pos
     post_nuc = nuc[sites.cell]
@@ -522,9 +595,15 @@ def place_synapses(cells: pd.DataFrame, skeletons: dict[int, Skeleton], params: 
     return pd.DataFrame({c: columns[c] for c in SYNAPSE_COLUMNS}, copy=False)
 
 
-def _synapse_points(sites: _Sites, idx: np.ndarray, ax: np.ndarray, ax_pos: np.ndarray,
-                    exc_pre: np.ndarray, post_excitatory: np.ndarray,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _synapse_points(
+    sites: _Sites,
+    idx: np.ndarray,
+    ax: np.ndarray,
+    ax_pos: np.ndarray,
+    exc_pre: np.ndarray,
+    post_excitatory: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """post, cleft-centre and pre points (um, (n, 3) float64) for sites ``idx``.
 
     The synapse faces its presynaptic axon node ``ax`` (-1 for external axons: a random
@@ -556,8 +635,9 @@ FRAGMENT_CUT_UM = (30.0, 250.0)  # uniform range of the path distance where the 
 FRAGMENT_BAND_UM = (100.0, 400.0)  # uniform range of the path-distance bands split off beyond
 
 
-def axon_fragments(skeleton: Skeleton, proofread_axon: bool,
-                   rng: np.random.Generator) -> np.ndarray:
+def axon_fragments(
+    skeleton: Skeleton, proofread_axon: bool, rng: np.random.Generator
+) -> np.ndarray:
     """Which nodes of a cell's skeleton belong to separate soma-less axon fragments.
 
     In the unproofread segmentation an axon is cut a random path distance (uniform
@@ -569,53 +649,70 @@ def axon_fragments(skeleton: Skeleton, proofread_axon: bool,
     Returns an int32 array with one label per skeleton node: 0 for the soma, dendrites and the
     proximal axon that stays attached to the cell; 1..k for the distal fragments (each label a
     connected subtree, numbered in node order). ``proofread_axon=True`` returns all zeros (the
-    proofreaders extended the axon) and draws nothing from ``rng``. For many cells at once,
-    :func:`axon_fragments_many` gives the same labels for the same draws, ~10x faster.
+    proofreaders extended the axon) and draws nothing from ``rng``. Same as
+    ``axon_fragments_many([skeleton], [proofread_axon], rng)[0]``.
     """
     return axon_fragments_many([skeleton], [proofread_axon], rng)[0]
 
 
-def axon_fragments_many(skeletons: Sequence[Skeleton], proofread_axon: Sequence[bool],
-                        rng: np.random.Generator) -> list[np.ndarray]:
-    """:func:`axon_fragments` for many skeletons at once, vectorised over all their nodes.
+def axon_fragments_many(
+    skeletons: Sequence[Skeleton], proofread_axon: Sequence[bool], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """:func:`axon_fragments` for many skeletons at once, vectorised over their nodes.
 
-    Draws from ``rng`` only for cells that are not proofread and have axon nodes: first one
-    cut distance per such cell, then one row of band widths per such cell. Returns one int32
-    label array per skeleton, in input order (labels restart at 1 in every cell).
+    Cells that are not proofread and have axon nodes are processed in blocks of
+    ``FRAGMENT_BLOCK_CELLS``; each block draws one cut distance per cell, then one row of band
+    widths per cell. Returns one int32 label array per skeleton, in input order (labels
+    restart at 1 in every cell). 1.2-2x faster than calling :func:`axon_fragments` per cell
+    (default sample: ~1.5 s for 9,500 cells, ~100 MB).
     """
     sks = list(skeletons)
     proofread = np.asarray(proofread_axon, dtype=bool).reshape(-1)
     if proofread.size != len(sks):
         raise ValueError(f"got {len(sks)} skeletons but {proofread.size} proofread flags")
     out = [np.zeros(len(sk.parent), dtype=np.int32) for sk in sks]
-    todo = [i for i in range(len(sks))
-            if not proofread[i] and np.any(np.asarray(sks[i].compartment) == 2)]
-    if not todo:
-        return out
-    sizes = np.array([len(sks[i].parent) for i in todo], dtype=np.int64)
+    todo = [
+        i
+        for i in range(len(sks))
+        if not proofread[i] and np.any(np.asarray(sks[i].compartment) == 2)
+    ]
+    for b in range(0, len(todo), FRAGMENT_BLOCK_CELLS):
+        block = todo[b : b + FRAGMENT_BLOCK_CELLS]
+        for i, labels in zip(block, _fragment_block([sks[i] for i in block], rng), strict=True):
+            out[i] = labels
+    return out
+
+
+FRAGMENT_BLOCK_CELLS = 256
+
+
+def _fragment_block(sks: list, rng: np.random.Generator) -> list[np.ndarray]:
+    """Fragment labels for skeletons that all have axon nodes (see axon_fragments_many)."""
+    sizes = np.array([len(sk.parent) for sk in sks], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    n = int(sizes.sum())
-    owner = np.repeat(np.arange(len(todo)), sizes)
-    parent = np.concatenate([np.asarray(sks[i].parent, dtype=np.int64) for i in todo])
+    n, n_cells = int(sizes.sum()), len(sks)
+    owner = np.repeat(np.arange(n_cells), sizes)
+    parent = np.concatenate([np.asarray(sk.parent, dtype=np.int64) for sk in sks])
     has_par = parent >= 0
     parent = np.where(has_par, parent + offsets[owner], -1)
-    comp = np.concatenate([np.asarray(sks[i].compartment) for i in todo])
-    v = np.concatenate([np.asarray(sks[i].vertices, dtype=np.float64) for i in todo])
+    comp = np.concatenate([np.asarray(sk.compartment) for sk in sks])
+    v = np.concatenate([np.asarray(sk.vertices, dtype=np.float64) for sk in sks])
     seg = v - v[np.where(has_par, parent, np.arange(n))]
     dist = _path_distance(parent, np.sqrt(np.einsum("ij,ij->i", seg, seg)))
     del v, seg
 
-    cut = rng.uniform(*FRAGMENT_CUT_UM, size=len(todo))
+    cut = rng.uniform(*FRAGMENT_CUT_UM, size=n_cells)
     distal = (comp == 2) & (dist > cut[owner])
-    far = np.zeros(len(todo))
+    far = np.zeros(n_cells)
     np.maximum.at(far, owner[distal], dist[distal])
     span = np.maximum(far - cut, 0.0)
     n_bands = int(span.max() // FRAGMENT_BAND_UM[0]) + 2
-    breaks = cut[:, None] + np.cumsum(rng.uniform(*FRAGMENT_BAND_UM, size=(len(todo), n_bands)),
-                                      axis=1)
+    breaks = cut[:, None] + np.cumsum(
+        rng.uniform(*FRAGMENT_BAND_UM, size=(n_cells, n_bands)), axis=1
+    )
     # band index per node: one searchsorted over all cells' breaks, cells shifted apart
     shift = float(max(breaks.max(), dist.max())) + 1.0
-    flat = (breaks + shift * np.arange(len(todo))[:, None]).ravel()
+    flat = (breaks + shift * np.arange(n_cells)[:, None]).ravel()
     band = np.searchsorted(flat, dist + shift * owner) - n_bands * owner
     par = np.where(has_par, parent, 0)
     start = distal & (~has_par | ~distal[par] | (band[par] != band))
@@ -626,10 +723,8 @@ def axon_fragments_many(skeletons: Sequence[Skeleton], proofread_axon: Sequence[
         head[idx] = head[head[idx]]
         idx = idx[~start[head[idx]]]
     starts = np.flatnonzero(start)  # sorted, hence grouped by cell and in node order
-    first = np.searchsorted(owner[starts], np.arange(len(todo)))
+    first = np.searchsorted(owner[starts], np.arange(n_cells))
     label_of_start = np.zeros(n, dtype=np.int32)
     label_of_start[starts] = np.arange(starts.size) - first[owner[starts]] + 1
     labels = np.where(distal, label_of_start[head], 0).astype(np.int32)
-    for j, i in enumerate(todo):
-        out[i] = labels[offsets[j]:offsets[j] + sizes[j]]
-    return out
+    return [labels[o : o + k] for o, k in zip(offsets, sizes, strict=True)]

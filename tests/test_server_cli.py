@@ -1,0 +1,194 @@
+"""The command line: ``serve``, ``configure`` and ``exec`` as separate processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from offline_cave.params import DATASTACKS
+from sample_fixture import build_fixture
+
+PY = sys.executable
+URL_LINE = re.compile(r"^offline CAVE server \((?P<names>[^)]*)\) listening on "
+                      r"(?P<url>http://127\.0\.0\.1:(?P<port>\d+))$")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Fixture samples for every datastack the package knows, so nothing gets generated."""
+    d = tmp_path_factory.mktemp("cli-data")
+    for name in DATASTACKS:
+        build_fixture(d, name)
+    return d
+
+
+def isolated_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["HOME"] = str(home)
+    env.pop("CLOUD_VOLUME_DIR", None)
+    return env
+
+
+def start_serve(data_dir: Path, home: Path, *args: str) -> tuple[subprocess.Popen, str, float]:
+    t0 = time.monotonic()
+    proc = subprocess.Popen([PY, "-m", "offline_cave", "serve", "--data", str(data_dir), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=isolated_env(home))
+    line = proc.stdout.readline().rstrip("\n")
+    return proc, line, time.monotonic() - t0
+
+
+def test_serve_prints_one_line_and_stops_on_sigterm(data_dir: Path, tmp_path: Path) -> None:
+    proc, line, startup = start_serve(data_dir, tmp_path, "--port", "0")
+    try:
+        m = URL_LINE.match(line)
+        assert m, line
+        assert startup < 5.0, f"start-up took {startup:.1f} s"
+        url = m["url"]
+        assert int(m["port"]) > 0
+        names = requests.get(f"{url}/info/api/v2/datastacks", timeout=10).json()
+        assert names == sorted(DATASTACKS)
+        info = requests.get(f"{url}/info/api/v2/datastack/full/{names[0]}", timeout=10).json()
+        assert info["local_server"] == url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert out == ""  # nothing after the one line
+    assert "Traceback" not in err
+
+
+def test_serve_stops_on_ctrl_c(data_dir: Path, tmp_path: Path) -> None:
+    proc, line, _ = start_serve(data_dir, tmp_path, "--port", "0")
+    assert URL_LINE.match(line), line
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_port_in_use_is_exit_code_2(data_dir: Path, tmp_path: Path) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    port = blocker.getsockname()[1]
+    try:
+        r = subprocess.run([PY, "-m", "offline_cave", "serve", "--data", str(data_dir),
+                            "--port", str(port)], capture_output=True, text=True, timeout=60,
+                           env=isolated_env(tmp_path))
+    finally:
+        blocker.close()
+    assert r.returncode == 2
+    assert "already in use" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+def test_missing_sample_without_generator_is_a_clear_error(tmp_path: Path) -> None:
+    try:
+        import offline_cave.sample  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the generator exists; serving an empty directory would generate a sample")
+    r = subprocess.run([PY, "-m", "offline_cave", "serve", "--data", str(tmp_path / "empty"),
+                        "--port", "0"], capture_output=True, text=True, timeout=60,
+                       env=isolated_env(tmp_path))
+    assert r.returncode == 2 and "no sample" in r.stderr
+
+
+def test_configure_merges_and_protects_real_tokens(data_dir: Path, tmp_path: Path) -> None:
+    proc, line, _ = start_serve(data_dir, tmp_path, "--port", "0")
+    try:
+        url = URL_LINE.match(line)["url"]
+        home = tmp_path / "home"
+        secrets = home / ".cloudvolume" / "secrets"
+        secrets.mkdir(parents=True)
+        (secrets / "cave_datastack_to_server_map.json").write_text(
+            json.dumps({"some_other_ds": "https://elsewhere.example"}))
+
+        def configure(*extra: str) -> subprocess.CompletedProcess:
+            return subprocess.run([PY, "-m", "offline_cave", "configure", "--server", url,
+                                   "--home", str(home), *extra], capture_output=True,
+                                  text=True, timeout=60, env=isolated_env(tmp_path))
+
+        r = configure()
+        assert r.returncode == 0, r.stderr
+        mapping = json.loads((secrets / "cave_datastack_to_server_map.json").read_text())
+        assert mapping["some_other_ds"] == "https://elsewhere.example"
+        assert all(mapping[name] == url for name in DATASTACKS)
+        token = json.loads((secrets / "cave-secret.json").read_text())["token"]
+        assert re.fullmatch(r"[0-9a-f]{32}", token)
+        assert token not in r.stdout + r.stderr
+        assert configure().returncode == 0  # idempotent: our own dummy token is kept
+        assert json.loads((secrets / "cave-secret.json").read_text())["token"] == token
+
+        real = {"token": "real-token-value-do-not-touch"}
+        (secrets / "cave-secret.json").write_text(json.dumps(real))
+        r = configure()
+        assert r.returncode == 1 and "refusing" in r.stderr
+        assert json.loads((secrets / "cave-secret.json").read_text()) == real
+        assert real["token"] not in r.stdout + r.stderr
+        r = configure("--force")
+        assert r.returncode == 0, r.stderr
+        backups = list(secrets.glob("cave-secret.json.bak-*"))
+        assert len(backups) == 1 and json.loads(backups[0].read_text()) == real
+        new = json.loads((secrets / "cave-secret.json").read_text())
+        assert new["token"] != real["token"] and re.fullmatch(r"[0-9a-f]{32}", new["token"])
+        assert new["token"] not in r.stdout + r.stderr and real["token"] not in r.stdout
+        bad = subprocess.run([PY, "-m", "offline_cave", "configure", "--server", "ftp://x",
+                              "--home", str(home)], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+
+
+CHILD = r"""
+import os, sys, json
+from caveclient import CAVEclient
+import cloudvolume.secrets as cvs
+home = os.environ["HOME"]
+assert home != sys.argv[1], "HOME was not isolated"
+assert cvs.CLOUD_VOLUME_DIR.startswith(home), cvs.CLOUD_VOLUME_DIR
+c = CAVEclient(sys.argv[2])
+assert c.info.local_server() == os.environ["OFFLINE_CAVE_URL"]
+df = c.materialize.query_table(c.info.get_datastack_info()["soma_table"], limit=3)
+assert len(df) == 3
+from cloudvolume import CloudVolume
+cv = CloudVolume(c.info.segmentation_source(), use_https=True, progress=False)
+roots = c.materialize.query_table("aibs_metamodel_celltypes_v661").pt_root_id
+mesh = cv.mesh.get(int(roots.iloc[0]))
+assert len(mesh[int(roots.iloc[0])].vertices) > 100
+sys.exit(7)
+"""
+
+
+def test_exec_runs_the_command_against_an_isolated_home(data_dir: Path, tmp_path: Path) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    name = sorted(DATASTACKS)[0]
+    r = subprocess.run([PY, "-m", "offline_cave", "exec", "--data", str(data_dir), "--", PY,
+                        str(script), str(tmp_path), name], capture_output=True, text=True,
+                       timeout=170, env=isolated_env(tmp_path))
+    assert r.returncode == 7, r.stderr
+    assert "offline CAVE server at http://127.0.0.1:" in r.stderr
+    homes = re.findall(r"HOME=(\S+)\)", r.stderr)
+    assert homes and not Path(homes[0]).exists()  # the temporary home is removed
+    missing = subprocess.run([PY, "-m", "offline_cave", "exec", "--data", str(data_dir), "--",
+                              "definitely-not-a-command-xyz"], capture_output=True, text=True,
+                             timeout=60, env=isolated_env(tmp_path))
+    assert missing.returncode == 127
+    empty = subprocess.run([PY, "-m", "offline_cave", "exec", "--data", str(data_dir)],
+                           capture_output=True, text=True, timeout=60,
+                           env=isolated_env(tmp_path))
+    assert empty.returncode == 2
