@@ -11,6 +11,7 @@ tables whatever the number of worker processes.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -886,6 +887,19 @@ def ensure_sample(data_dir: str | Path, datastack: str = "minnie65_public", seed
     """
     params = _params(datastack, seed, scale)
     data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # one generator per sample at a time (parallel test workers, a server and a notebook run
+    # may all ask for the same sample): the others wait, then find it cached
+    with open(data_dir / f".{datastack}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _ensure_locked(data_dir, datastack, params, seed, scale, force, deep, log)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ensure_locked(data_dir: Path, datastack: str, params: DatastackParams, seed: int,
+                   scale: float, force: bool, deep: bool, log) -> Path:
     ds_dir = layout.datastack_dir(data_dir, datastack)
     reason = "forced" if force else check(ds_dir, params, seed, scale, deep=deep)
     if reason is None:
@@ -893,7 +907,6 @@ def ensure_sample(data_dir: str | Path, datastack: str = "minnie65_public", seed
         return ds_dir
     if ds_dir.exists():
         log(f"{datastack}: rebuilding {ds_dir}: {reason}")
-    data_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     log(f"{datastack}: generating the synthetic sample (seed {seed}, scale {scale:g}) ...")
     tmp = Path(tempfile.mkdtemp(prefix=f".{datastack}.tmp-", dir=data_dir))
