@@ -334,3 +334,60 @@ def test_bad_parameters_are_refused_up_front(tmp_path, kwargs, message):
     with pytest.raises(SampleError, match=message):
         ensure_sample(tmp_path, **kwargs)
     assert not any(tmp_path.iterdir()), "nothing written"
+
+
+# ----------------------------------------------------------------------------- v1dd_public
+V1DD_VERSION = 1196
+
+
+@pytest.fixture(scope="session")
+def v1dd() -> Path:
+    return ensure_sample(DATA, "v1dd_public", deep=False, log=lambda *_: None)
+
+
+def test_v1dd_tables_and_vocabulary(v1dd):
+    names = {p.stem for p in (v1dd / f"v{V1DD_VERSION}").glob("*.parquet")}
+    assert {"nucleus_detection_v0", "synapses_v1dd", "neurons_soma_model",
+            "cell_type_multifeature_v1", "proofreading_status_and_strategy",
+            "functional_coregistration_manual_2", "nucleus_alternative_lookup"} <= names
+    types = read(v1dd, "cell_type_multifeature_v1", V1DD_VERSION)
+    assert set(types.cell_type) <= {"L2IT", "L3IT", "L4IT", "L5IT", "L5ET", "L5NP", "L6IT",
+                                    "L6CT", "L6SP", "PTC", "DTC", "STC", "ITC"}
+    assert set(types.classification_system) == {"excitatory", "inhibitory"}
+    coreg = read(v1dd, "functional_coregistration_manual_2", V1DD_VERSION)
+    assert {"column", "volume", "plane", "roi", "pt_root_id"} <= set(coreg.columns)
+    assert "target_id" not in coreg.columns  # a bound-point table, not a reference table
+    assert (coreg.residual == 0).all() and (coreg.score == 0).all()
+    soma_model = read(v1dd, "neurons_soma_model", V1DD_VERSION)
+    assert soma_model.pt_root_id.is_unique  # multi-soma objects excluded
+
+
+def test_v1dd_frames_and_resolutions(v1dd):
+    tables = json.loads((v1dd / layout.TABLES_JSON).read_text())
+    assert tables["synapses_v1dd"]["voxel_resolution"] == [9.7, 9.7, 45.0]
+    assert tables["nucleus_detection_v0"]["voxel_resolution"] == [9.0, 9.0, 45.0]
+    nuc = read(v1dd, "nucleus_detection_v0", V1DD_VERSION)
+    pos = nuc[["pt_position_x", "pt_position_y", "pt_position_z"]].to_numpy()
+    depth = standard_transform.v1dd_transform("vx").apply(pos)[:, 1]
+    assert depth.min() > -5 and 800 < depth.max() < 900  # pia to white matter
+    syn = pq.read_table(v1dd / f"v{V1DD_VERSION}" / "synapses_v1dd.parquet",
+                        columns=["post_pt_root_id", "post_pt_position_x", "post_pt_position_y",
+                                 "post_pt_position_z"]).to_pandas()
+    # synapses are stored in 9.7 nm voxels: converted to 9 nm voxels they land on the cells
+    syn_depth = standard_transform.v1dd_transform("vx").apply(
+        syn[["post_pt_position_x", "post_pt_position_y", "post_pt_position_z"]].to_numpy()
+        * [9.7 / 9, 9.7 / 9, 1.0])[:, 1]
+    assert syn_depth.min() > -5 and syn_depth.max() < 900
+
+
+def test_v1dd_coregistration_matches_the_imaged_rois(v1dd):
+    coreg = read(v1dd, "functional_coregistration_manual_2", V1DD_VERSION)
+    imaged = pq.read_table(v1dd / "sessions" / "imaged_cells.parquet").to_pandas()
+    keys = ["column", "volume", "plane", "roi"]
+    merged = coreg.merge(imaged, on=keys, how="left", validate="many_to_one")
+    assert merged.nucleus_id.notna().all()
+    nuc = read(v1dd, "nucleus_detection_v0", V1DD_VERSION).set_index("id")
+    # the matched EM cell is the nucleus the ROI was generated from
+    assert (nuc.loc[merged.nucleus_id, "pt_position_x"].to_numpy()
+            == merged.pt_position_x.to_numpy()).all()
+    assert len(list((v1dd / "sessions").glob("*.nwb"))) >= 3

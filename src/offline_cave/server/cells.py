@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from offline_cave import layout
 from offline_cave.mesh import encode_legacy, skeleton_mesh, write_atomic
@@ -58,9 +59,25 @@ class CellStore:
         self._mesh_locks: dict[int, threading.Lock] = {}
         self._lru: OrderedDict[int, Skeleton] = OrderedDict()
         self._size = cache_size
+        self._with_skeleton: set[int] | None = None
+
+    def skeleton_nuclei(self) -> set[int]:
+        """Nucleus ids that have a stored skeleton (from skeletons/cells.parquet)."""
+        with self._lock:
+            if self._with_skeleton is None:
+                path = self.ds.dir / layout.SKELETON_CELLS_PARQUET
+                if path.exists():
+                    ids = pq.read_table(path, columns=["nucleus_id"]).column(0).to_pylist()
+                else:
+                    sk = self.ds.dir / layout.SKELETONS_PARQUET
+                    ids = [] if not sk.exists() else self.ds.db.arrow(
+                        f"SELECT DISTINCT nucleus_id FROM read_parquet({qstring(str(sk))})"
+                    ).column(0).to_pylist()
+                self._with_skeleton = {int(i) for i in ids}
+            return self._with_skeleton
 
     def nucleus_for_root(self, root: int) -> int:
-        """The nucleus a root carries; 404 if the root is unknown or has no cell."""
+        """The nucleus (with a skeleton) a root carries; 404 otherwise, saying why."""
         seg = self.ds.segments
         if not seg.exists(np.array([root], np.int64))[0]:
             raise not_found(f"root id {root} does not exist in {self.ds.pcg_table}")
@@ -68,6 +85,9 @@ class CellStore:
         if not nucleus:
             raise not_found(f"root id {root} is a fragment without a nucleus; the offline sample "
                             f"has skeletons and meshes only for cells with a nucleus")
+        if nucleus not in self.skeleton_nuclei():
+            raise not_found(f"root id {root} (nucleus {nucleus}) has no skeleton or mesh in the "
+                            f"offline sample (only neurons are skeletonized)")
         return nucleus
 
     def skeleton(self, nucleus: int) -> Skeleton:

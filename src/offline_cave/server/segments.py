@@ -122,13 +122,27 @@ class SegmentStore:
         return old.tolist(), new.tolist()
 
     # ---- SQL pieces
-    def svmap_sql(self, t: float) -> str:
-        """SELECT supervoxel_id, root_id valid at ``t`` (a DuckDB subquery)."""
+    def changed_roots(self, t_from: float, t_to: float) -> np.ndarray:
+        """Roots valid at ``t_from`` that are no longer (or not yet) valid at ``t_to``."""
+        self._load()
+        at_from = (self.created <= t_from) & (t_from < self.expired)
+        at_to = (self.created <= t_to) & (t_to < self.expired)
+        return self.root_ids[at_from & ~at_to]
+
+    def changed_svmap_sql(self, changed: np.ndarray, t: float) -> str:
+        """SELECT supervoxel_id, root_id at ``t`` for the supervoxels of the ``changed`` roots.
+
+        Only rows whose stored root changed need a lookup, which keeps the join small.
+        """
         tt = sql_float(t)
-        return (f"SELECT p.supervoxel_id, r.root_id FROM read_parquet({qstring(str(self.pieces_path))}) p "
-                f"JOIN read_parquet({qstring(str(self.root_pieces_path))}) rp ON p.piece_id = rp.piece_id "
+        ids = ", ".join(str(int(r)) for r in changed)
+        rp = f"read_parquet({qstring(str(self.root_pieces_path))})"
+        return (f"SELECT p.supervoxel_id, max(r.root_id) AS root_id FROM {rp} rp0 "
+                f"JOIN read_parquet({qstring(str(self.pieces_path))}) p ON p.piece_id = rp0.piece_id "
+                f"JOIN {rp} rp ON rp.piece_id = p.piece_id "
                 f"JOIN read_parquet({qstring(str(self.roots_path))}) r ON r.root_id = rp.root_id "
-                f"WHERE r.created <= {tt} AND {tt} < r.expired")
+                f"WHERE rp0.root_id IN ({ids}) AND r.created <= {tt} AND {tt} < r.expired "
+                f"GROUP BY p.supervoxel_id")
 
     def roots_of(self, svids: np.ndarray, t: float) -> np.ndarray:
         """Root of every supervoxel at ``t`` (0 where unknown or 0)."""

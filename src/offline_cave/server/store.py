@@ -327,12 +327,16 @@ class Datastack:
             return Source(name=name, from_sql=base_sql, schema=schema,
                           voxel_resolution=res, join_column=join_column)
         segs = self.segments
+        changed = segs.changed_roots(dv.timestamp, want_time)
+        if len(changed) == 0:  # no edit between the two times touches any root
+            return Source(name=name, from_sql=base_sql, schema=schema,
+                          voxel_resolution=res, join_column=join_column)
         replace = []
         joins = []
         for i, p in enumerate(points):
             replace.append(f"coalesce(m{i}.root_id, b.{qident(p + '_root_id')}) AS "
                            f"{qident(p + '_root_id')}")
-            joins.append(f"LEFT JOIN ({segs.svmap_sql(want_time)}) AS m{i} "
+            joins.append(f"LEFT JOIN svmap AS m{i} "
                          f"ON b.{qident(p + '_supervoxel_id')} = m{i}.supervoxel_id")
         where = ""
         if root_filters:
@@ -345,7 +349,8 @@ class Datastack:
                 ands.append(f"b.{qident(col)} IN ({', '.join(str(int(i)) for i in keep)})")
             if ands:
                 where = " WHERE " + " AND ".join(ands)
-        sql = (f"(SELECT b.* REPLACE ({', '.join(replace)}) FROM {base_sql} AS b "
+        sql = (f"(WITH svmap AS MATERIALIZED ({segs.changed_svmap_sql(changed, want_time)}) "
+               f"SELECT b.* REPLACE ({', '.join(replace)}) FROM {base_sql} AS b "
                f"{' '.join(joins)}{where})")
         return Source(name=name, from_sql=sql, schema=schema, voxel_resolution=res,
                       join_column=join_column)
