@@ -58,8 +58,8 @@ from offline_cave.tables import (
 # stage codes for the per-stage random generators
 _STAGES = {"cells": 1, "ids": 2, "skeleton": 3, "synapses": 4, "edits": 5, "tables": 6,
            "function": 7, "fragments": 8, "sv": 9}
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "row_group_size": 131_072,
-                   "write_statistics": True}
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+ROW_GROUP_SIZE = 131_072
 MAX_SCALE = 40.0
 MIN_SCALE = 0.02
 
@@ -121,20 +121,36 @@ class Writer:
         self.target = Path(target)
         self.entries: dict[str, dict] = {}
 
-    def put(self, rel: str, payload: pa.Table | pd.DataFrame | dict | list) -> None:
+    def put(self, rel: str, payload) -> tuple[pa.Schema | None, int]:
+        """Write a table (Arrow, pandas, or an iterator of Arrow chunks) or a JSON payload.
+
+        Returns the table's schema and row count (``None, 0`` for JSON).
+        """
         path = self.target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(payload, pd.DataFrame):
-            payload = pa.Table.from_pandas(payload, preserve_index=False)
-        if isinstance(payload, pa.Table):
-            encoded = {c: "BYTE_STREAM_SPLIT" for c in payload.column_names
-                       if c in _FLOAT_ENCODED and rel.startswith("skeletons/")}
-            pq.write_table(payload, path, use_dictionary=[c for c in payload.column_names
-                                                          if c not in encoded],
-                           column_encoding=encoded or None, **PARQUET_OPTIONS)
-        else:
+        schema, n_rows = None, 0
+        if isinstance(payload, (dict, list)):
             path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+        else:
+            if isinstance(payload, pd.DataFrame):
+                payload = pa.Table.from_pandas(payload, preserve_index=False)
+            chunks = [payload] if isinstance(payload, pa.Table) else payload
+            writer = None
+            for chunk in chunks:
+                if writer is None:
+                    schema = chunk.schema
+                    encoded = {c: "BYTE_STREAM_SPLIT" for c in schema.names
+                               if c in _FLOAT_ENCODED and rel.startswith("skeletons/")}
+                    writer = pq.ParquetWriter(
+                        path, schema, use_dictionary=[c for c in schema.names if c not in encoded],
+                        column_encoding=encoded or None, **PARQUET_OPTIONS)
+                writer.write_table(chunk, row_group_size=ROW_GROUP_SIZE)
+                n_rows += chunk.num_rows
+            if writer is None:
+                raise SampleError(f"no rows for {rel}")
+            writer.close()
         self.entries[rel] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        return schema, n_rows
 
 
 def _versions(params: DatastackParams) -> list[dict]:
@@ -195,6 +211,7 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     frag_labels = dict(zip(skeletons, (lab.astype(np.int64) for lab in axon_fragments_many(
         list(skeletons.values()), [False] * len(skeletons), _rng(seed, "fragments"))),
         strict=True))
+    del skeletons  # on disk already; the rest of the build needs only the fragment labels
     for nucleus_id, labels in frag_labels.items():
         k = int(labels.max(initial=0))
         frag_offset[nucleus_id] = next_piece - 1  # label L -> piece next_piece + L - 1
@@ -299,11 +316,11 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     root_zero[sv_rng.choice(n, size=int(params.frac_root_zero * n), replace=False)] = True
     syn_res = params.synapse_voxel_resolution
     syn_pre_vx = np.rint(cortical_to_voxels(syn[["pre_x_um", "pre_y_um", "pre_z_um"]].to_numpy(),
-                                            params, syn_res)).astype(np.int64)
+                                            params, syn_res)).astype(np.int32)
     syn_post_vx = np.rint(cortical_to_voxels(
-        syn[["post_x_um", "post_y_um", "post_z_um"]].to_numpy(), params, syn_res)).astype(np.int64)
+        syn[["post_x_um", "post_y_um", "post_z_um"]].to_numpy(), params, syn_res)).astype(np.int32)
     syn_ctr_vx = np.rint(cortical_to_voxels(syn[["ctr_x_um", "ctr_y_um", "ctr_z_um"]].to_numpy(),
-                                            params, syn_res)).astype(np.int64)
+                                            params, syn_res)).astype(np.int32)
     syn_to_table = np.asarray(syn_res) / np.asarray(params.voxel_resolution)
     syn_size = syn["size"].to_numpy().copy()
     n_syn = len(syn)
@@ -324,7 +341,9 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     keep = np.ones(sv_all.size, dtype=bool)
     keep[:n] = ~root_zero  # a centroid outside the segmentation has no supervoxel
     nuc_sv[root_zero] = 0
+    del all_points
     pieces = pd.DataFrame({"supervoxel_id": sv_all[keep], "piece_id": all_pieces[keep]})
+    del sv_all, all_pieces, keep
     pieces = pieces.sort_values("supervoxel_id", kind="stable").reset_index(drop=True)
 
     # ------------------------------------------------------------------ tables
@@ -370,18 +389,18 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
         if syn_order is None:
             # rows sorted by post root (then pre root): a neuron's inputs are a few row groups
             syn_order = np.lexsort((pre_root, post_root))
-        tables_v[params.synapse_table] = synapses(
-            syn_ids[syn_order], syn_created, syn_size[syn_order], pre_sv[syn_order],
-            pre_root[syn_order], post_sv[syn_order], post_root[syn_order],
-            syn_pre_vx[syn_order], syn_post_vx[syn_order], syn_ctr_vx[syn_order])
+        # the synapse table is written in row chunks so memory stays flat at large scales
+        tables_v[params.synapse_table] = (
+            synapses(syn_ids[rows], syn_created, syn_size[rows], pre_sv[rows], pre_root[rows],
+                     post_sv[rows], post_root[rows], syn_pre_vx[rows], syn_post_vx[rows],
+                     syn_ctr_vx[rows])
+            for rows in np.array_split(syn_order, max(1, n_syn // 1_000_000)))
         for name, frame in tables_v.items():
-            arrow = (frame if isinstance(frame, pa.Table)
-                     else pa.Table.from_pandas(frame, preserve_index=False))
-            out.put(f"v{version}/{name}.parquet", arrow)
+            schema, n_rows = out.put(f"v{version}/{name}.parquet", frame)
             meta = table_meta.setdefault(name, {"row_counts": {}})
-            meta["columns"] = [[f.name, str(f.type)] for f in arrow.schema]
-            meta["row_counts"][str(version)] = arrow.num_rows
-        del tables_v, arrow, pre_root, post_root
+            meta["columns"] = [[f.name, str(f.type)] for f in schema]
+            meta["row_counts"][str(version)] = n_rows
+        del tables_v, pre_root, post_root
     del syn_pre_vx, syn_post_vx, syn_ctr_vx, pre_sv, post_sv
     log(f"  tables: {len(table_meta)} per version  {_mark(t_start)}")
 

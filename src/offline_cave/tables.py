@@ -98,7 +98,7 @@ def synapses(ids, created: str, size, pre_sv, pre_root, post_sv, post_root, pre_
     }
     for prefix, xyz in (("pre_pt", pre_vx), ("post_pt", post_vx), ("ctr_pt", ctr_vx)):
         for i, axis in enumerate("xyz"):
-            cols[f"{prefix}_position_{axis}"] = pa.array(np.ascontiguousarray(xyz[:, i]))
+            cols[f"{prefix}_position_{axis}"] = pa.array(xyz[:, i].astype(np.int64))
     return pa.table(cols)
 
 
