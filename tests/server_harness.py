@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sample_fixture import Fixture, build_fixture
 
 from offline_cave.runner import offline_server
-from sample_fixture import Fixture, build_fixture
 
 DATASTACK = "minnie65_public"
 
@@ -41,7 +41,7 @@ def _point_cloudvolume_at(home: Path) -> None:
     cvs.CAVE_CREDENTIALS_CACHE.clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     real = os.environ.get("OFFLINE_CAVE_TEST_DATA")
     if real:
@@ -68,7 +68,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 os.environ["HOME"] = old_home
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(served: Served):
     from caveclient import CAVEclient
 

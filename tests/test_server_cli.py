@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from sample_fixture import build_fixture
 
 from offline_cave.params import DATASTACKS
-from sample_fixture import build_fixture
 
 PY = sys.executable
 URL_LINE = re.compile(r"^offline CAVE server \((?P<names>[^)]*)\) listening on "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,12 @@ import pytest
 import requests
 
 from offline_cave import layout
-from server_harness import DATASTACK, Served, client, served  # noqa: F401 (fixtures)
+
+if TYPE_CHECKING:
+    from server_harness import Served
+
+DATASTACK = "minnie65_public"
+pytest_plugins = ["server_harness"]  # the served / client fixtures
 
 UTC = dt.UTC
 
@@ -678,3 +684,29 @@ def test_annotation_engine(served: Served, client) -> None:
     rows = ann.get_annotation("nucleus_detection_v0", ids)
     assert sorted(r["id"] for r in rows) == sorted(ids)
     assert len(rows[0]["pt_position"]) == 3
+
+
+def test_precomputed_skeletons_through_cloudvolume(served: Served, client,
+                                                   cells: pd.DataFrame) -> None:
+    from cloudvolume import CloudVolume
+
+    root = int(cells.pt_root_id.iloc[0])
+    rows = skeleton_rows(served, root)
+    for source in (f"precomputed://{served.url}/seg/{DATASTACK}",
+                   client.info.segmentation_source()):
+        cv = CloudVolume(source, use_https=True, progress=False)
+        sk = cv.skeleton.get(root)
+        np.testing.assert_allclose(sk.vertices, rows[["x", "y", "z"]].values, rtol=1e-6)
+        np.testing.assert_allclose(sk.radius, rows.radius.values, rtol=1e-6)
+        np.testing.assert_array_equal(sk.compartment, rows.compartment.values)
+        assert len(sk.edges) == len(rows) - 1
+    assert client.skeleton.skeletons_exist(root_ids=[root, 5]) == {root: True, 5: False}
+
+
+def test_reference_table_live_query_and_change_log(client, edits: dict) -> None:
+    ts = dt.datetime.fromtimestamp(edits["merge_time"] + 60, UTC)
+    df = client.materialize.query_table("aibs_metamodel_celltypes_v661", timestamp=ts)
+    assert {"cell_type", "id_ref", "pt_root_id"} <= set(df.columns)
+    assert edits["split_parent"] not in set(df.pt_root_id)
+    log = client.chunkedgraph.get_change_log(edits["split_children"][0])
+    assert edits["split_parent"] in log["past_ids"]

@@ -8,10 +8,10 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from sample_fixture import build_fixture
 
 from offline_cave import schemas
 from offline_cave.query import QueryBuilder, QueryError, Source, format_resolution, qstring
-from sample_fixture import build_fixture
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +191,18 @@ def test_schema_derived_from_columns(fx) -> None:
     syn = pq.read_schema(Path(fx.ds_dir) / "v1822" / "synapses_pni_2.parquet")
     fields = dict(schemas.fields_from_columns([(f.name, str(f.type)) for f in syn]))
     assert fields["ctr_pt"] == "spatial" and fields["pre_pt"] == "bound"
+
+
+def test_fractional_bounds_on_integer_columns(fx) -> None:
+    syn = frame(fx, "synapses_pni_2")
+    cut = float(syn["size"].median()) + 0.5
+    for kind, op in (("greater", "__gt__"), ("less", "__lt__"), ("greater_equal", "__ge__"),
+                     ("less_equal", "__le__")):
+        _, df = run(fx, [src(fx, "synapses_pni_2")],
+                    {f"filter_{kind}_dict": {"synapses_pni_2": {"size": cut}}})
+        assert sorted(df.id) == sorted(syn[getattr(syn["size"], op)(cut)].id), kind
+    p = syn[["ctr_pt_position_x", "ctr_pt_position_y", "ctr_pt_position_z"]].iloc[0].values
+    box = [[float(v) - 0.5 for v in p], [float(v) + 0.5 for v in p]]
+    built, df = run(fx, [src(fx, "synapses_pni_2")],
+                    {"filter_spatial_dict": {"synapses_pni_2": {"ctr_pt_position": box}}})
+    assert syn.id[0] in set(df.id) and "DOUBLE" not in built.sql

@@ -11,6 +11,7 @@ import http.client
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 import numpy as np
@@ -21,7 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offline_cave import layout
-from server_harness import DATASTACK, Served, served  # noqa: F401 (fixture)
+
+if TYPE_CHECKING:
+    from server_harness import Served
+
+DATASTACK = "minnie65_public"
+pytest_plugins = ["server_harness"]  # the served fixture
 
 TIMEOUT = 20
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,

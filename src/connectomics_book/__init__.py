@@ -2,6 +2,7 @@
 
 * :mod:`connectomics_book.constants` -- the datastacks and versions the book teaches with
 * :mod:`connectomics_book.facts` -- published facts the Background chapter plots (with sources)
+* :mod:`connectomics_book.cells` -- shared cell selections: single-soma, proofread cells, layers
 * :mod:`connectomics_book.provenance` -- record which data the book's outputs came from
 * :mod:`connectomics_book.sphinx_banner` -- Sphinx extension: show that record on every page
 """

@@ -1,15 +1,14 @@
-"""Cortical depth and layer boundaries for plots in the cortical frame.
+"""Cortical depth for plots in the cortical frame, and layer borders drawn on them.
 
 Positions in the datasets are in voxels or nm of the EM volume, whose axes are only roughly
 aligned with the cortex. :func:`to_cortical_um` applies the published ``standard_transform``
 of the datastack: the result is in µm, with *y* the depth below the pia (growing downwards)
 and *x*, *z* the two tangential directions.
 
-Neither dataset publishes layer boundaries, so :func:`estimate_layer_boundaries` derives them
-from the soma depths of the layer-specific excitatory cell types of a cell-type table (the
-depth that best separates ``23P`` from ``4P`` somata is the L2/3-L4 border, and so on).
-:data:`connectomics_book.facts.VISP_REFERENCE_LAYERS` holds the Allen reference depths for
-comparison.
+Neither dataset publishes layer boundaries:
+:func:`connectomics_book.cells.estimate_layer_bottoms` estimates them from the soma depths of
+the layer-specific excitatory types, and :func:`draw_layers` draws them on a plot whose y
+axis is that depth.
 """
 
 from __future__ import annotations
@@ -17,32 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from connectomics_book.constants import DATASTACK, V1DD_DATASTACK
-from connectomics_book.facts import Layer
-
-#: Layer of each layer-specific excitatory type, in the vocabularies of the MICrONS metamodel
-#: (``aibs_metamodel_celltypes_v661``) and of V1DD (``cell_type_multifeature_v1``).
-LAYER_OF_TYPE: dict[str, str] = {
-    "23P": "L2/3",
-    "4P": "L4",
-    "5P-IT": "L5",
-    "5P-ET": "L5",
-    "5P-NP": "L5",
-    "6P-IT": "L6",
-    "6P-CT": "L6",
-    "L2IT": "L2/3",
-    "L3IT": "L2/3",
-    "L4IT": "L4",
-    "L5IT": "L5",
-    "L5ET": "L5",
-    "L5NP": "L5",
-    "L6IT": "L6",
-    "L6CT": "L6",
-}
-
-#: Layers whose excitatory somata define the borders, from pia to white matter.
-SOMA_LAYERS: tuple[str, ...] = ("L2/3", "L4", "L5", "L6")
 
 _TRANSFORMS = {DATASTACK: "minnie65", V1DD_DATASTACK: "v1dd"}
 
@@ -95,70 +71,58 @@ def depth_um(
     return to_cortical_um(points, datastack, resolution)[:, 1]
 
 
-def _best_threshold(upper: np.ndarray, lower: np.ndarray) -> float:
-    """The depth that misassigns the fewest of two groups (``upper`` above, ``lower`` below)."""
-    candidates = np.unique(np.concatenate([upper, lower]))
-    upper_sorted, lower_sorted = np.sort(upper), np.sort(lower)
-    # threshold t: upper somata deeper than t and lower somata at or above t are errors
-    upper_below = len(upper) - np.searchsorted(upper_sorted, candidates, side="right")
-    lower_above = np.searchsorted(lower_sorted, candidates, side="right")
-    errors = upper_below + lower_above
-    best = np.flatnonzero(errors == errors.min())
-    # middle of the optimal run of candidates, and halfway to the next depth
-    i = best[len(best) // 2]
-    following = candidates[min(i + 1, len(candidates) - 1)]
-    return float((candidates[i] + following) / 2)
+def add_cortical_position(
+    df: pd.DataFrame,
+    column: str = "pt_position",
+    datastack: str = DATASTACK,
+    resolution: str | Sequence[float] = "nm",
+    prefix: str = "",
+) -> pd.DataFrame:
+    """A copy of ``df`` with the cortical-frame position of ``column`` (µm) added.
 
-
-def estimate_layer_boundaries(
-    depth: np.ndarray | Iterable[float],
-    cell_type: Iterable[str],
-    top_quantile: float = 0.005,
-    bottom_quantile: float = 0.995,
-    min_cells: int = 20,
-) -> list[Layer]:
-    """Layers L1, L2/3, L4, L5, L6 as depth bands (µm) estimated from soma depths.
-
-    ``depth`` is the soma depth below the pia of each cell (µm, e.g. from :func:`depth_um`),
-    ``cell_type`` its label; only the layer-specific excitatory types of
-    :data:`LAYER_OF_TYPE` are used. Each border between two layers is the depth that best
-    separates the somata of the upper layer's types from those of the lower layer's. The
-    L1-L2/3 border is the ``top_quantile`` of the L2/3 soma depths and the bottom of L6 the
-    ``bottom_quantile`` of the L6 soma depths. Raises ``ValueError`` when a layer has fewer
-    than ``min_cells`` somata.
+    ``column`` holds ``[x, y, z]`` positions in ``resolution`` (query the table with
+    ``desired_resolution=[1, 1, 1]`` for nm). The new columns are ``x_um``, ``depth_um``
+    (below the pia) and ``z_um``, each preceded by ``prefix``.
     """
-    depth = np.asarray(depth, dtype=float)
-    layer = np.array([LAYER_OF_TYPE.get(str(t), "") for t in cell_type])
-    if len(layer) != len(depth):
-        raise ValueError(f"{len(depth)} depths but {len(layer)} cell types")
-    groups = {name: depth[(layer == name) & np.isfinite(depth)] for name in SOMA_LAYERS}
-    thin = {name: len(d) for name, d in groups.items() if len(d) < min_cells}
-    if thin:
-        raise ValueError(
-            f"too few somata to place the layer borders: {thin} (need {min_cells} per layer; "
-            f"types used: {sorted(LAYER_OF_TYPE)})"
-        )
-    borders = [0.0, float(np.quantile(groups["L2/3"], top_quantile))]
-    for upper, lower in zip(SOMA_LAYERS[:-1], SOMA_LAYERS[1:], strict=True):
-        borders.append(_best_threshold(groups[upper], groups[lower]))
-    borders.append(float(np.quantile(groups["L6"], bottom_quantile)))
-    names = ("L1", *SOMA_LAYERS)
-    return [Layer(n, top, bottom) for n, top, bottom in zip(names, borders, borders[1:])]
+    out = df.copy()
+    names = [f"{prefix}{name}" for name in ("x_um", "depth_um", "z_um")]
+    if len(out) == 0:
+        for name in names:
+            out[name] = pd.Series(dtype=float)
+        return out
+    position = to_cortical_um(out[column], datastack, resolution)
+    for i, name in enumerate(names):
+        out[name] = position[:, i]
+    return out
 
 
-def draw_layers(ax, layers: Sequence[Layer], *, labels: bool = True, color: str = "0.6",
-                **line_kwargs) -> None:
-    """Draw layer borders as horizontal lines on ``ax`` (y = depth in µm, growing down).
+def draw_layers(
+    ax, layer_bottoms: pd.Series, *, labels: bool = True, color: str = "0.55", **line_kwargs
+) -> None:
+    """Draw layer borders as horizontal lines on ``ax`` whose y axis is depth (µm).
 
-    Labels sit at the left edge of the axes, halfway between the layer's borders. The
-    y axis is not inverted here: do that once with ``ax.invert_yaxis()`` or ``ylim``.
+    ``layer_bottoms`` is a Series of increasing bottom depths indexed by layer name, as
+    returned by :func:`connectomics_book.cells.estimate_layer_bottoms`; the pia (depth 0) is
+    drawn too. Labels sit at the left edge of the axes, halfway between a layer's borders.
+    The y axis is not inverted here: do that once with ``ax.invert_yaxis()`` or ``ylim``.
     """
+    bottoms = layer_bottoms.to_numpy(dtype=float)
+    if len(bottoms) == 0 or (np.diff(bottoms) <= 0).any():
+        raise ValueError(f"layer bottoms must increase with depth: {layer_bottoms.to_dict()}")
+    tops = np.concatenate([[0.0], bottoms[:-1]])
     style = {"linewidth": 0.8, "linestyle": "--", "zorder": 0.5} | line_kwargs
-    borders = sorted({layer.top_um for layer in layers} | {layers[-1].bottom_um})
-    for y in borders:
+    for y in np.concatenate([[0.0], bottoms]):
         ax.axhline(y, color=color, **style)
     if labels:
-        transform = ax.get_yaxis_transform()  # x in axes fraction, y in data
-        for layer in layers:
-            ax.text(0.01, (layer.top_um + layer.bottom_um) / 2, layer.name, color=color,
-                    transform=transform, va="center", ha="left", fontsize=8)
+        transform = ax.get_yaxis_transform()  # x in axes fraction, y in data units
+        for name, top, bottom in zip(layer_bottoms.index, tops, bottoms, strict=True):
+            ax.text(
+                0.01,
+                (top + bottom) / 2,
+                str(name),
+                color=color,
+                transform=transform,
+                va="center",
+                ha="left",
+                fontsize=8,
+            )

@@ -197,6 +197,10 @@ def _coerce(value: Any, kind: str, column: str, table: str) -> Any:
     raise QueryError(f"{where} cannot be filtered (type not supported)")
 
 
+def _clamp_int(value: int) -> int:
+    return max(INT64_MIN, min(INT64_MAX, int(value)))
+
+
 def _literal(value: Any, params: list[Any]) -> str:
     """SQL text for one coerced value; ints/floats inline, everything else a parameter."""
     if isinstance(value, bool):
@@ -388,6 +392,12 @@ class QueryBuilder:
                                  f"a number or time column")
             if value is None or isinstance(value, list | dict):
                 raise QueryError(f"'{fname}': the value for '{column}' must be a single value")
+            if ckind == "int" and isinstance(value, float) and math.isfinite(value) \
+                    and not value.is_integer():
+                # compare an integer column with a fractional bound exactly, in integers
+                value = math.floor(value) if kind in ("greater", "less_equal") else \
+                    math.ceil(value)
+                value = _clamp_int(value)
             lit = _literal(_coerce(value, ckind, column, src.name), self.params)
             return f"{col_sql} {_COMPARE[kind]} {lit}"
         if kind == "regex":
@@ -419,9 +429,15 @@ class QueryBuilder:
         lo, hi = value
         parts = []
         for axis, a, b in zip("xyz", lo, hi, strict=True):
-            col = f"{src.alias}.{qident(f'{point}_{axis}')}"
-            parts.append(f"{col} >= {_literal(float(a), self.params)} AND "
-                         f"{col} < {_literal(float(b), self.params)}")
+            name = f"{point}_{axis}"
+            col = f"{src.alias}.{qident(name)}"
+            if column_kind(src.types[name]) == "int":
+                # integer bounds keep the comparison on the stored type (parquet pushdown):
+                # x >= a  <=>  x >= ceil(a),  x < b  <=>  x < ceil(b)
+                a_lit, b_lit = str(_clamp_int(math.ceil(a))), str(_clamp_int(math.ceil(b)))
+            else:
+                a_lit, b_lit = _literal(float(a), self.params), _literal(float(b), self.params)
+            parts.append(f"{col} >= {a_lit} AND {col} < {b_lit}")
         return "(" + " AND ".join(parts) + ")"
 
     # -- select list

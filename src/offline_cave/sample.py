@@ -87,6 +87,7 @@ def _grow_batch(args: tuple) -> list[tuple[int, dict]]:
     for nucleus_id, cell_type, x, y, z in rows:
         rng = _rng(seed, "skeleton", int(nucleus_id))
         sk = grow_skeleton(cell_type, np.array([x, y, z]), rng, LAYER_BOUNDS_UM, box_min, box_max)
+        sk.vertices = sk.vertices.astype(np.float32)  # 0.1 nm resolution; halves the memory
         out.append((int(nucleus_id), sk))
     return out
 
@@ -208,7 +209,7 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     cell_fragments: dict[int, np.ndarray] = {}
     # every axon starts fragmented as in the raw segmentation; proofreading later merges the
     # fragments back (the edits below), before or after the first materialized version
-    frag_labels = dict(zip(skeletons, (lab.astype(np.int64) for lab in axon_fragments_many(
+    frag_labels = dict(zip(skeletons, (lab.astype(np.int32) for lab in axon_fragments_many(
         list(skeletons.values()), [False] * len(skeletons), _rng(seed, "fragments"))),
         strict=True))
     del skeletons  # on disk already; the rest of the build needs only the fragment labels
@@ -237,6 +238,7 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
             core = core_piece[row_of_nucleus[nid]]
             pre_piece[chunk] = np.where(lab == 0, core, frag_offset[nid] + lab)
     post_piece = core_piece[row_of_nucleus[syn["post_nucleus_id"].to_numpy()].to_numpy()]
+    del frag_labels
     piece_nucleus = np.zeros(n_pieces, dtype=np.int64)
     piece_nucleus[:n] = cells["nucleus_id"].to_numpy()
 
@@ -423,25 +425,33 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
 
 def _write_skeletons(out: Writer, skeletons: dict, cells: pd.DataFrame,
                      params: DatastackParams) -> None:
-    """Skeletons in the dataset's nm frame, one row per vertex, sorted by nucleus id."""
+    """Skeletons in the dataset's nm frame, one row per vertex, sorted by nucleus id.
+
+    Written in chunks of cells, so memory does not grow with the number of vertices.
+    """
     cell_type = cells.set_index("nucleus_id")["cell_type"]
     ids = list(skeletons)
-    sizes = np.array([len(skeletons[k].parent) for k in ids])
-    vertices = np.concatenate([skeletons[k].vertices for k in ids])
-    nm = cortical_to_nm(vertices, params).astype(np.float32)
-    table = pa.table({
-        "nucleus_id": np.repeat(np.asarray(ids, dtype=np.int64), sizes),
-        "node": np.concatenate([np.arange(s, dtype=np.int32) for s in sizes]),
-        "parent": np.concatenate([skeletons[k].parent for k in ids]).astype(np.int32),
-        "x": nm[:, 0], "y": nm[:, 1], "z": nm[:, 2],
-        "radius": (np.concatenate([skeletons[k].radius for k in ids]) * 1000).astype(np.float32),
-        "compartment": np.concatenate([skeletons[k].compartment for k in ids]).astype(np.int8),
-    })
-    out.put(layout.SKELETONS_PARQUET, table)
-    summaries = [(k, cell_type[k], int(n), float(skeletons[k].soma_radius_um * 1000),
-                  skeletons[k].path_length_um(2),
-                  skeletons[k].path_length_um(3) + skeletons[k].path_length_um(4))
-                 for k, n in zip(ids, sizes, strict=True)]
+
+    def chunks():
+        for start in range(0, len(ids), 1000):
+            part = ids[start:start + 1000]
+            sizes = np.array([len(skeletons[k].parent) for k in part])
+            nm = cortical_to_nm(np.concatenate([skeletons[k].vertices for k in part]),
+                                params).astype(np.float32)
+            yield pa.table({
+                "nucleus_id": np.repeat(np.asarray(part, dtype=np.int64), sizes),
+                "node": np.concatenate([np.arange(n, dtype=np.int32) for n in sizes]),
+                "parent": np.concatenate([skeletons[k].parent for k in part]).astype(np.int32),
+                "x": nm[:, 0], "y": nm[:, 1], "z": nm[:, 2],
+                "radius": (np.concatenate([skeletons[k].radius for k in part]) * 1000
+                           ).astype(np.float32),
+                "compartment": np.concatenate([skeletons[k].compartment for k in part]
+                                              ).astype(np.int8)})
+
+    out.put(layout.SKELETONS_PARQUET, chunks())
+    summaries = [(k, cell_type[k], len(skeletons[k].parent),
+                  float(skeletons[k].soma_radius_um * 1000), skeletons[k].path_length_um(2),
+                  skeletons[k].path_length_um(3) + skeletons[k].path_length_um(4)) for k in ids]
     out.put(layout.SKELETON_CELLS_PARQUET,
             pd.DataFrame(summaries, columns=list(layout.SKELETON_CELL_COLUMNS)))
 

@@ -83,23 +83,26 @@ def simulate(
     edits = sorted(edits, key=lambda e: e.time)
     n_new = sum(1 if e.kind == "merge" else len(e.pieces) for e in edits)
     new_ids = iter(root_ids_from_counters(mint_counters(rng, n_new, *EDIT_COUNTER_RANGE)))
-    # mutable per-slot state, extended as edits mint roots
-    ids = list(slot_id)
-    created = list(slot_created)
-    expired = [np.inf] * n_initial
-    operation = [0] * n_initial
+    # per-slot state in arrays sized for every root the edits will mint
+    n_total = n_initial + n_new
+    ids = np.zeros(n_total, dtype=np.int64)
+    ids[:n_initial] = slot_id
+    created = np.zeros(n_total)
+    created[:n_initial] = slot_created
+    expired = np.full(n_total, np.inf)
+    operation = np.zeros(n_total, dtype=np.int64)
+    n_slots = n_initial
     extra_members: dict[int, np.ndarray] = {}
     lineage_rows: list[tuple[int, int, int, float]] = []
-
-    single_of_slot = {int(piece_root_slot[p]): int(p) for p in singles}
+    n_groups = len(initial_members)
 
     def slot_members(slot: int) -> np.ndarray:
         """Pieces of the root in ``slot`` (initial groups, singletons, or edit results)."""
         if slot in extra_members:
             return extra_members[slot]
-        if slot < len(initial_members):
+        if slot < n_groups:
             return initial_members[slot]
-        return np.array([single_of_slot[slot]], dtype=np.int64)
+        return singles[slot - n_groups: slot - n_groups + 1].astype(np.int64)
 
     snapshots: dict[float, np.ndarray] = {}
     pending = sorted(snapshot_times)
@@ -108,7 +111,7 @@ def simulate(
     def take_snapshots(until: float) -> None:
         while pending and pending[0] <= until:
             t = pending.pop(0)
-            snapshots[t] = np.asarray(ids, dtype=np.int64)[piece_root_slot]
+            snapshots[t] = ids[piece_root_slot]
 
     for edit in edits:
         take_snapshots(edit.time)
@@ -120,11 +123,11 @@ def simulate(
             if len(old_slots) < 2:
                 continue
             union = np.concatenate([slot_members(s) for s in old_slots])
-            new_slot = len(ids)
-            ids.append(int(next(new_ids)))
-            created.append(edit.time)
-            expired.append(np.inf)
-            operation.append(op_id)
+            new_slot = n_slots
+            n_slots += 1
+            ids[new_slot] = next(new_ids)
+            created[new_slot] = edit.time
+            operation[new_slot] = op_id
             extra_members[new_slot] = union
             piece_root_slot[union] = new_slot
             for s in old_slots:
@@ -143,11 +146,11 @@ def simulate(
                 raise ValueError("a split must divide one root")
             expired[old_slot] = edit.time
             for g in groups:
-                new_slot = len(ids)
-                ids.append(int(next(new_ids)))
-                created.append(edit.time)
-                expired.append(np.inf)
-                operation.append(op_id)
+                new_slot = n_slots
+                n_slots += 1
+                ids[new_slot] = next(new_ids)
+                created[new_slot] = edit.time
+                operation[new_slot] = op_id
                 extra_members[new_slot] = g
                 piece_root_slot[g] = new_slot
                 lineage_rows.append((ids[old_slot], ids[new_slot], op_id, edit.time))
@@ -155,8 +158,8 @@ def simulate(
             raise ValueError(f"unknown edit kind {edit.kind!r}")
     take_snapshots(np.inf)
 
-    n_slots = len(ids)
-    ids_arr = np.asarray(ids, dtype=np.int64)
+    ids_arr, created, expired, operation = (ids[:n_slots], created[:n_slots], expired[:n_slots],
+                                            operation[:n_slots])
     # membership of every root that ever existed: singletons vectorised, the rest looped
     rp_root: list[np.ndarray] = [ids_arr[single_slots]]
     rp_piece: list[np.ndarray] = [singles.astype(np.int64)]

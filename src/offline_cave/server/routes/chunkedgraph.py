@@ -55,7 +55,7 @@ def graphene_info(ds: Datastack, base: str) -> dict:
         "graph": {"bounding_box": [2048, 2048, 512], "chunk_size": chunk, "cv_mip": 0,
                   "n_bits_for_layer_id": 8, "n_layers": layout.N_LAYERS, "fan_out": 2,
                   "spatial_bit_masks": SPATIAL_BIT_MASKS},
-        "mesh": "mesh",
+        "mesh": "mesh", "skeletons": "skeletons",
         "mesh_metadata": {"uniform_draco_grid_size": 21, "unsharded_mesh_dir": "dynamic",
                           "max_meshed_layer": layout.N_LAYERS},
         "scales": [{"key": "_".join(str(v) for v in base_res), "resolution": base_res,

@@ -42,10 +42,20 @@ def safe_path(base: Path, rel: str) -> Path | None:
     return candidate
 
 
+SKELETON_INFO = {
+    "@type": "neuroglancer_skeletons",
+    "transform": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
+    "vertex_attributes": [
+        {"id": "radius", "data_type": "float32", "num_components": 1},
+        {"id": "compartment", "data_type": "uint8", "num_components": 1}],
+}
+_SKELETON = re.compile(r"\d{1,20}")
+
+
 def precomputed_info(info: dict) -> dict:
     """The plain precomputed segmentation info (the graphene info without graph/app keys)."""
     return {"type": "segmentation", "data_type": "uint64", "num_channels": 1,
-            "mesh": "mesh", "scales": info["scales"]}
+            "mesh": "mesh", "skeletons": "skeletons", "scales": info["scales"]}
 
 
 def routes(registry: Registry) -> list[Route]:
@@ -87,6 +97,13 @@ def routes(registry: Registry) -> list[Route]:
             if m:
                 root = parse_int(m.group(1), "root id")
                 return json_response(manifest_for(ds, root, False))
+        if rel == "skeletons/info":
+            return json_response(SKELETON_INFO)
+        if rel.startswith("skeletons/") and _SKELETON.fullmatch(rel[len("skeletons/"):]):
+            root = parse_int(rel[len("skeletons/"):], "root id")
+            store = cell_store(ds)
+            sk = store.skeleton(store.nucleus_for_root(root))
+            return Response(store.precomputed(sk), media_type="application/octet-stream")
         path = safe_path(ds.dir / layout.CACHE_DIR / "seg", rel)
         if path is not None and path.is_file():
             return Response(path.read_bytes(), media_type="application/octet-stream")

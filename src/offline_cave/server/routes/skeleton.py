@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from offline_cave.server.cells import cell_store
+from offline_cave.server.routes.meshing import SKELETON_INFO
 from offline_cave.server.http import (
     ApiError,
     Req,
@@ -133,13 +134,7 @@ def routes(registry: Registry) -> list[Route]:
     @endpoint
     def precomputed_info(req: Req):
         registry.get(req.path_params["datastack"])
-        return json_response({
-            "@type": "neuroglancer_skeletons",
-            "transform": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
-            "vertex_attributes": [
-                {"id": "radius", "data_type": "float32", "num_components": 1},
-                {"id": "compartment", "data_type": "uint8", "num_components": 1}],
-        })
+        return json_response(SKELETON_INFO)
 
     @endpoint
     def precomputed_skeleton(req: Req):
