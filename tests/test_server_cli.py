@@ -48,6 +48,17 @@ def start_serve(data_dir: Path, home: Path, *args: str) -> tuple[subprocess.Pope
     return proc, line, time.monotonic() - t0
 
 
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> tuple[str, str]:
+    """Signal a server process and wait; kill it if it does not stop in time."""
+    proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
 def test_serve_prints_one_line_and_stops_on_sigterm(data_dir: Path, tmp_path: Path) -> None:
     proc, line, startup = start_serve(data_dir, tmp_path, "--port", "0")
     try:
@@ -61,8 +72,7 @@ def test_serve_prints_one_line_and_stops_on_sigterm(data_dir: Path, tmp_path: Pa
         info = requests.get(f"{url}/info/api/v2/datastack/full/{names[0]}", timeout=10).json()
         assert info["local_server"] == url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=15)
+        out, err = stop(proc)
     assert proc.returncode == 0, err
     assert out == ""  # nothing after the one line
     assert "Traceback" not in err
@@ -70,9 +80,10 @@ def test_serve_prints_one_line_and_stops_on_sigterm(data_dir: Path, tmp_path: Pa
 
 def test_serve_stops_on_ctrl_c(data_dir: Path, tmp_path: Path) -> None:
     proc, line, _ = start_serve(data_dir, tmp_path, "--port", "0")
-    assert URL_LINE.match(line), line
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=15)
+    try:
+        assert URL_LINE.match(line), line
+    finally:
+        _, err = stop(proc, signal.SIGINT)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
 
@@ -149,8 +160,7 @@ def test_configure_merges_and_protects_real_tokens(data_dir: Path, tmp_path: Pat
                               "--home", str(home)], capture_output=True, text=True, timeout=60)
         assert bad.returncode == 2
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=15)
+        stop(proc)
 
 
 CHILD = r"""

@@ -221,7 +221,8 @@ def test_malformed_query_bodies(served: Served, facts: dict, data) -> None:
     ts=st.sampled_from(["", "?timestamp=abc", "?timestamp=1e300", "?timestamp=-1",
                         "?timestamp_past=x&timestamp_future=1", "?timestamp=nan",
                         "?stop_layer=2", "?bounds=1-2_3", "?latest=True&timestamp=1",
-                        "?timestamp_past=1"]))
+                        "?timestamp_past=1", "?timestamp=inf", "?timestamp=-inf",
+                        "?timestamp=2025-01-01T00:00:00", "?end_timestamp=inf"]))
 def test_chunkedgraph_junk(served: Served, facts: dict, node: str, body: bytes, endpoint: str,
                            ts: str) -> None:
     path = (f"/segmentation/api/v1/table/{facts['pcg']}/" + endpoint.replace("{n}", quoted(node))

@@ -180,6 +180,30 @@ def nearest_vertex(vertices: np.ndarray, points: np.ndarray) -> tuple[np.ndarray
     return index.astype(np.int64), distance
 
 
+def attach_to_skeleton(
+    sk: Mapping[str, Any], points: np.ndarray, soma_margin: float = 1000.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Skeleton vertex of each point (e.g. a synapse), and the point's distance to it.
+
+    A skeleton collapses the soma into its root vertex, while synapses on the soma sit on its
+    surface, microns away and often nearer to the first vertex of a dendrite. Points within
+    the root's radius plus ``soma_margin`` of the root vertex therefore go to the root; every
+    other point goes to its nearest vertex (:func:`nearest_vertex`). ``points`` are in the
+    units of ``sk["vertices"]`` (nm for the skeleton service), and so is ``soma_margin``.
+    """
+    vertices, _, root = _tree_arrays(sk)
+    index, distance = nearest_vertex(vertices, points)
+    if len(index) == 0:
+        return index, distance
+    points = np.atleast_2d(np.asarray(points, dtype=float))
+    radius = np.asarray(sk.get("radius", np.zeros(len(vertices))), dtype=float)
+    to_root = np.linalg.norm(points - vertices[root], axis=1)
+    in_soma = to_root <= radius[root] + soma_margin
+    index[in_soma] = root
+    distance[in_soma] = to_root[in_soma]
+    return index, distance
+
+
 def decimate_mesh(
     vertices: np.ndarray, faces: np.ndarray, cell_size: float
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -39,7 +39,7 @@ def root_ids_from_counters(counters: np.ndarray) -> np.ndarray:
 
 
 def supervoxel_ids(
-    positions_vx: np.ndarray,
+    positions_vx: np.ndarray | list[np.ndarray],
     voxel_resolution: tuple[float, float, float],
     base_resolution: tuple[int, int, int],
     chunk_size: tuple[int, int, int],
@@ -50,26 +50,33 @@ def supervoxel_ids(
 
     Each point gets its own supervoxel, encoded with the chunk that contains it, so the
     chunk coordinates decode back to the point's position (as in the real PyChunkedGraph).
+    ``positions_vx`` may be one (n, 3) array or a list of them (concatenated in order); the
+    work is done one axis at a time so that memory stays a few bytes per point.
     """
-    pos = np.asarray(positions_vx, dtype=np.float64)
-    scale = np.asarray(voxel_resolution, dtype=np.float64) / np.asarray(base_resolution)
-    base = pos * scale
-    chunk = np.floor((base - np.asarray(chunk_offset_vx)) / np.asarray(chunk_size)).astype(np.int64)
-    chunk = np.clip(chunk, 0, 1023)
-    key = (chunk[:, 0] << 20) | (chunk[:, 1] << 10) | chunk[:, 2]
+    parts = positions_vx if isinstance(positions_vx, list) else [positions_vx]
+    key = np.zeros(sum(len(p) for p in parts), dtype=np.int64)
+    for axis in range(3):
+        scale = voxel_resolution[axis] / base_resolution[axis]
+        coord = np.concatenate([
+            np.floor((np.asarray(p)[:, axis] * scale - chunk_offset_vx[axis]) / chunk_size[axis])
+            .astype(np.int64) for p in parts])
+        np.clip(coord, 0, 1023, out=coord)
+        key |= coord << (20 - 10 * axis)
+        del coord
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_key)) + 1]
-    counts = np.diff(np.r_[starts, sorted_key.size])
-    rank = np.arange(sorted_key.size) - np.repeat(starts, counts)
+    del sorted_key
+    counts = np.diff(np.r_[starts, key.size])
     # a random per-chunk base keeps counters realistic (< ~7e5) without revealing order
     chunk_base = rng.integers(1, 400_000, size=starts.size)
     k = np.empty(key.size, dtype=np.int64)
-    k[order] = np.repeat(chunk_base, counts) + rank
+    k[order] = np.repeat(chunk_base - starts, counts) + np.arange(key.size)
+    del order
     if k.max(initial=0) >= 1 << 26:
         raise ValueError("too many points in one chunk for the supervoxel counter")
-    return (np.int64(SV_LAYER) | (chunk[:, 0] << 46) | (chunk[:, 1] << 36) | (chunk[:, 2] << 26)
-            | k).astype(np.int64)
+    cx, cy, cz = (key >> 20) & 1023, (key >> 10) & 1023, key & 1023
+    return (np.int64(SV_LAYER) | (cx << 46) | (cy << 36) | (cz << 26) | k).astype(np.int64)
 
 
 def sparse_sorted_ids(rng: np.random.Generator, n: int, low: int, high: int) -> np.ndarray:

@@ -871,14 +871,23 @@ def build_nwbfile(data: SessionData):
         table = segmentation.create_plane_segmentation(
             name="roi_table", description=f"output from suite2p for plane-{p.plane}",
             imaging_plane=imaging_plane)
-        for name, desc in (("column", "V1DD imaging column (1-5)"),
-                           ("volume", "imaging volume within the column (1-5)"),
-                           ("plane", "plane within the volume (0-5)"),
-                           ("roi", "index of the ROI within the plane"),
-                           ("pika_roi_id", "ROI id, '{plane experiment id}_{roi:04d}'"),
-                           ("pika_roi_confidence", "classifier confidence that the ROI is a soma"),
-                           ("is_soma", "ROI classified as a soma")):
-            table.add_column(name, desc)
+        empty = len(p.rois) == 0  # typed empty columns: pynwb cannot infer a dtype from []
+        for name, desc, dtype in (
+                ("column", "V1DD imaging column (1-5)", np.int64),
+                ("volume", "imaging volume within the column (1-5)", np.int64),
+                ("plane", "plane within the volume (0-5)", np.int64),
+                ("roi", "index of the ROI within the plane", np.int64),
+                ("pika_roi_id", "ROI id, '{plane experiment id}_{roi:04d}'", str),
+                ("pika_roi_confidence", "classifier confidence that the ROI is a soma", float),
+                ("is_soma", "ROI classified as a soma", bool)):
+            if empty:
+                table.add_column(name, desc, data=np.array([], dtype=dtype))
+            else:
+                table.add_column(name, desc)
+        if empty:
+            table.add_column("pixel_mask", "pixel masks: (x, y, weight)", index=True,
+                             data=np.zeros(0, dtype=[("x", "u4"), ("y", "u4"),
+                                                     ("weight", "f4")]))
         for r, mask in zip(p.rois.itertuples(index=False), p.masks, strict=True):
             table.add_roi(pixel_mask=[(int(x), int(y), float(w)) for x, y, w in mask],
                           column=int(r.column), volume=int(r.volume), plane=int(r.plane),
@@ -941,12 +950,31 @@ def build_nwbfile(data: SessionData):
     return nwb
 
 
+def _container_path(obj) -> str:
+    parts = []
+    while obj is not None:
+        parts.append(f"{type(obj).__name__}:{obj.name}")
+        obj = obj.parent
+    return "/".join(reversed(parts))
+
+
+def deterministic_object_ids(nwb) -> None:
+    """Replace the random ``object_id`` (uuid4) of every container by a UUID derived from the
+    file's identifier and the container's path, so the same session gives the same bytes."""
+    namespace = uuid.UUID(nwb.identifier)
+    for obj in [nwb, *nwb.all_children()]:
+        if hasattr(obj, "_AbstractContainer__object_id"):
+            obj._AbstractContainer__object_id = str(uuid.uuid5(namespace, _container_path(obj)))
+
+
 def write_nwb(data: SessionData, path: str | Path) -> Path:
     """Write a simulated session to ``path`` (HDF5 NWB); returns the path."""
     from pynwb import NWBHDF5IO
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    nwb = build_nwbfile(data)
+    deterministic_object_ids(nwb)
     with NWBHDF5IO(str(path), "w") as io:
-        io.write(build_nwbfile(data))
+        io.write(nwb)
     return path

@@ -238,7 +238,7 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
             core = core_piece[row_of_nucleus[nid]]
             pre_piece[chunk] = np.where(lab == 0, core, frag_offset[nid] + lab)
     post_piece = core_piece[row_of_nucleus[syn["post_nucleus_id"].to_numpy()].to_numpy()]
-    del frag_labels
+    del frag_labels, pre_nuc, pre_node, ext_ids  # (views that would pin the synapse frame)
     piece_nucleus = np.zeros(n_pieces, dtype=np.int64)
     piece_nucleus[:n] = cells["nucleus_id"].to_numpy()
 
@@ -331,8 +331,7 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     alt_rows = np.flatnonzero(root_zero)
     alt_um = xyz[alt_rows] + sv_rng.normal(0, 2.0, size=(alt_rows.size, 3))
     alt_vx = np.rint(cortical_to_voxels(alt_um, params)).astype(np.int64)
-    all_points = np.concatenate([pt_vx, alt_vx, syn_pre_vx * syn_to_table,
-                                 syn_post_vx * syn_to_table])
+    all_points = [pt_vx, alt_vx, syn_pre_vx * syn_to_table, syn_post_vx * syn_to_table]
     all_pieces = np.concatenate([core_piece, core_piece[alt_rows], pre_piece, post_piece])
     sv_all = supervoxel_ids(all_points, params.voxel_resolution, params.base_resolution,
                             params.chunk_size, params.chunk_offset_vx, sv_rng)
@@ -344,9 +343,11 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     keep[:n] = ~root_zero  # a centroid outside the segmentation has no supervoxel
     nuc_sv[root_zero] = 0
     del all_points
-    pieces = pd.DataFrame({"supervoxel_id": sv_all[keep], "piece_id": all_pieces[keep]})
+    sv_kept, piece_kept = sv_all[keep], all_pieces[keep]
     del sv_all, all_pieces, keep
-    pieces = pieces.sort_values("supervoxel_id", kind="stable").reset_index(drop=True)
+    by_sv = np.argsort(sv_kept, kind="stable")
+    pieces = pa.table({"supervoxel_id": sv_kept[by_sv], "piece_id": piece_kept[by_sv]})
+    del sv_kept, piece_kept, by_sv
 
     # ------------------------------------------------------------------ tables
     tb_rng = _rng(seed, "tables")

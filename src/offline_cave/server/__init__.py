@@ -175,10 +175,15 @@ def cli_serve(args) -> int:
     app = create_app(data_dir, public_url=url)
     server = _uvicorn_server(app)
     names = ", ".join(p.name for p in found)
+
+    def stop(*_: object) -> None:
+        server.should_exit = True
+
+    # Installed before the URL is printed, so a signal that arrives before uvicorn takes over
+    # its own handlers still stops the server cleanly; uvicorn also re-raises the captured
+    # signal after its graceful shutdown, which lands here too. Both end with exit status 0.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"offline CAVE server ({names}) listening on {url}", flush=True)
-    # uvicorn re-raises the captured signal after a graceful shutdown; make that a no-op so
-    # Ctrl-C and SIGTERM both end with exit status 0.
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=[sock])
     finally:

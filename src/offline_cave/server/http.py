@@ -148,7 +148,7 @@ def parse_time(value: Any, what: str) -> float:
             out = parsed.timestamp()
     else:
         raise bad_request(f"{what} must be a time; got {type(value).__name__}")
-    if math.isnan(out) or abs(out) > 1e11 and not math.isinf(out):
+    if not math.isfinite(out) or abs(out) > 1e11:
         raise bad_request(f"{what} is not a plausible unix time: {value!r:.60}")
     return out
 

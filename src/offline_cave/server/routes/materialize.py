@@ -17,7 +17,14 @@ import pyarrow as pa
 from starlette.responses import Response
 from starlette.routing import Route
 
-from offline_cave.query import QueryBuilder, QueryError, Source, column_kind, format_resolution
+from offline_cave.query import (
+    QueryBuilder,
+    QueryError,
+    Source,
+    column_kind,
+    format_resolution,
+    qident,
+)
 from offline_cave.server.http import (
     Req,
     arrow_response,
@@ -196,7 +203,8 @@ def routes(registry: Registry) -> list[Route]:
         out = {}
         for c in src.column_order:
             if column_kind(src.types[c]) == "str":
-                col = ds.db.arrow(f"SELECT DISTINCT \"{c}\" AS v FROM {src.from_sql} ORDER BY 1")
+                col = ds.db.arrow(f"SELECT DISTINCT {qident(c)} AS v FROM {src.from_sql} "
+                                  f"ORDER BY 1")
                 out[c] = [v for v in col.column("v").to_pylist() if v is not None]
         return json_response(out)
 

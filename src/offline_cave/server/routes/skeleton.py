@@ -15,7 +15,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from offline_cave.server.cells import cell_store
-from offline_cave.server.routes.meshing import SKELETON_INFO
 from offline_cave.server.http import (
     ApiError,
     Req,
@@ -26,6 +25,7 @@ from offline_cave.server.http import (
     parse_id_list,
     parse_int,
 )
+from offline_cave.server.routes.meshing import SKELETON_INFO
 from offline_cave.server.store import Registry
 
 SKELETON_SERVICE_VERSION = "0.24.0"

@@ -1,0 +1,185 @@
+"""Find the NWB file of a V1DD two-photon session: ``session_path(column, volume)``.
+
+The one function pages call to get physiology data; they then open the file with
+``pynwb.read_nwb(path)`` exactly as with the public files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import cache
+from pathlib import Path
+
+#: Environment variable naming the directory with the real V1DD NWB files.
+ENV_NWB_DIR = "V1DD_NWB_DIR"
+#: Environment variable naming the directory of the course's generated sample.
+ENV_SAMPLE_DIR = "OFFLINE_CAVE_DATA"
+#: Default name of the generated sample directory (looked up from the working directory up).
+DEFAULT_SAMPLE_DIR = "sample-data"
+#: Where sessions live inside the sample directory, most specific first: the sessions of the
+#: ``v1dd_public`` sample (whose ROIs join to its EM tables), then a standalone set.
+SAMPLE_SUBDIRS = ("v1dd_public/sessions", "v1dd_sessions")
+#: The EM "golden mouse"; preferred when several mice have a session at (column, volume).
+GOLDEN_MOUSE = "409828"
+
+_EXPERIMENT = re.compile(r"column\s*(\d+)\s*,\s*volume\s*(\d+)", re.IGNORECASE)
+_SUFFIXES = (".nwb", ".nwb.zarr")
+
+
+def session_path(column: int, volume: int, data_dir: str | os.PathLike | None = None) -> Path:
+    """Path of the NWB file of V1DD two-photon session (``column``, ``volume``).
+
+    Parameters
+    ----------
+    column, volume
+        The imaging column (1-5) and volume (1-5; column 2 has a sixth) of the V1 Deep Dive.
+        Each volume is six planes 16 um apart (``processing['plane-0']`` ... ``['plane-5']``),
+        and its ROIs join to the EM table ``functional_coregistration_manual_2`` on
+        (column, volume, plane, roi).
+    data_dir
+        A directory holding session files. When omitted, the directory in the environment
+        variable ``V1DD_NWB_DIR`` is used; when that is unset too, the course's generated
+        sample (``$OFFLINE_CAVE_DATA``, default a ``sample-data`` directory in the working
+        directory or one of its parents; sessions under ``v1dd_public/sessions/`` or
+        ``v1dd_sessions/``). A directory you name is the only place searched: the synthetic
+        sample never silently replaces real data.
+
+    Returns
+    -------
+    pathlib.Path
+        Open it with ``pynwb.read_nwb(path)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No session (column, volume) in the directory; the message lists the (column, volume)
+        pairs that are there.
+
+    Notes
+    -----
+    **Where the real files are.**
+    The public V1DD physiology is one NWB file per session in the Zarr backend, 101 sessions
+    of 4 mice (26 of the golden mouse 409828), distributed as Allen Institute data assets (as
+    used by the SWDB databook) named ``{subject}_{YYYY-MM-DD}_{HH-MM-SS}_filtered_{date}_{time}``
+    and holding ``{subject}_{YYYY-MM-DD}_{HH-MM-SS}.nwb.zarr``, e.g.
+    ``409828_2018-11-27_12-29-05.nwb.zarr`` (column 2, volume 3). Point ``V1DD_NWB_DIR`` at the
+    directory with those assets (or files); reading them needs ``hdmf-zarr`` installed next to
+    ``pynwb``. File names do not say which column and volume a session imaged, so the files
+    are opened once and matched by their ``experiment_description`` ("2-photon imaging of
+    column C, volume V"), preferring the golden mouse when several mice match. That branch
+    cannot be tested offline (no real files and no network here); the course's tests cover
+    only the synthetic sample, whose files are HDF5 ``.nwb`` named the same way.
+    """
+    column, volume = int(column), int(volume)
+    if data_dir is not None:
+        directories = [Path(data_dir)]
+    elif os.environ.get(ENV_NWB_DIR):
+        directories = [Path(os.environ[ENV_NWB_DIR])]
+    else:
+        directories = _sample_directories()
+    found: dict[tuple[int, int], Path] = {}
+    for directory in directories:
+        index = available_sessions(directory)
+        if (column, volume) in index:
+            return index[(column, volume)]
+        for key, path in index.items():
+            found.setdefault(key, path)
+    where = ", ".join(str(d) for d in directories) or "(no directory)"
+    pairs = ", ".join(f"({c}, {v})" for c, v in sorted(found)) or "none"
+    raise FileNotFoundError(
+        f"no V1DD session for column {column}, volume {volume} in {where}. Sessions available "
+        f"there (column, volume): {pairs}. Set {ENV_NWB_DIR} to the directory with the public "
+        f"V1DD NWB files, or generate the course sample (make sample)."
+    )
+
+
+def available_sessions(directory: str | os.PathLike) -> dict[tuple[int, int], Path]:
+    """{(column, volume): path} of the session files in ``directory`` (empty if none).
+
+    Uses the sample's ``MANIFEST.json`` when present; otherwise looks at ``*.nwb`` and
+    ``*.nwb.zarr`` in the directory and its subdirectories (one level, like data assets) and
+    reads each file's ``experiment_description`` and subject.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    manifest = directory / "MANIFEST.json"
+    if manifest.is_file():
+        try:
+            sessions = json.loads(manifest.read_text()).get("sessions", [])
+            index = {(int(s["column"]), int(s["volume"])): directory / s["file"] for s in sessions}
+            if index and all(p.exists() for p in index.values()):
+                return index
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # fall back to opening the files
+    candidates = sorted(
+        p for pattern in ("*", "*/*") for p in directory.glob(pattern) if p.name.endswith(_SUFFIXES)
+    )
+    index: dict[tuple[int, int], Path] = {}
+    golden: set[tuple[int, int]] = set()
+    for path in candidates:
+        key_subject = _session_key(str(path), path.stat().st_mtime)
+        if key_subject is None:
+            continue
+        key, subject = key_subject
+        if key in golden:
+            continue
+        if subject == GOLDEN_MOUSE:
+            golden.add(key)
+            index[key] = path
+        else:
+            index.setdefault(key, path)
+    return index
+
+
+def _sample_directories() -> list[Path]:
+    env = os.environ.get(ENV_SAMPLE_DIR)
+    if env:
+        roots = [Path(env)]
+    else:
+        here = Path.cwd().resolve()
+        roots = [
+            d / DEFAULT_SAMPLE_DIR
+            for d in (here, *here.parents)
+            if (d / DEFAULT_SAMPLE_DIR).is_dir()
+        ][:1]
+    return [root / sub for root in roots for sub in SAMPLE_SUBDIRS]
+
+
+@cache
+def _session_key(path: str, mtime: float) -> tuple[tuple[int, int], str] | None:
+    """((column, volume), subject id) of a session file, or None if it is not one."""
+    try:
+        if path.endswith(".nwb"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                text = _text(f["general/experiment_description"][()])
+                subject = (
+                    _text(f["general/subject/subject_id"][()])
+                    if "general/subject/subject_id" in f
+                    else ""
+                )
+        else:
+            import pynwb
+
+            nwb = pynwb.read_nwb(path)
+            try:
+                text = nwb.experiment_description or ""
+                subject = nwb.subject.subject_id if nwb.subject is not None else ""
+            finally:
+                io = nwb.get_read_io()
+                if io is not None:
+                    io.close()
+    except Exception:  # not an NWB file we can read: skip it
+        return None
+    match = _EXPERIMENT.search(text)
+    if match is None:
+        return None
+    return (int(match.group(1)), int(match.group(2))), str(subject)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
