@@ -112,6 +112,7 @@ def test_files_open_with_plain_pynwb(written):
     assert len(written) == 3
     for path in written:
         assert path.suffix == ".nwb" and path.name.startswith(phys.SUBJECT_ID + "_")
+        assert pynwb.validate(path=str(path)) == []  # NWB schema compliance
         with pynwb.NWBHDF5IO(str(path), "r") as io:
             nwb = io.read()
             assert set(nwb.processing) == {f"plane-{p}" for p in range(6)} | {"behavior"}

@@ -207,8 +207,9 @@ V1DD_PLANE_DEPTHS_UM = {
     3: (242, 258, 274, 290, 306, 322), 4: (338, 354, 370, 386, 402, 418),
     5: (434, 450, 466, 482, 498, 514),
 }
-# sessions in the sample: (column, volume); the fact sheet's example session is column 2 volume 3
-V1DD_SESSIONS = ((1, 3), (2, 2), (2, 3))
+# sessions in the sample: (column, volume): upper L2/3, the fact sheet's example session (column 2,
+# volume 3) and the central column's deepest volume (L5), so surround suppression can be compared by layer
+V1DD_SESSIONS = ((1, 2), (2, 3), (5, 5))
 # V1DD cell-type vocabulary of cell_type_multifeature_v1 (fact sheet §2.10)
 V1DD_TYPE_OF = {"4P": "L4IT", "5P-IT": "L5IT", "5P-ET": "L5ET", "5P-NP": "L5NP",
                 "6P-CT": "L6CT", "BC": "PTC", "MC": "DTC", "NGC": "STC", "BPC": "ITC"}

@@ -377,7 +377,10 @@ def stimulus_schedule(rng: np.random.Generator, center_deg: tuple[float, float],
     two fixed random orders, alternating), spontaneous gray. ``center_deg`` = (azimuth,
     elevation) of the windowed gratings. Condition ids: full gratings 0-23 (SF-major, then
     direction: SF 0.08 cpd at 150 deg is 17, as in the example file), windowed 24-47, then one
-    id per sparse-noise frame, per natural image and one for spontaneous.
+    id per sparse-noise frame, per natural image and one for spontaneous. ``frame`` is the
+    sparse-noise template index, ``image_index`` the natural image (0-117) and ``image_order``
+    which of the two fixed orders (0 or 1) a presentation belongs to (*assumed*: the public
+    documentation does not define it); columns that do not apply are NaN.
     """
     rows: list[dict] = []
     epochs: list[dict] = []
