@@ -14,6 +14,9 @@ One directory per datastack, ``<data_dir>/<datastack>/``::
     views.json                    {view_name: view metadata} (see VIEW_KEYS)
     v{N}/{table}.parquet          one file per table per *materialized* version N
     v{N}/{view}.parquet           views are materialized like tables
+    v{N}/{synapse_table}.by_pre.parquet   the same synapse rows sorted by pre_pt_root_id (the
+                                  main file is sorted by post_pt_root_id): outputs of a neuron
+                                  read a few row groups too
     segments/pieces.parquet       supervoxel_id -> piece_id (sorted by supervoxel_id)
     segments/roots.parquet        root history (see ROOTS_COLUMNS)
     segments/root_pieces.parquet  root_id -> piece_id membership (see ROOT_PIECES_COLUMNS)
@@ -69,6 +72,7 @@ LINEAGE_PARQUET = "segments/lineage.parquet"
 SKELETONS_PARQUET = "skeletons/skeletons.parquet"
 SKELETON_CELLS_PARQUET = "skeletons/cells.parquet"
 CACHE_DIR = "cache"
+BY_PRE_SUFFIX = ".by_pre"  # v{N}/{synapse_table}.by_pre.parquet
 
 # MANIFEST.json keys: generator_version, datastack, seed, scale, params_hash, created (ISO),
 # elapsed_s, files: {relative_path: {"sha256": hex, "bytes": int}}

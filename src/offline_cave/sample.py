@@ -165,7 +165,9 @@ def _versions(params: DatastackParams) -> list[dict]:
         out.append({
             "version": version, "time_stamp": stamp,
             "expires_on": expires.strftime("%Y-%m-%dT%H:%M:%S.%f"),
-            "valid": materialized, "status": "AVAILABLE" if materialized else "EXPIRED",
+            # listed like the real service in 2026; versions without their own files are served
+            # from the nearest materialized one with roots re-derived at their time
+            "valid": listed, "status": "AVAILABLE" if listed else "EXPIRED",
             "is_merged": False, "materialized": materialized,
         })
     return out
@@ -390,16 +392,25 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
         pre_root = piece_root[pre_piece]
         post_root = piece_root[post_piece]
         if syn_order is None:
-            # rows sorted by post root (then pre root): a neuron's inputs are a few row groups
+            # rows sorted by post root (then pre root): a neuron's inputs are a few row groups;
+            # a second copy sorted by pre root does the same for a neuron's outputs
             syn_order = np.lexsort((pre_root, post_root))
+            syn_order_pre = np.lexsort((post_root, pre_root))
         # the synapse table is written in row chunks so memory stays flat at large scales
         tables_v[params.synapse_table] = (
             synapses(syn_ids[rows], syn_created, syn_size[rows], pre_sv[rows], pre_root[rows],
                      post_sv[rows], post_root[rows], syn_pre_vx[rows], syn_post_vx[rows],
                      syn_ctr_vx[rows])
             for rows in np.array_split(syn_order, max(1, n_syn // 1_000_000)))
+        tables_v[params.synapse_table + layout.BY_PRE_SUFFIX] = (
+            synapses(syn_ids[rows], syn_created, syn_size[rows], pre_sv[rows], pre_root[rows],
+                     post_sv[rows], post_root[rows], syn_pre_vx[rows], syn_post_vx[rows],
+                     syn_ctr_vx[rows])
+            for rows in np.array_split(syn_order_pre, max(1, n_syn // 1_000_000)))
         for name, frame in tables_v.items():
             schema, n_rows = out.put(f"v{version}/{name}.parquet", frame)
+            if name.endswith(layout.BY_PRE_SUFFIX):
+                continue
             meta = table_meta.setdefault(name, {"row_counts": {}})
             meta["columns"] = [[f.name, str(f.type)] for f in schema]
             meta["row_counts"][str(version)] = n_rows

@@ -312,6 +312,12 @@ class Datastack:
         """
         dv = self.data_version(name, version)
         path = layout.version_dir(self.dir, dv.version) / f"{name}.parquet"
+        if root_filters and set(root_filters) == {"pre_pt_root_id"}:
+            # a filter on presynaptic roots only: the copy sorted by pre root lets DuckDB skip
+            # all but a few row groups (the main file is sorted by post root)
+            by_pre = path.with_name(f"{name}{layout.BY_PRE_SUFFIX}.parquet")
+            if by_pre.exists():
+                path = by_pre
         schema = self.schema_of(path)
         meta = self.tables.get(name) or self.views.get(name) or {}
         res = voxel_resolution or self.voxel_resolution(meta)
