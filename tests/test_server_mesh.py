@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from offline_cave.mesh import decode_legacy, encode_legacy, skeleton_mesh, uv_sphere, write_atomic
+from offline_cave.files import write_atomic
+from offline_cave.mesh import decode_legacy, encode_legacy, skeleton_mesh, uv_sphere
 
 
 def random_tree(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -16,10 +16,7 @@ all little-endian.
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -173,19 +170,3 @@ def decode_legacy(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     verts = np.frombuffer(data, dtype="<f4", count=nv * 3, offset=4).reshape(-1, 3)
     faces = np.frombuffer(data, dtype="<u4", offset=4 + nv * 12).reshape(-1, 3)
     return verts, faces
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (no torn reads)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from offline_cave import layout
 from offline_cave.cells import place_cells
+from offline_cave.files import file_entry, verify_files
 from offline_cave.geometry import Slab, cortical_to_nm, cortical_to_voxels, slab_for
 from offline_cave.ids import sparse_sorted_ids, supervoxel_ids
 from offline_cave.params import (
@@ -150,7 +151,7 @@ class Writer:
             if writer is None:
                 raise SampleError(f"no rows for {rel}")
             writer.close()
-        self.entries[rel] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        self.entries[rel] = file_entry(path)
         return schema, n_rows
 
 
@@ -596,7 +597,7 @@ def _v1dd_static_tables(cells, is_neuron, pt_vx, nuc_sv, alt_rows, alt_sv, core_
     sessions_dir = out.target / "sessions"
     for path in write_sessions(sessions_dir, imaged, seed):
         rel = str(Path(path).resolve().relative_to(out.target.resolve()))
-        out.entries[rel] = {"sha256": _sha256(Path(path)), "bytes": Path(path).stat().st_size}
+        out.entries[rel] = file_entry(Path(path))
     out.put("sessions/imaged_cells.parquet", imaged)
     return {"cell_type_multifeature_v1": multifeature, "neurons_soma_model": soma_model,
             "functional_coregistration_manual_2": coregistration}
@@ -884,11 +885,6 @@ def generator_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def check(ds_dir: Path, params: DatastackParams, seed: int, scale: float,
           deep: bool = True) -> str | None:
     """Why the sample in ``ds_dir`` cannot be used (``None`` when it is complete and current)."""
@@ -907,15 +903,7 @@ def check(ds_dir: Path, params: DatastackParams, seed: int, scale: float,
     if manifest.get("params_hash") != params.params_hash(seed, scale):
         return (f"made with other parameters (seed {manifest.get('seed')}, scale "
                 f"{manifest.get('scale')})")
-    for rel, entry in manifest.get("files", {}).items():
-        path = ds_dir / rel
-        if not path.is_file():
-            return f"missing file {rel}"
-        if path.stat().st_size != entry["bytes"]:
-            return f"file {rel} has the wrong size (truncated or modified)"
-        if deep and _sha256(path) != entry["sha256"]:
-            return f"file {rel} does not match its checksum (corrupt)"
-    return None
+    return verify_files(ds_dir, manifest.get("files", {}), deep=deep)
 
 
 def ensure_sample(data_dir: str | Path, datastack: str = "minnie65_public", seed: int = 0,

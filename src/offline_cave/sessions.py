@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from offline_cave import physiology as phys
+from offline_cave.files import file_entry, verify_files
 from offline_cave.params import V1DD_PLANE_DEPTHS_UM
 
 SESSIONS_SUBDIR = "v1dd_sessions"  # <data_dir>/v1dd_sessions for the standalone sample
@@ -119,11 +120,6 @@ def imaged_digest(imaged: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def read_manifest(out_dir: str | Path) -> dict:
     """The MANIFEST.json of a sessions directory (``FileNotFoundError`` if there is none)."""
     return json.loads((Path(out_dir) / MANIFEST).read_text())
@@ -142,15 +138,7 @@ def check(out_dir: str | Path, imaged: pd.DataFrame, seed: int, deep: bool = Tru
         return "made by another version of the session generator"
     if manifest.get("seed") != seed or manifest.get("imaged_digest") != imaged_digest(imaged):
         return "made from another seed or imaged-cell frame"
-    for rel, entry in manifest.get("files", {}).items():
-        path = out_dir / rel
-        if not path.is_file():
-            return f"missing file {rel}"
-        if path.stat().st_size != entry["bytes"]:
-            return f"file {rel} has the wrong size (truncated or modified)"
-        if deep and _sha256(path) != entry["sha256"]:
-            return f"file {rel} does not match its checksum (corrupt)"
-    return None
+    return verify_files(Path(out_dir), manifest.get("files", {}), deep=deep)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -195,12 +183,12 @@ def write_sessions(out_dir: str | Path, imaged: pd.DataFrame, seed: int, force: 
                 "n_frames": int(data.planes[0].timestamps.size), "rois_per_plane": n_rois,
                 "duration_s": data.schedule.duration_s,
                 "window_center_deg": list(data.window_center_deg)})
-            files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+            files[path.name] = file_entry(path)
             say(f"  column {column} volume {volume}: {sum(n_rois)} ROIs, "
                 f"{path.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t1:.1f} s")
         truth_path = tmp / TRUTH_PARQUET
         pd.concat(truths, ignore_index=True).to_parquet(truth_path, index=False)
-        files[TRUTH_PARQUET] = {"sha256": _sha256(truth_path), "bytes": truth_path.stat().st_size}
+        files[TRUTH_PARQUET] = file_entry(truth_path)
         manifest = {"format_version": FORMAT_VERSION, "source_digest": source_digest(),
                     "seed": seed, "imaged_digest": imaged_digest(df),
                     "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from offline_cave import layout
-from offline_cave.mesh import encode_legacy, skeleton_mesh, write_atomic
+from offline_cave.files import write_atomic
+from offline_cave.mesh import encode_legacy, skeleton_mesh
 from offline_cave.query import qstring
 from offline_cave.server.http import not_found
 from offline_cave.server.store import Datastack
