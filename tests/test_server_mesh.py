@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 import pytest
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from offline_cave.files import write_atomic
 from offline_cave.mesh import decode_legacy, encode_legacy, skeleton_mesh, uv_sphere
@@ -38,7 +40,7 @@ def test_straight_tube_has_the_right_radius() -> None:
     assert len(tube_v) == 3 * 8  # start ring at the root + one ring per child node
     np.testing.assert_allclose(np.hypot(tube_v[:, 0], tube_v[:, 1]), 200.0, rtol=1e-5)
     assert mf.max() < len(mv) and mf.dtype == np.uint32 and mv.dtype == np.float32
-    assert len(mf) == 2 * 8 * 2 + len(sphere_f)
+    assert len(mf) == 2 * 8 * 2 + len(sphere_f) + 8  # two tube segments, sphere, stem fan
     soma = mv[len(tube_v):]
     np.testing.assert_allclose(np.linalg.norm(soma, axis=1), 500.0, rtol=1e-5)
 
@@ -52,6 +54,15 @@ def test_branches_start_fresh_rings_and_faces_are_not_degenerate() -> None:
     assert (area > 1.0).all()
     # rings: root start ring, node 1, node 2 (continues node 1), fresh ring for node 3, node 3
     assert len(mv) == 5 * 6 + len(uv_sphere(np.zeros(3), 1.0)[0])
+
+
+def test_the_mesh_of_a_cell_is_one_connected_vertex_graph() -> None:
+    verts, parent, radius = random_tree(800)
+    mv, mf = skeleton_mesh(verts, parent, radius)
+    edges = np.concatenate([mf[:, [0, 1]], mf[:, [1, 2]], mf[:, [2, 0]]]).astype(np.int64)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(len(mv),) * 2)
+    n_components, _ = connected_components(graph, directed=False)
+    assert n_components == 1
 
 
 def test_pyramidal_sized_mesh_is_1e4_to_1e5_vertices_and_fast() -> None:

@@ -275,36 +275,74 @@ def orientation_difference(a_deg: np.ndarray, b_deg: np.ndarray) -> np.ndarray:
     return np.minimum(d, 180.0 - d)
 
 
-# ----------------------------------------------------------------------------- one call
-def grating_tuning(nwb, stim_name: str = GRATINGS_FULL, kind: str = "dff",
-                   window_s: tuple[float, float] = RESPONSE_WINDOW_S,
-                   baseline_s: tuple[float, float] | None = BASELINE_WINDOW_S) -> pd.DataFrame:
-    """Direction tuning of every ROI of a session to one block of drifting gratings.
+def shuffled_reliability(responses: np.ndarray, labels: Sequence[float], n_shuffles: int = 20,
+                         seed: int = 0) -> np.ndarray:
+    """Reliability after shuffling the condition labels of the trials: (n_shuffles, ROIs).
 
-    For each plane: responses per trial (:func:`trial_responses`) to the presentations of
-    ``stim_name`` in ``intervals['stimulus_table']``, pooled over spatial frequencies,
-    grouped by direction (:func:`trial_matrix`). Returns one row per ROI with its keys
-    (``column, volume, plane, roi``), ``depth_um``, ``peak_response`` (largest mean
-    response, in the unit of ``kind``: % for dF/F), the :func:`vector_sum` and
-    :func:`osi_dsi` measures and ``reliability``.
+    Shuffling keeps every response but destroys any tuning, so these values are what
+    :func:`reliability` gives by chance; a high percentile of them (pooled over ROIs) is a
+    threshold for calling a ROI reliable.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    return np.stack([reliability(trial_matrix(responses, rng.permutation(labels))[1])
+                     for _ in range(n_shuffles)])
+
+
+# ----------------------------------------------------------------------------- one call
+def grating_responses(nwb, stim_name: str = GRATINGS_FULL, kind: str = "dff",
+                      window_s: tuple[float, float] = RESPONSE_WINDOW_S,
+                      baseline_s: tuple[float, float] | None = BASELINE_WINDOW_S
+                      ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Trial responses of every ROI of a session to one block of drifting gratings.
+
+    Returns the block's rows of ``intervals['stimulus_table']`` (``trial_df``, re-indexed
+    0..n-1), one row per ROI of all planes (``roi_df``: ``column, volume, plane, roi`` and
+    ``depth_um``) and the responses (trials, ROIs) of :func:`trial_responses`, in the unit
+    of ``kind`` (% for dF/F). Raises ``ValueError`` if the session shows no ``stim_name``.
     """
     stimulus_df = nwb.intervals["stimulus_table"].to_dataframe()
-    trials = stimulus_df[stimulus_df["stim_name"] == stim_name]
-    if trials.empty:
+    trial_df = stimulus_df[stimulus_df["stim_name"] == stim_name].reset_index(drop=True)
+    if trial_df.empty:
         names = sorted(stimulus_df["stim_name"].unique())
         raise ValueError(f"no {stim_name!r} presentations in this session; it shows {names}")
-    frames = []
+    roi_frames, response_blocks = [], []
     for name in plane_names(nwb):
         timestamps, traces, roi_df = read_traces(nwb, name, kind)
-        responses = trial_responses(timestamps, traces, trials["start_time"], window_s,
-                                    baseline_s)
-        directions, matrix = trial_matrix(responses, trials["direction"])
-        mean, _ = tuning_curves(matrix)
-        frame = roi_df[[c for c in ROI_KEYS if c in roi_df]].copy()
-        frame["depth_um"] = plane_depth_um(nwb, name)
-        frame["peak_response"] = mean.max(axis=1)
-        frame = pd.concat([frame, vector_sum(mean, directions),
-                           osi_dsi(mean, directions).drop(columns="peak_dir_deg")], axis=1)
-        frame["reliability"] = reliability(matrix)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+        response_blocks.append(trial_responses(timestamps, traces, trial_df["start_time"],
+                                               window_s, baseline_s))
+        keys = roi_df[[c for c in ROI_KEYS if c in roi_df]].copy()
+        keys["depth_um"] = plane_depth_um(nwb, name)
+        roi_frames.append(keys)
+    return (trial_df, pd.concat(roi_frames, ignore_index=True),
+            np.concatenate(response_blocks, axis=1))
+
+
+def grating_tuning(nwb, stim_name: str = GRATINGS_FULL, kind: str = "dff",
+                   window_s: tuple[float, float] = RESPONSE_WINDOW_S,
+                   baseline_s: tuple[float, float] | None = BASELINE_WINDOW_S,
+                   n_shuffles: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Direction tuning of every ROI of a session to one block of drifting gratings.
+
+    Trial responses from :func:`grating_responses`, pooled over spatial frequencies and
+    grouped by direction. Returns one row per ROI with its keys (``column, volume, plane,
+    roi``), ``depth_um``, ``peak_response`` (largest mean response, in the unit of ``kind``:
+    % for dF/F), the :func:`vector_sum` and :func:`osi_dsi` measures, ``reliability``,
+    ``reliability_threshold`` (95th percentile of the plane's :func:`shuffled_reliability`
+    with ``n_shuffles`` shuffles) and ``reliable`` (reliability above that threshold).
+    """
+    trial_df, roi_df, responses = grating_responses(nwb, stim_name, kind, window_s, baseline_s)
+    directions, matrix = trial_matrix(responses, trial_df["direction"])
+    mean, _ = tuning_curves(matrix)
+    out = roi_df.copy()
+    out["peak_response"] = mean.max(axis=1)
+    out = pd.concat([out, vector_sum(mean, directions),
+                     osi_dsi(mean, directions).drop(columns="peak_dir_deg")], axis=1)
+    out["reliability"] = reliability(matrix)
+    out["reliability_threshold"] = np.nan
+    for _, rows in out.groupby("plane" if "plane" in out else "depth_um").groups.items():
+        rows = np.asarray(rows)
+        null = shuffled_reliability(responses[:, rows], trial_df["direction"], n_shuffles, seed)
+        out.loc[rows, "reliability_threshold"] = np.nanpercentile(null, 95)
+    out["reliable"] = out["reliability"] > out["reliability_threshold"]
+    return out

@@ -3,7 +3,10 @@
 The sample has no voxel segmentation, so the server *derives* a presentation mesh from each
 cell's stored skeleton: a tube of ``sides`` vertices per ring follows every skeleton edge with
 the stored radius, rings are oriented by parallel transport (no twisting), branches start a
-fresh ring at the branch point, and a UV sphere of the soma radius sits at the root node.
+fresh ring at the branch point stitched to the parent's ring, and a UV sphere of the soma
+radius sits at the root node with every neurite fanned onto one of its vertices, so the
+vertices of a cell form one connected graph (what meshparty's mesh graph sees); the joins are
+not manifold, as in real dynamic meshes.
 A pyramidal cell with ~7,000 skeleton vertices gives ~60,000 mesh vertices.
 
 Units: input and output vertices are in nm (the physical frame shared with skeletons and with
@@ -20,6 +23,7 @@ import struct
 
 import numpy as np
 
+MESH_VERSION = 2  # bump when skeleton_mesh output changes (part of the cache path)
 
 def _perpendicular(t: np.ndarray) -> np.ndarray:
     """Any unit vector perpendicular to the unit vector ``t``."""
@@ -122,6 +126,7 @@ def skeleton_mesh(vertices: np.ndarray, parent: np.ndarray, radius: np.ndarray, 
         out_faces.append(np.stack([b0 + k, a0 + k1, b0 + k1], axis=1))
 
     roots = set()
+    soma_stems: list[tuple[int, int, np.ndarray]] = []  # (root, ring start, direction)
     for i in order:
         p = parent[i]
         if not (0 <= p < n) or p == i:
@@ -139,8 +144,13 @@ def skeleton_mesh(vertices: np.ndarray, parent: np.ndarray, radius: np.ndarray, 
         continues = ring_of[p] >= 0 and children[p] and children[p][0] == i
         if continues:
             start = ring_of[p]
-        else:  # root child or extra branch: a fresh ring at the parent's position
-            start = add_ring(pts[p], min(rad[p], rad[i]) if p not in roots else rad[i], t, nrm)
+        elif p in roots:  # a neurite leaving the soma: starts on the sphere, fanned onto it
+            sr = float(soma_radius) if soma_radius else float(rad[p])
+            start = add_ring(pts[p] + 0.9 * sr * t, rad[i], t, nrm)
+            soma_stems.append((p, start, t))
+        else:  # an extra branch: a fresh ring at the branch point, stitched to the parent's
+            start = add_ring(pts[p], 0.8 * min(rad[p], rad[i]), t, nrm)
+            connect(ring_of[p], start)
         ring_of[i] = add_ring(pts[i], rad[i], t, nrm)
         if length > 0:
             connect(start, ring_of[i])
@@ -151,6 +161,12 @@ def skeleton_mesh(vertices: np.ndarray, parent: np.ndarray, radius: np.ndarray, 
         sv, sf = uv_sphere(pts[r], sr)
         out_verts.append(sv)
         out_faces.append(sf + count)
+        # each neurite's first ring is fanned onto the sphere vertex it leaves from, so the
+        # whole cell is one connected surface (as a real neuron mesh is)
+        for root, ring, t in soma_stems:
+            if root == r:
+                hub = count + int(np.argmax((sv - pts[r]) @ t))
+                out_faces.append(np.stack([np.full(sides, hub), ring + k1, ring + k], axis=1))
         count += len(sv)
     verts = np.concatenate(out_verts).astype(np.float32) if out_verts else np.zeros((0, 3), np.float32)
     faces = np.concatenate(out_faces).astype(np.uint32) if out_faces else np.zeros((0, 3), np.uint32)

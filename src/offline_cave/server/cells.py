@@ -3,7 +3,7 @@
 A root maps to a cell through ``segments/roots.parquet`` ``nucleus_id``; the cell's skeleton is
 the rows of ``skeletons/skeletons.parquet`` with that ``nucleus_id`` (vertices and radius in
 nm, SWC compartment codes). Meshes are generated on first request and written atomically to
-``<datastack>/cache/meshes/nucleus_<id>.frag``.
+``<datastack>/cache/meshes-v<MESH_VERSION>/nucleus_<id>.frag``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from offline_cave import layout
 from offline_cave.files import write_atomic
-from offline_cave.mesh import encode_legacy, skeleton_mesh
+from offline_cave.mesh import MESH_VERSION, encode_legacy, skeleton_mesh
 from offline_cave.query import qstring
 from offline_cave.server.http import not_found
 from offline_cave.server.store import Datastack
@@ -160,7 +160,10 @@ class CellStore:
 
     # ---- meshes
     def mesh_path(self, nucleus: int) -> Path:
-        return self.ds.dir / layout.CACHE_DIR / "meshes" / f"nucleus_{int(nucleus)}.frag"
+        # the mesh builder's version is part of the name: a changed builder never serves a
+        # stale cached mesh
+        return (self.ds.dir / layout.CACHE_DIR / f"meshes-v{MESH_VERSION}"
+                / f"nucleus_{int(nucleus)}.frag")
 
     def mesh_fragment(self, nucleus: int) -> bytes:
         """Legacy fragment bytes of a cell's mesh (generated once, then read from cache)."""
