@@ -657,7 +657,7 @@ def test_graphene_and_precomputed_meshes(served: Served, client, cells: pd.DataF
     lo = rows[["x", "y", "z"]].min().values - rows.radius.max() * 1.01
     hi = rows[["x", "y", "z"]].max().values + rows.radius.max() * 1.01
     assert np.all(mesh.vertices >= lo) and np.all(mesh.vertices <= hi)
-    cached = list((served.ds_dir / layout.CACHE_DIR / "meshes").glob("*.frag"))
+    cached = list((served.ds_dir / layout.CACHE_DIR).glob("meshes-v*/*.frag"))
     assert cached
     plain = CloudVolume(f"precomputed://{served.url}/seg/{DATASTACK}", use_https=True,
                         progress=False)
