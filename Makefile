@@ -127,7 +127,7 @@ screenshot:
 		echo "[screenshot] installing chromium with apt-get"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
-	$(PY) .ci/screenshot.py $(BUILD)/html/intro.html $(BUILD)/screenshots/intro.png
+	$(PY) .ci/screenshot.py --site $(BUILD)/html $(BUILD)/screenshots
 
 # The same notebooks against the real public datastacks; fails within seconds without
 # network or token. Its outputs go to their own files and never into the book.

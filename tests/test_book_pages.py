@@ -22,7 +22,7 @@ CLOSING = ("Summary", "Next", "References")
 #: Imperative verbs a title or section may start with. Add yours if it is missing.
 VERBS = set(
     """
-    Add Analyze Attach Build Check Choose Classify Combine Compare Compute Connect Convert
+    Add Align Analyze Attach Build Check Choose Classify Combine Compare Compute Connect Convert
     Count Decode Describe Download Draw Estimate Explain Explore Extract Fetch Filter Find
     Follow Get Group Identify Inspect Install Join Judge Link List Load Locate Look Make Map
     Match Measure Meet Name Open Picture Pin Plot Predict Query Read Render Save Select Set

@@ -22,7 +22,10 @@ V1DD_DATASTACK = "v1dd_public"
 V1DD_VERSION = 1196
 
 #: Every (datastack, version) pair the book's pages query, in the order the book introduces them.
-DATASTACK_VERSIONS: tuple[tuple[str, int], ...] = ((DATASTACK, MATERIALIZATION_VERSION),)
+DATASTACK_VERSIONS: tuple[tuple[str, int], ...] = (
+    (DATASTACK, MATERIALIZATION_VERSION),
+    (V1DD_DATASTACK, V1DD_VERSION),
+)
 
 #: Public repository of the book (placeholder until the course is published).
 REPOSITORY_URL = "https://github.com/example-org/microns-v1dd-book"

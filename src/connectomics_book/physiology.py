@@ -54,8 +54,10 @@ def plane_depth_um(nwb, plane: str | int) -> float:
         match = re.search(r"(\d+(?:\.\d+)?)\s*(?:um|µm|microns?)", text or "")
         if match:
             return float(match.group(1))
-    raise ValueError(f"no depth in the location {imaging_plane.location!r} or description "
-                     f"{imaging_plane.description!r} of imaging plane {name!r}")
+    raise ValueError(
+        f"no depth in the location {imaging_plane.location!r} or description "
+        f"{imaging_plane.description!r} of imaging plane {name!r}"
+    )
 
 
 def plane_table(nwb) -> pd.DataFrame:
@@ -64,15 +66,21 @@ def plane_table(nwb) -> pd.DataFrame:
     for name in plane_names(nwb):
         dff = nwb.processing[name]["dff"]
         n_frames, n_rois = dff.data.shape
-        rows.append({"plane": int(_PLANE.match(name).group(1)),
-                     "depth_um": plane_depth_um(nwb, name), "n_rois": int(n_rois),
-                     "n_frames": int(n_frames),
-                     "rate_hz": float(nwb.imaging_planes[name].imaging_rate)})
+        rows.append(
+            {
+                "plane": int(_PLANE.match(name).group(1)),
+                "depth_um": plane_depth_um(nwb, name),
+                "n_rois": int(n_rois),
+                "n_frames": int(n_frames),
+                "rate_hz": float(nwb.imaging_planes[name].imaging_rate),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def read_traces(nwb, plane: str | int, kind: str = "dff"
-                ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+def read_traces(
+    nwb, plane: str | int, kind: str = "dff"
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Timestamps (s), traces (frames x ROIs) and ROI table of one plane, read into memory.
 
     ``kind`` is a RoiResponseSeries of the plane: ``"dff"`` (%) or ``"events"`` (a.u.).
@@ -91,8 +99,9 @@ def read_traces(nwb, plane: str | int, kind: str = "dff"
 
 
 # ----------------------------------------------------------------------------- alignment
-def interval_means(times: np.ndarray, values: np.ndarray, starts: Sequence[float],
-                   stops: Sequence[float]) -> np.ndarray:
+def interval_means(
+    times: np.ndarray, values: np.ndarray, starts: Sequence[float], stops: Sequence[float]
+) -> np.ndarray:
     """Mean of ``values`` over the samples with ``start <= time < stop``, per interval.
 
     ``times`` (n,) must be increasing; ``values`` is (n,) or (n, k). Returns (intervals,) or
@@ -115,9 +124,12 @@ def interval_means(times: np.ndarray, values: np.ndarray, starts: Sequence[float
     return means[:, 0] if flat else means
 
 
-def align_to_onsets(timestamps: np.ndarray, traces: np.ndarray, onsets: Sequence[float],
-                    window_s: tuple[float, float] = (-1.0, 3.0)
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def align_to_onsets(
+    timestamps: np.ndarray,
+    traces: np.ndarray,
+    onsets: Sequence[float],
+    window_s: tuple[float, float] = (-1.0, 3.0),
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut a fixed window of frames around every onset: (trials, frames, ROIs).
 
     Frames are taken from the first frame at or after ``onset + window_s[0]``, as many as the
@@ -138,9 +150,13 @@ def align_to_onsets(timestamps: np.ndarray, traces: np.ndarray, onsets: Sequence
     return window_s[0] + frame_s * np.arange(n_frames), aligned
 
 
-def trial_responses(timestamps: np.ndarray, traces: np.ndarray, onsets: Sequence[float],
-                    window_s: tuple[float, float] = RESPONSE_WINDOW_S,
-                    baseline_s: tuple[float, float] | None = BASELINE_WINDOW_S) -> np.ndarray:
+def trial_responses(
+    timestamps: np.ndarray,
+    traces: np.ndarray,
+    onsets: Sequence[float],
+    window_s: tuple[float, float] = RESPONSE_WINDOW_S,
+    baseline_s: tuple[float, float] | None = BASELINE_WINDOW_S,
+) -> np.ndarray:
     """Response of every ROI to every trial: (trials, ROIs).
 
     The mean of the trace over ``onset + window_s`` minus, unless ``baseline_s`` is None, its
@@ -149,14 +165,14 @@ def trial_responses(timestamps: np.ndarray, traces: np.ndarray, onsets: Sequence
     onsets = np.asarray(onsets, dtype=float)
     response = interval_means(timestamps, traces, onsets + window_s[0], onsets + window_s[1])
     if baseline_s is not None:
-        response = response - interval_means(timestamps, traces, onsets + baseline_s[0],
-                                             onsets + baseline_s[1])
+        response = response - interval_means(
+            timestamps, traces, onsets + baseline_s[0], onsets + baseline_s[1]
+        )
     return response
 
 
 # ----------------------------------------------------------------------------- tuning
-def trial_matrix(responses: np.ndarray, labels: Sequence[float]
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def trial_matrix(responses: np.ndarray, labels: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Group trial responses (trials, ROIs) by condition: levels and (levels, repeats, ROIs).
 
     ``labels`` names the condition of each trial (e.g. its direction in degrees). Repeats
@@ -217,10 +233,14 @@ def vector_sum(curves: np.ndarray, directions_deg: Sequence[float]) -> pd.DataFr
     with np.errstate(invalid="ignore", divide="ignore"):
         gosi = np.where(total > 0, np.abs(z2) / total, np.nan)
         gdsi = np.where(total > 0, np.abs(z1) / total, np.nan)
-    return pd.DataFrame({
-        "pref_dir_deg": np.rad2deg(np.angle(z1)).ravel() % 360.0,
-        "pref_ori_deg": (np.rad2deg(np.angle(z2)) / 2.0).ravel() % 180.0,
-        "gosi": np.ravel(gosi), "gdsi": np.ravel(gdsi)})
+    return pd.DataFrame(
+        {
+            "pref_dir_deg": np.rad2deg(np.angle(z1)).ravel() % 360.0,
+            "pref_ori_deg": (np.rad2deg(np.angle(z2)) / 2.0).ravel() % 180.0,
+            "gosi": np.ravel(gosi),
+            "gdsi": np.ravel(gdsi),
+        }
+    )
 
 
 def osi_dsi(curves: np.ndarray, directions_deg: Sequence[float]) -> pd.DataFrame:
@@ -275,8 +295,9 @@ def orientation_difference(a_deg: np.ndarray, b_deg: np.ndarray) -> np.ndarray:
     return np.minimum(d, 180.0 - d)
 
 
-def shuffled_reliability(responses: np.ndarray, labels: Sequence[float], n_shuffles: int = 20,
-                         seed: int = 0) -> np.ndarray:
+def shuffled_reliability(
+    responses: np.ndarray, labels: Sequence[float], n_shuffles: int = 20, seed: int = 0
+) -> np.ndarray:
     """Reliability after shuffling the condition labels of the trials: (n_shuffles, ROIs).
 
     Shuffling keeps every response but destroys any tuning, so these values are what
@@ -285,15 +306,22 @@ def shuffled_reliability(responses: np.ndarray, labels: Sequence[float], n_shuff
     """
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
-    return np.stack([reliability(trial_matrix(responses, rng.permutation(labels))[1])
-                     for _ in range(n_shuffles)])
+    return np.stack(
+        [
+            reliability(trial_matrix(responses, rng.permutation(labels))[1])
+            for _ in range(n_shuffles)
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- one call
-def grating_responses(nwb, stim_name: str = GRATINGS_FULL, kind: str = "dff",
-                      window_s: tuple[float, float] = RESPONSE_WINDOW_S,
-                      baseline_s: tuple[float, float] | None = BASELINE_WINDOW_S
-                      ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+def grating_responses(
+    nwb,
+    stim_name: str = GRATINGS_FULL,
+    kind: str = "dff",
+    window_s: tuple[float, float] = RESPONSE_WINDOW_S,
+    baseline_s: tuple[float, float] | None = BASELINE_WINDOW_S,
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Trial responses of every ROI of a session to one block of drifting gratings.
 
     Returns the block's rows of ``intervals['stimulus_table']`` (``trial_df``, re-indexed
@@ -309,19 +337,28 @@ def grating_responses(nwb, stim_name: str = GRATINGS_FULL, kind: str = "dff",
     roi_frames, response_blocks = [], []
     for name in plane_names(nwb):
         timestamps, traces, roi_df = read_traces(nwb, name, kind)
-        response_blocks.append(trial_responses(timestamps, traces, trial_df["start_time"],
-                                               window_s, baseline_s))
+        response_blocks.append(
+            trial_responses(timestamps, traces, trial_df["start_time"], window_s, baseline_s)
+        )
         keys = roi_df[[c for c in ROI_KEYS if c in roi_df]].copy()
         keys["depth_um"] = plane_depth_um(nwb, name)
         roi_frames.append(keys)
-    return (trial_df, pd.concat(roi_frames, ignore_index=True),
-            np.concatenate(response_blocks, axis=1))
+    return (
+        trial_df,
+        pd.concat(roi_frames, ignore_index=True),
+        np.concatenate(response_blocks, axis=1),
+    )
 
 
-def grating_tuning(nwb, stim_name: str = GRATINGS_FULL, kind: str = "dff",
-                   window_s: tuple[float, float] = RESPONSE_WINDOW_S,
-                   baseline_s: tuple[float, float] | None = BASELINE_WINDOW_S,
-                   n_shuffles: int = 20, seed: int = 0) -> pd.DataFrame:
+def grating_tuning(
+    nwb,
+    stim_name: str = GRATINGS_FULL,
+    kind: str = "dff",
+    window_s: tuple[float, float] = RESPONSE_WINDOW_S,
+    baseline_s: tuple[float, float] | None = BASELINE_WINDOW_S,
+    n_shuffles: int = 20,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Direction tuning of every ROI of a session to one block of drifting gratings.
 
     Trial responses from :func:`grating_responses`, pooled over spatial frequencies and
@@ -336,8 +373,10 @@ def grating_tuning(nwb, stim_name: str = GRATINGS_FULL, kind: str = "dff",
     mean, _ = tuning_curves(matrix)
     out = roi_df.copy()
     out["peak_response"] = mean.max(axis=1)
-    out = pd.concat([out, vector_sum(mean, directions),
-                     osi_dsi(mean, directions).drop(columns="peak_dir_deg")], axis=1)
+    out = pd.concat(
+        [out, vector_sum(mean, directions), osi_dsi(mean, directions).drop(columns="peak_dir_deg")],
+        axis=1,
+    )
     out["reliability"] = reliability(matrix)
     out["reliability_threshold"] = np.nan
     for _, rows in out.groupby("plane" if "plane" in out else "depth_um").groups.items():
