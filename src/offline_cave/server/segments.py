@@ -102,10 +102,13 @@ class SegmentStore:
         return int(self.operation[pos[0]]) if ok[0] else 0
 
     def is_latest(self, ids: np.ndarray, t: float | None) -> np.ndarray:
-        """Roots with no successor at time ``t`` (now if None)."""
-        pos, ok = self._index(ids)
+        """Roots that are current at time ``t`` (now if None): created by then, no successor yet.
+
+        As the PyChunkedGraph: a root created after ``t`` did not exist then, so it is not a
+        latest root at ``t``.
+        """
         t = time.time() if t is None else t
-        return ok & (self.expired[pos] > t)
+        return self.valid_at(ids, t)
 
     def valid_at(self, ids: np.ndarray, t: float) -> np.ndarray:
         pos, ok = self._index(ids)
