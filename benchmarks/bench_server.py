@@ -10,12 +10,17 @@ Operations: one neuron's input synapses, its output synapses, a full cell-type t
 reference join to the nuclei), a spatial box query on synapses (a 40 um cube around the soma),
 the neuron's skeleton, and its mesh (cold = generated from the skeleton, warm = cached).
 The neuron is picked by query: the skeletonized cell with the most input synapses.
+
+First it times ``python -m offline_cave serve`` itself: from launch to the printed URL, and to
+the first answered query of the pinned version's cell-type table (``--startups`` runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -40,13 +45,46 @@ def p(times: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(times) * 1000.0, q))
 
 
+def startup_times(data: Path, datastack: str, runs: int) -> None:
+    """Seconds from launching ``serve`` to its URL line and to a first answered table query."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer 0123456789abcdef0123456789abcdef"  # any token
+    to_line, to_query = [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "offline_cave", "serve", "--data",
+                                 str(data), "--port", "0"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        try:
+            url = proc.stdout.readline().rsplit(" ", 1)[-1].strip()
+            to_line.append(time.perf_counter() - t0)
+            base = f"{url}/materialize/api/v3/datastack/{datastack}"
+            version = session.get(f"{base}/versions", timeout=60).json()[-1]
+            r = session.post(f"{base}/version/{version}/table/aibs_metamodel_celltypes_v661/"
+                              "query", params={"return_pyarrow": "true"}, json={}, timeout=60)
+            to_query.append(time.perf_counter() - t0)
+            if r.status_code != 200:
+                raise SystemExit(f"first query failed: {r.status_code} {r.text[:200]}")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    print(f"serve start-up over {runs} runs: URL printed after median {np.median(to_line):.2f} s "
+          f"(max {max(to_line):.2f} s); first cell-type query answered after median "
+          f"{np.median(to_query):.2f} s (max {max(to_query):.2f} s)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="sample data directory")
     parser.add_argument("--datastack", default="minnie65_public")
     parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--startups", type=int, default=5, help="start-up runs (0: skip)")
     args = parser.parse_args(argv)
+    if args.startups:
+        startup_times(args.data, args.datastack, args.startups)
 
     from offline_cave import layout
     from offline_cave.runner import offline_server

@@ -20,6 +20,8 @@ from sample_fixture import Fixture, build_fixture
 from offline_cave.runner import offline_server
 
 DATASTACK = "minnie65_public"
+AUTH = {"Authorization": "Bearer 0123456789abcdef0123456789abcdef"}
+"""A token header for raw HTTP requests (the server answers 401 without one)."""
 
 
 @dataclass

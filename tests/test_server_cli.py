@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 from sample_fixture import build_fixture
+from server_harness import AUTH
 
 from offline_cave.params import DATASTACKS
 
@@ -39,13 +40,21 @@ def isolated_env(home: Path) -> dict[str, str]:
     return env
 
 
-def start_serve(data_dir: Path, home: Path, *args: str) -> tuple[subprocess.Popen, str, float]:
-    t0 = time.monotonic()
+def start_serve(data_dir: Path, home: Path, *args: str,
+                hang_after: float = 60.0) -> tuple[subprocess.Popen, str]:
+    """Start ``serve`` and read its first line; a server that says nothing is a hang, not slow.
+
+    How fast it starts is measured by ``benchmarks/bench_server.py``, not here.
+    """
     proc = subprocess.Popen([PY, "-m", "offline_cave", "serve", "--data", str(data_dir), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=isolated_env(home))
-    line = proc.stdout.readline().rstrip("\n")
-    return proc, line, time.monotonic() - t0
+    ready, _, _ = select.select([proc.stdout], [], [], hang_after)
+    if not ready:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"serve printed nothing within {hang_after:.0f} s")
+    return proc, proc.stdout.readline().rstrip("\n")
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> tuple[str, str]:
@@ -60,16 +69,16 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> tuple[str, str]:
 
 
 def test_serve_prints_one_line_and_stops_on_sigterm(data_dir: Path, tmp_path: Path) -> None:
-    proc, line, startup = start_serve(data_dir, tmp_path, "--port", "0")
+    proc, line = start_serve(data_dir, tmp_path, "--port", "0")
     try:
         m = URL_LINE.match(line)
         assert m, line
-        assert startup < 5.0, f"start-up took {startup:.1f} s"
         url = m["url"]
         assert int(m["port"]) > 0
-        names = requests.get(f"{url}/info/api/v2/datastacks", timeout=10).json()
+        names = requests.get(f"{url}/info/api/v2/datastacks", timeout=10, headers=AUTH).json()
         assert names == sorted(DATASTACKS)
-        info = requests.get(f"{url}/info/api/v2/datastack/full/{names[0]}", timeout=10).json()
+        info = requests.get(f"{url}/info/api/v2/datastack/full/{names[0]}", timeout=10,
+                            headers=AUTH).json()
         assert info["local_server"] == url
     finally:
         out, err = stop(proc)
@@ -79,7 +88,7 @@ def test_serve_prints_one_line_and_stops_on_sigterm(data_dir: Path, tmp_path: Pa
 
 
 def test_serve_stops_on_ctrl_c(data_dir: Path, tmp_path: Path) -> None:
-    proc, line, _ = start_serve(data_dir, tmp_path, "--port", "0")
+    proc, line = start_serve(data_dir, tmp_path, "--port", "0")
     try:
         assert URL_LINE.match(line), line
     finally:
@@ -118,7 +127,7 @@ def test_missing_sample_without_generator_is_a_clear_error(tmp_path: Path) -> No
 
 
 def test_configure_merges_and_protects_real_tokens(data_dir: Path, tmp_path: Path) -> None:
-    proc, line, _ = start_serve(data_dir, tmp_path, "--port", "0")
+    proc, line = start_serve(data_dir, tmp_path, "--port", "0")
     try:
         url = URL_LINE.match(line)["url"]
         home = tmp_path / "home"
@@ -126,41 +135,94 @@ def test_configure_merges_and_protects_real_tokens(data_dir: Path, tmp_path: Pat
         secrets.mkdir(parents=True)
         (secrets / "cave_datastack_to_server_map.json").write_text(
             json.dumps({"some_other_ds": "https://elsewhere.example"}))
+        server_file = secrets / f"{url.split('://')[1]}-cave-secret.json"
 
         def configure(*extra: str) -> subprocess.CompletedProcess:
             return subprocess.run([PY, "-m", "offline_cave", "configure", "--server", url,
                                    "--home", str(home), *extra], capture_output=True,
                                   text=True, timeout=60, env=isolated_env(tmp_path))
 
+        def token_of(path: Path) -> str:
+            return json.loads(path.read_text())["token"]
+
         r = configure()
         assert r.returncode == 0, r.stderr
         mapping = json.loads((secrets / "cave_datastack_to_server_map.json").read_text())
         assert mapping["some_other_ds"] == "https://elsewhere.example"
         assert all(mapping[name] == url for name in DATASTACKS)
-        token = json.loads((secrets / "cave-secret.json").read_text())["token"]
+        token = token_of(server_file)
         assert re.fullmatch(r"[0-9a-f]{32}", token)
+        assert re.fullmatch(r"[0-9a-f]{32}", token_of(secrets / "cave-secret.json"))
         assert token not in r.stdout + r.stderr
         assert configure().returncode == 0  # idempotent: our own dummy token is kept
-        assert json.loads((secrets / "cave-secret.json").read_text())["token"] == token
+        assert token_of(server_file) == token
 
-        real = {"token": "real-token-value-do-not-touch"}
+        # a real token in the default file is never touched, and never used for this server
+        real = {"token": "real0token0value0do0not0touch000"}
         (secrets / "cave-secret.json").write_text(json.dumps(real))
+        server_file.unlink()
+        r = configure()
+        assert r.returncode == 0, r.stderr
+        assert json.loads((secrets / "cave-secret.json").read_text()) == real
+        assert "your own token is kept" in r.stdout
+        assert real["token"] not in r.stdout + r.stderr
+        dummy = token_of(server_file)
+        child = subprocess.run(
+            [PY, "-c", "import sys; from caveclient import CAVEclient; "
+                       "print(CAVEclient(sys.argv[1]).auth.token)", sorted(DATASTACKS)[0]],
+            capture_output=True, text=True, timeout=120, env=isolated_env(home))
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.strip() == dummy != real["token"]
+
+        # a server-specific file someone else wrote is only replaced with --force, backed up
+        other = {"token": "abcdef0123456789abcdef0123456789"}
+        server_file.write_text(json.dumps(other))
         r = configure()
         assert r.returncode == 1 and "refusing" in r.stderr
-        assert json.loads((secrets / "cave-secret.json").read_text()) == real
-        assert real["token"] not in r.stdout + r.stderr
+        assert json.loads(server_file.read_text()) == other
         r = configure("--force")
         assert r.returncode == 0, r.stderr
-        backups = list(secrets.glob("cave-secret.json.bak-*"))
-        assert len(backups) == 1 and json.loads(backups[0].read_text()) == real
-        new = json.loads((secrets / "cave-secret.json").read_text())
-        assert new["token"] != real["token"] and re.fullmatch(r"[0-9a-f]{32}", new["token"])
-        assert new["token"] not in r.stdout + r.stderr and real["token"] not in r.stdout
+        backups = list(secrets.glob(f"{server_file.name}.bak-*"))
+        assert len(backups) == 1 and json.loads(backups[0].read_text()) == other
+        assert token_of(server_file) not in (other["token"], real["token"])
+        assert json.loads((secrets / "cave-secret.json").read_text()) == real
         bad = subprocess.run([PY, "-m", "offline_cave", "configure", "--server", "ftp://x",
                               "--home", str(home)], capture_output=True, text=True, timeout=60)
         assert bad.returncode == 2
     finally:
         stop(proc)
+
+
+def test_serving_every_interface_hands_out_the_address_each_client_used(
+        data_dir: Path, tmp_path: Path) -> None:
+    """An instructor's `serve --host 0.0.0.0`: students reach it under another name than
+    127.0.0.1, and the URLs in the datastack info must be that name (here 127.0.0.2, another
+    loopback address), or their clients would query their own machine."""
+    proc, line = start_serve(data_dir, tmp_path, "--host", "0.0.0.0", "--port", "0")
+    try:
+        port = URL_LINE.match(line)["port"]
+        name = sorted(DATASTACKS)[0]
+        for host in ("127.0.0.1", "127.0.0.2"):
+            url = f"http://{host}:{port}"
+            info = requests.get(f"{url}/info/api/v2/datastack/full/{name}", timeout=10,
+                                headers=AUTH).json()
+            assert info["local_server"] == url
+            assert info["segmentation_source"].startswith(f"graphene://{url}/")
+        home = tmp_path / "student"
+        r = subprocess.run([PY, "-m", "offline_cave", "configure", "--server",
+                            f"http://127.0.0.2:{port}", "--home", str(home)],
+                           capture_output=True, text=True, timeout=60, env=isolated_env(home))
+        assert r.returncode == 0, r.stderr
+        child = subprocess.run(
+            [PY, "-c", "import sys; from caveclient import CAVEclient; c = CAVEclient(sys.argv[1]); "
+                       "print(c.info.local_server(), len(c.materialize.query_table("
+                       "c.info.get_datastack_info()['soma_table'], limit=5)))", name],
+            capture_output=True, text=True, timeout=120, env=isolated_env(home))
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.split() == [f"http://127.0.0.2:{port}", "5"]
+    finally:
+        out, err = stop(proc)
+    assert "every interface" in err and "Traceback" not in err
 
 
 CHILD = r"""

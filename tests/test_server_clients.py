@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import requests
+from server_harness import AUTH
 
 from offline_cave import layout
 
@@ -172,7 +173,8 @@ def test_unknown_datastack_is_a_404(served: Served) -> None:
 
     with pytest.raises(requests.HTTPError, match="404"):
         CAVEclient("minnie65_publik", server_address=served.url, write_server_cache=False)
-    r = requests.get(f"{served.url}/info/api/v2/datastack/full/minnie65_publik", timeout=10)
+    r = requests.get(f"{served.url}/info/api/v2/datastack/full/minnie65_publik", timeout=10,
+                     headers=AUTH)
     assert r.status_code == 404
     assert "did you mean 'minnie65_public'" in r.json()["message"]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from scipy.sparse import coo_matrix
@@ -65,13 +63,11 @@ def test_the_mesh_of_a_cell_is_one_connected_vertex_graph() -> None:
     assert n_components == 1
 
 
-def test_pyramidal_sized_mesh_is_1e4_to_1e5_vertices_and_fast() -> None:
+def test_pyramidal_sized_mesh_is_1e4_to_1e5_vertices() -> None:
+    # how long it takes is printed by benchmarks/bench_server.py ("mesh (cold, generated)")
     verts, parent, radius = random_tree(7000)
-    t = time.perf_counter()
     mv, mf = skeleton_mesh(verts, parent, radius)
-    elapsed = time.perf_counter() - t
     assert 1e4 <= len(mv) <= 1e5
-    assert elapsed < 10.0
     lo, hi = verts.min(axis=0) - 5001, verts.max(axis=0) + 5001
     assert (mv >= lo).all() and (mv <= hi).all()
 

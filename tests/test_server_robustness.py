@@ -20,6 +20,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from server_harness import AUTH
 
 from offline_cave import layout
 
@@ -40,6 +41,7 @@ def session() -> requests.Session:
     s = getattr(_SESSION, "s", None)
     if s is None:
         s = _SESSION.s = requests.Session()
+        s.headers.update(AUTH)
     return s
 
 
@@ -50,7 +52,7 @@ def raw_request(served: Served, method: str, path: str, body: bytes | None = Non
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
-        for k, v in (headers or {}).items():
+        for k, v in {**AUTH, **(headers or {})}.items():
             conn.putheader(k, v)
         conn.putheader("Content-Length", str(len(body or b"")))
         conn.endheaders(body or b"")
@@ -278,6 +280,7 @@ def test_filter_grid(served: Served, facts: dict, table: str) -> None:
     v = facts["version"]
     url = f"{served.url}/materialize/api/v3/datastack/{DATASTACK}/version/{v}/table/{table}/query"
     s = requests.Session()
+    s.headers.update(AUTH)
     statuses: dict[int, int] = {}
     for key in FILTER_KEYS:
         for col in facts["columns"][table]:
@@ -326,22 +329,24 @@ def test_specific_bad_inputs_are_400_or_404(served: Served, facts: dict) -> None
         ("get", f"{served.url}/no/such/endpoint", None, 404),
     ]
     for method, url, body, want in cases:
-        kwargs = {"timeout": TIMEOUT}
+        kwargs = {"timeout": TIMEOUT, "headers": AUTH}
         if body is not None:
             kwargs["json"] = body
         r = getattr(requests, method)(url, **kwargs)
         assert r.status_code == want, (url, body, r.status_code, r.text)
         assert r.json()["message"]
-    r = requests.post(f"{base}/table/synapses_pni_2/query", data=b"{not json", timeout=TIMEOUT)
+    r = requests.post(f"{base}/table/synapses_pni_2/query", data=b"{not json", timeout=TIMEOUT,
+                      headers=AUTH)
     assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
     r = requests.post(f"{served.url}/segmentation/api/v1/table/{facts['pcg']}/roots_binary",
-                      data=b"\x01\x02\x03", timeout=TIMEOUT)
+                      data=b"\x01\x02\x03", timeout=TIMEOUT, headers=AUTH)
     assert r.status_code == 400
 
 
 def test_no_redirects_for_trailing_slashes(served: Served) -> None:
     for path in ("/info/api/v2/datastacks/", f"/materialize/api/v3/datastack/{DATASTACK}/versions/"):
-        r = requests.get(served.url + path, allow_redirects=False, timeout=TIMEOUT)
+        r = requests.get(served.url + path, allow_redirects=False, timeout=TIMEOUT,
+                         headers=AUTH)
         assert r.status_code == 404 and not r.is_redirect
 
 
@@ -423,3 +428,39 @@ def test_concurrent_clients(served: Served, facts: dict) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(worker, range(8), timeout=150))
     assert sum(results) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# tokens: as on the public services, a request without one is a 401 that says what to do
+
+
+def test_requests_without_a_token_are_401_with_a_useful_message(served: Served,
+                                                               facts: dict) -> None:
+    v = facts["version"]
+    paths = ["/info/api/v2/datastacks", f"/info/api/v2/datastack/full/{DATASTACK}",
+             f"/materialize/api/v3/datastack/{DATASTACK}/versions",
+             f"/materialize/api/v3/datastack/{DATASTACK}/version/{v}/tables",
+             f"/segmentation/api/v1/table/{facts['pcg']}/info", "/no/such/endpoint"]
+    for path in paths:
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Basic abc"},
+                        {"Cookie": "middle_auth_token="}, {"Cookie": "other=1"}):
+            r = requests.get(served.url + path, headers=headers, timeout=TIMEOUT)
+            assert r.status_code == 401, (path, headers, r.status_code)
+            assert "save_token" in r.json()["message"]
+    # the cookie and the query parameter count too, as on the real services
+    ok = [requests.get(f"{served.url}{paths[0]}", timeout=TIMEOUT, headers=AUTH),
+          requests.get(f"{served.url}{paths[0]}", timeout=TIMEOUT,
+                       cookies={"middle_auth_token": "abc123"}),
+          requests.get(f"{served.url}{paths[0]}", timeout=TIMEOUT,
+                       params={"middle_auth_token": "abc123"}),
+          requests.get(f"{served.url}/", timeout=TIMEOUT)]  # the landing page is open
+    assert [r.status_code for r in ok] == [200] * 4
+
+
+def test_caveclient_without_a_token_fails_with_the_401(served: Served, tmp_path) -> None:
+    from caveclient import CAVEclient
+
+    with pytest.raises(requests.HTTPError, match="401") as err:
+        CAVEclient(DATASTACK, server_address=served.url, write_server_cache=False,
+                   auth_token_file=str(tmp_path / "no-such-token.json"))
+    assert "save_token" in str(err.value)

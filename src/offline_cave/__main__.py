@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_argument("--server", required=True, help="e.g. http://127.0.0.1:8765")
     cfg.add_argument("--home", type=Path, default=None, help="HOME to write into (default $HOME)")
     cfg.add_argument("--force", action="store_true",
-                     help="replace an existing token file (the old one is kept as a backup)")
+                     help="replace a server-specific token file this tool did not write, or "
+                          "an unreadable server map (the old file is kept as a backup)")
 
     exe = sub.add_parser("exec", help="run a command against a temporary server and HOME")
     exe.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)

@@ -4,13 +4,18 @@ Writes, under ``<home>/.cloudvolume/secrets/``:
 
 * ``cave_datastack_to_server_map.json`` -- ``{datastack: server_url}``; merged into an
   existing file, other entries are kept;
-* ``cave-secret.json`` -- ``{"token": <32 hex chars>, "offline_cave": true}``, a dummy token
-  (graphene CloudVolume sources and the skeleton client refuse to work without one; the
-  offline server ignores it).
+* ``<host:port>-cave-secret.json`` -- ``{"token": <32 hex chars>, "offline_cave": true}``, a
+  dummy token for this server only. caveclient and cloud-volume look for this server-specific
+  file before ``cave-secret.json``, so the offline server gets the dummy and a real token is
+  never sent to it (the server refuses requests that carry no token, as the public services
+  do, and accepts any other);
+* ``cave-secret.json`` -- the same dummy, only if the file does not exist yet (code that uses
+  the default token file, such as ``CAVEclient().auth.token``, then finds a token too).
 
 An existing token file that this module did not write (no ``"offline_cave"`` marker) is a
-*real* token: it is never replaced unless ``force`` is given, and then it is first copied to
-``cave-secret.json.bak-<UTC time>``. Token values are never printed or logged.
+*real* token: it is never modified. Only a server-specific file of someone else's is in the
+way; it is replaced only with ``force``, after a copy to ``<name>.bak-<UTC time>``. Token
+values are never printed or logged.
 """
 
 from __future__ import annotations
@@ -42,9 +47,12 @@ class ConfigureResult:
 
     map_path: Path
     token_path: Path
+    """The server-specific token file the clients will use for this server."""
     datastacks: list[str]
     token_written: bool
     token_backup: Path | None
+    default_token: str
+    """What happened to ``cave-secret.json``: "written", "kept (offline)" or "kept (real)"."""
 
 
 def secrets_dir(home: str | Path) -> Path:
@@ -61,9 +69,17 @@ def normalize_server_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def server_token_file(server_url: str) -> str:
+    """Name of the token file the clients look up first for ``server_url``."""
+    return f"{urlsplit(normalize_server_url(server_url)).netloc}-{TOKEN_FILE}"
+
+
 def served_datastacks(server_url: str, timeout: float = 5.0) -> list[str]:
     """Ask a running server for its datastacks (``/info/api/v2/datastacks``)."""
-    with urllib.request.urlopen(f"{server_url}/info/api/v2/datastacks", timeout=timeout) as r:
+    # any token will do (the server only checks that there is one); this one is not kept
+    request = urllib.request.Request(f"{server_url}/info/api/v2/datastacks",
+                                     headers={"Authorization": f"Bearer {secrets.token_hex(16)}"})
+    with urllib.request.urlopen(request, timeout=timeout) as r:
         names = json.loads(r.read())
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError("unexpected datastack list from the server")
@@ -120,22 +136,29 @@ def configure_home(server_url: str, home: str | Path, datastacks: list[str] | No
     current.update({name: url for name in datastacks})
     _write_json_atomic(map_path, current, mode=0o644)
 
-    token_path = sdir / TOKEN_FILE
+    token = secrets.token_hex(16)
+    token_path = sdir / server_token_file(url)
     backup = None
-    written = False
     if token_path.exists() and not _is_offline_token(token_path):
         if not force:
             raise ConfigureError(
-                f"{token_path} holds a token this tool did not write (probably a real CAVE "
-                f"token); refusing to replace it. Use a separate --home, or pass --force to "
-                f"back it up and replace it.")
-        backup = token_path.with_name(f"{TOKEN_FILE}.bak-{_stamp()}")
+                f"{token_path} holds a token this tool did not write; refusing to replace it. "
+                f"Use a separate --home, or pass --force to back it up and replace it.")
+        backup = token_path.with_name(f"{token_path.name}.bak-{_stamp()}")
         shutil.copy2(token_path, backup)
-    if not token_path.exists() or backup is not None:
-        _write_json_atomic(token_path, {"token": secrets.token_hex(16), MARKER: True})
-        written = True
+    written = not token_path.exists() or backup is not None
+    if written:
+        _write_json_atomic(token_path, {"token": token, MARKER: True})
+
+    default_path = sdir / TOKEN_FILE
+    if not default_path.exists():
+        _write_json_atomic(default_path, {"token": token, MARKER: True})
+        default_token = "written"
+    else:
+        default_token = "kept (offline)" if _is_offline_token(default_path) else "kept (real)"
     return ConfigureResult(map_path=map_path, token_path=token_path, datastacks=list(datastacks),
-                           token_written=written, token_backup=backup)
+                           token_written=written, token_backup=backup,
+                           default_token=default_token)
 
 
 def _stamp() -> str:
@@ -168,7 +191,10 @@ def cli_configure(args) -> int:
         print(f"{result.token_path}: replaced (the previous token is saved in "
               f"{result.token_backup})")
     elif result.token_written:
-        print(f"{result.token_path}: dummy token written")
+        print(f"{result.token_path}: dummy token written (used for this server only)")
     else:
         print(f"{result.token_path}: existing offline dummy token kept")
+    if result.default_token == "kept (real)":
+        print(f"{result.token_path.with_name(TOKEN_FILE)}: your own token is kept unchanged "
+              f"(it is used for the public services, never sent to {url})")
     return 0

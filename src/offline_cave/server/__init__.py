@@ -89,8 +89,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+WILDCARD_HOSTS = ("0.0.0.0", "", "::")
+
+
 def url_for(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    shown = "127.0.0.1" if host in WILDCARD_HOSTS else host
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}"
@@ -172,7 +175,11 @@ def cli_serve(args) -> int:
         return 2
     port = sock.getsockname()[1]
     url = url_for(args.host, port)
-    app = create_app(data_dir, public_url=url)
+    # On a wildcard address (an instructor serving a room) every client reaches the server
+    # under its own name for it, so the URLs the info service hands out (local_server,
+    # segmentation_source) are built from each request's Host header, not from `url`.
+    wildcard = args.host in WILDCARD_HOSTS
+    app = create_app(data_dir, public_url=None if wildcard else url)
     server = _uvicorn_server(app)
     names = ", ".join(p.name for p in found)
 
@@ -184,6 +191,10 @@ def cli_serve(args) -> int:
     # signal after its graceful shutdown, which lands here too. Both end with exit status 0.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"offline CAVE server ({names}) listening on {url}", flush=True)
+    if wildcard:
+        print(f"listening on every interface: other machines use http://"
+              f"{socket.gethostname()}:{port} (or this machine's IP address) with "
+              f"`python -m offline_cave configure --server ...`", file=sys.stderr, flush=True)
     try:
         server.run(sockets=[sock])
     finally:

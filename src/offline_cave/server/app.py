@@ -4,16 +4,26 @@ Protocol traps handled here (see the protocol notes, section 0): no slash redire
 (``redirect_slashes=False``), unknown paths and methods answer JSON errors, and any unexpected
 exception is logged and answered as a JSON 500 (the robustness tests assert that malformed input
 never reaches that handler).
+
+Like the public services, every request must carry a token (``Authorization: Bearer``, the
+``middle_auth_token`` cookie or query parameter); without one the answer is a 401 that says how
+to get one. Any token is accepted, and tokens are never logged. Open, as their real
+counterparts are public buckets read without a token: the landing page ``/`` and the
+precomputed trees ``/seg/...`` (mesh fragments) and ``/em/...``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -48,6 +58,54 @@ class ErrorCounter:
             self.last = message
 
 
+NO_TOKEN_MESSAGE = (
+    "Unauthorized: this request carried no CAVE token. Save one with "
+    "CAVEclient().auth.save_token(token=...), or, for this offline server, run "
+    "`python -m offline_cave configure --server URL`, which writes a token file for it.")
+OPEN_PATHS = frozenset({"/"})
+OPEN_PREFIXES = ("/seg/", "/em/")
+
+
+def carries_token(scope: dict) -> bool:
+    """Whether an HTTP request has a non-empty token where CAVE services look for one."""
+    for key, value in scope.get("headers", []):
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return True
+        elif key == b"cookie":
+            try:
+                cookie = SimpleCookie(value.decode("latin-1"))
+            except CookieError:
+                continue
+            if "middle_auth_token" in cookie and cookie["middle_auth_token"].value.strip():
+                return True
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return any(v.strip() for v in query.get("middle_auth_token", []))
+
+
+class TokenRequired:
+    """ASGI middleware: 401 for requests without a token (see the module docstring)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+                or carries_token(scope)):
+            await self.app(scope, receive, send)
+            return
+        log.info("401 (no token): %s %s", scope.get("method"), path)
+        body = json.dumps({"message": NO_TOKEN_MESSAGE, "error": "no token",
+                           "code": 401}).encode()
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"www-authenticate", b'Bearer error="invalid_token"')]})
+        await send({"type": "http.response.body", "body": body})
+
+
 def create_app(data_dir: str | Path, *, public_url: str | None = None,
                datastacks: list[str] | None = None) -> Starlette:
     """Build the app serving every complete datastack directory under ``data_dir``.
@@ -80,7 +138,7 @@ def create_app(data_dir: str | Path, *, public_url: str | None = None,
         return error_response(500, f"internal server error ({type(exc).__name__}); "
                                    f"this is a bug in the offline server")
 
-    app = Starlette(routes=routes,
+    app = Starlette(routes=routes, middleware=[Middleware(TokenRequired)],
                     exception_handlers={HTTPException: http_error, Exception: unexpected})
     app.router.redirect_slashes = False
     app.state.registry = registry
