@@ -113,17 +113,17 @@ def test_port_in_use_is_exit_code_2(data_dir: Path, tmp_path: Path) -> None:
     assert r.stdout == ""
 
 
-def test_missing_sample_without_generator_is_a_clear_error(tmp_path: Path) -> None:
-    try:
-        import offline_cave.sample  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("the generator exists; serving an empty directory would generate a sample")
-    r = subprocess.run([PY, "-m", "offline_cave", "serve", "--data", str(tmp_path / "empty"),
-                        "--port", "0"], capture_output=True, text=True, timeout=60,
-                       env=isolated_env(tmp_path))
-    assert r.returncode == 2 and "no sample" in r.stderr
+def test_missing_or_partial_sample_is_a_clear_error_not_half_served(tmp_path: Path) -> None:
+    from offline_cave.server import SampleMissingError, prepare_data
+
+    with pytest.raises(SampleMissingError, match="no complete sample datastack"):
+        prepare_data(tmp_path / "empty", generate=False)
+    # a datastack directory whose generation was cut off (no MANIFEST.json) is not served
+    partial = tmp_path / "partial" / "minnie65_public"
+    partial.mkdir(parents=True)
+    (partial / "nucleus_detection_v0.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(SampleMissingError, match="no complete sample datastack"):
+        prepare_data(tmp_path / "partial", generate=False)
 
 
 def test_configure_merges_and_protects_real_tokens(data_dir: Path, tmp_path: Path) -> None:
