@@ -21,9 +21,9 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-import pytest
 import nbmake.nb_run
 import nbmake.pytest_items
+import pytest
 from nbmake.pytest_items import NotebookFile
 
 from connectomics_book.pages import is_myst_notebook
