@@ -12,7 +12,7 @@ the neuron's skeleton, and its mesh (cold = generated from the skeleton, warm = 
 The neuron is picked by query: the skeletonized cell with the most input synapses.
 
 First it times ``python -m offline_cave serve`` itself: from launch to the printed URL, and to
-the first answered query of the pinned version's cell-type table (``--startups`` runs).
+the first answered query of the cell-type table (last listed version) (``--startups`` runs).
 """
 
 from __future__ import annotations
