@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         from caveclient import CAVEclient
         from cloudvolume import CloudVolume
 
-        from offline_cave.mesh import decode_legacy, skeleton_mesh
+        from offline_cave.mesh import MESH_VERSION, decode_legacy, skeleton_mesh
 
         client = CAVEclient(args.datastack)
         version = client.materialize.version
@@ -150,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             sk = arrow_skeleton().to_pandas().sort_values("node")
             return skeleton_mesh(sk[["x", "y", "z"]].values, sk.parent.values, sk.radius.values)
 
-        cache_file = ds_dir / layout.CACHE_DIR / "meshes" / f"nucleus_{nucleus}.frag"
+        # where the server caches the mesh (offline_cave.server.cells.CellStore.mesh_path)
+        cache_file = (ds_dir / layout.CACHE_DIR / f"meshes-v{MESH_VERSION}"
+                      / f"nucleus_{nucleus}.frag")
         cv = CloudVolume(client.info.segmentation_source(), use_https=True, progress=False)
 
         rows = []
@@ -181,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         mesh = cv.mesh.get(root)[root]
         cold = time.perf_counter() - t
         tl, _ = timed(arrow_mesh_cold, 1)
+        if not cache_file.exists():
+            raise SystemExit(f"the server did not cache the mesh where expected: {cache_file}")
         rows.append(("mesh (cold, generated)", len(mesh.vertices), cold * 1000, cold * 1000,
                      p(tl, 50), p(tl, 50)))
         bench("mesh (warm, cached)", lambda: cv.mesh.get(root)[root],

@@ -264,3 +264,23 @@ def test_exec_runs_the_command_against_an_isolated_home(data_dir: Path, tmp_path
                            capture_output=True, text=True, timeout=60,
                            env=isolated_env(tmp_path))
     assert empty.returncode == 2
+
+
+def test_generation_progress_stays_off_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture) -> None:
+    """serve's stdout is its one URL line; generating a missing sample reports on stderr."""
+    import offline_cave.sample
+    from offline_cave.server import SampleMissingError, prepare_data
+
+    calls = []
+
+    def fake_ensure_sample(data_dir, name, seed, scale, log=print, **_):
+        calls.append(name)
+        log(f"{name}: generating the synthetic sample")
+
+    monkeypatch.setattr(offline_cave.sample, "ensure_sample", fake_ensure_sample)
+    with pytest.raises(SampleMissingError):
+        prepare_data(tmp_path, datastacks=["v1dd_public"])
+    out, err = capsys.readouterr()
+    assert calls == ["v1dd_public"]
+    assert out == "" and "v1dd_public: generating" in err

@@ -64,7 +64,9 @@ def prepare_data(data_dir: Path, seed: int = 0, scale: float = 1.0,
         for name in missing:
             log.warning("generating the %s sample under %s (seed %s, scale %s)", name,
                         data_dir, seed, scale)
-            ensure_sample(data_dir, name, seed, scale)
+            # progress goes to stderr: stdout carries only serve's URL line
+            ensure_sample(data_dir, name, seed, scale,
+                          log=lambda msg: print(msg, file=sys.stderr, flush=True))
     found = find_datastacks(data_dir)
     if not found:
         raise SampleMissingError(f"no complete sample datastack under {data_dir}")
