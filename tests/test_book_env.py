@@ -79,3 +79,11 @@ def test_colab_install_line_installs_exactly_the_colab_packages():
     pinned = [word for word in words if "==" in word]
     assert pinned == list(constants.COLAB_PACKAGES)
     assert f"git+{constants.REPOSITORY_URL}" in constants.COLAB_INSTALL
+
+
+def test_book_and_colab_install_name_the_same_repository():
+    """Publishing changes one URL in two places; Colab installs the course package from it."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert config["repository"]["url"] == constants.REPOSITORY_URL
