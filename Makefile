@@ -46,7 +46,7 @@ SUMMARY = grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* =+$$' $(1)
 STEP = s=$$(date +%s); $(MAKE) $(1); echo "[time] $(1): $$(( $$(date +%s) - s )) s"
 
 .PHONY: help venv sample book test test-live unit notebooks html check-html screenshot \
-	lock environment.yml clean _offline-pages _pages
+	lock environment.yml ipynb clean _offline-pages _pages
 
 help:
 	@echo "make venv       create/refresh $(VENV) from requirements.lock (uv $(UV_VERSION))"
@@ -56,6 +56,7 @@ help:
 	@echo "make test-live  the notebooks against the real public datastacks (network + token)"
 	@echo "make lock       recompile requirements.lock from requirements.in (needs PyPI)"
 	@echo "make environment.yml   derive the conda environment from the lock"
+	@echo "make ipynb      rewrite the .ipynb twins of the pages (what the Colab buttons open)"
 	@echo "make clean      remove $(BUILD)/"
 
 venv: $(STAMP)
@@ -150,6 +151,9 @@ lock: venv
 
 environment.yml: requirements.lock
 	$(PY) tools/make_environment.py
+
+ipynb: venv
+	$(PY) tools/make_ipynb.py
 
 clean:
 	rm -rf $(BUILD)

@@ -5,7 +5,9 @@
   (an exercise stub);
 * every ``<img>`` points at an existing, non-empty file;
 * every relative link or source points at an existing file, and every ``#fragment`` at an
-  existing id (external URLs cannot be checked offline).
+  existing id (external URLs cannot be checked offline);
+* every Colab button opens a notebook Colab can read: an ``.ipynb`` that exists in this
+  repository (``tools/make_ipynb.py`` writes them).
 
 usage: python .ci/check_html.py [SITE_DIR] [PROVENANCE_JSON]
 """
@@ -35,7 +37,8 @@ ids = {
     for path, soup in pages.items()
 }
 problems: list[str] = []
-n_images = n_links = 0
+n_images = n_links = n_colab = 0
+repo = Path.cwd().resolve()
 
 
 def is_error_output(tag) -> bool:
@@ -66,6 +69,12 @@ for path, soup in pages.items():
         target = (path.parent / unquote(urlsplit(src).path)).resolve()
         if not target.is_file() or target.stat().st_size == 0:
             problems.append(f"{name}: image {src} is missing or empty")
+    for tag in soup.find_all("a", href=lambda h: "colab.research.google.com" in (h or "")):
+        n_colab += 1
+        _, _, in_repo = urlsplit(tag["href"]).path.partition("/blob/")
+        in_repo = in_repo.partition("/")[2]  # after the branch
+        if not in_repo.endswith(".ipynb") or not (repo / in_repo).is_file():
+            problems.append(f"{name}: Colab button opens {in_repo!r}, not a notebook of the repo")
     for tag in soup.find_all(["a", "link", "script"]):
         link = tag.get("href") or tag.get("src")
         if not link or link.startswith(("mailto:", "javascript:", "data:")):
@@ -86,6 +95,7 @@ for problem in problems:
     print(problem)
 print(
     f"check_html: {len(pages)} pages, {n_images} images, {n_links} internal links, "
+    f"{n_colab} Colab buttons, "
     f"banner '{expected_kind}': {len(problems)} problems"
 )
 sys.exit(1 if problems else 0)

@@ -151,3 +151,41 @@ def test_checks_can_fail(tmp_path):
     assert any("end with the sections" in p for p in problems)
     hits = {what for what, pattern in FORBIDDEN.items() if pattern.search(bad.read_text())}
     assert hits == {"a loopback host", "a port", "an environment switch"}
+
+
+def _load_make_ipynb():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_ipynb", ROOT / "tools" / "make_ipynb.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_colab_twins_are_up_to_date():
+    """Each notebook page has an output-free .ipynb twin (Colab cannot open MyST Markdown)."""
+    make_ipynb = _load_make_ipynb()
+    pages = make_ipynb.notebook_pages(ROOT)
+    assert len(pages) >= 15
+    stale = [p.relative_to(ROOT) for p in pages
+             if not p.with_suffix(".ipynb").is_file()
+             or p.with_suffix(".ipynb").read_text(encoding="utf-8") != make_ipynb.render_ipynb(p)]
+    assert not stale, f"run `python tools/make_ipynb.py`: stale twins {stale}"
+    twins = {p.with_suffix(".ipynb") for p in pages}
+    orphans = [p.relative_to(ROOT) for p in CHAPTERS.rglob("*.ipynb")
+               if p not in twins and "_build" not in p.parts]
+    assert not orphans, f"notebooks without a page: {orphans}"
+
+
+def test_colab_twin_has_the_code_and_no_outputs(tmp_path):
+    make_ipynb = _load_make_ipynb()
+    page = tmp_path / "page.md"
+    page.write_text("---\nkernelspec:\n  name: python3\n  display_name: Python 3\n---\n\n"
+                    "# Title\n\n```{code-cell} ipython3\nprint('hi')\n```\n", encoding="utf-8")
+    import nbformat
+
+    nb = nbformat.reads(make_ipynb.render_ipynb(page), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.source for c in code] == ["print('hi')"]
+    assert code[0].outputs == [] and nb.metadata.kernelspec.name == "python3"
+    assert "jupytext" not in nb.metadata
