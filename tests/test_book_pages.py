@@ -189,3 +189,24 @@ def test_colab_twin_has_the_code_and_no_outputs(tmp_path):
     assert [c.source for c in code] == ["print('hi')"]
     assert code[0].outputs == [] and nb.metadata.kernelspec.name == "python3"
     assert "jupytext" not in nb.metadata
+
+
+def test_colab_twins_read_as_plain_markdown():
+    """Colab does not render MyST: admonitions, citations and bibliographies are rewritten."""
+    make_ipynb = _load_make_ipynb()
+    cited: list[str] = []
+    text = make_ipynb.colab_markdown(
+        ":::{admonition} At a glance\n:class: tip\n\nLearn {footcite:p}`microns2025`.\n:::\n\n"
+        "## References\n\n```{footbibliography}\n```", cited)
+    assert text.startswith("> **At a glance**\n>\n> Learn (MICrONS Consortium et al., 2025).")
+    assert ":::" not in text and "{footcite" not in text and "footbibliography" not in text
+    assert "- MICrONS Consortium et al. (2025). Functional connectomics" in text
+    assert "https://doi.org/10.1038/s41586-025-08790-w" in text and cited == []
+    import nbformat
+
+    leftovers = re.compile(r"\{[a-z:]+\}`|^:::|^```\{", re.MULTILINE)
+    for page in make_ipynb.notebook_pages(ROOT):
+        nb = nbformat.read(page.with_suffix(".ipynb"), as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                assert not leftovers.search(cell.source), (page.name, cell.source[:200])

@@ -6,12 +6,19 @@ each page gets an output-free notebook converted with jupytext. The ``.md`` stay
 the twins are generated, excluded from the book build (``_config.yml``) and checked by
 ``tests/test_book_pages.py``; regenerate them after editing a page.
 
+Colab renders plain Markdown only, so the few MyST constructs the pages use are rewritten in
+the twins: ``:::{admonition} Title`` blocks become quotes with a bold title, ``{footcite:p}`key```
+becomes "(Author et al., year)", and ``{footbibliography}`` the list of the works cited since the
+previous one (from ``resources/references.bib``).
+
 usage: python tools/make_ipynb.py [--check]   (run from the repository root)
 """
 
 from __future__ import annotations
 
+import re
 import sys
+from functools import cache
 from pathlib import Path
 
 import jupytext
@@ -20,8 +27,80 @@ import nbformat
 from connectomics_book.pages import is_myst_notebook, toc_pages
 
 ROOT = Path(__file__).resolve().parent.parent
+BIB = ROOT / "resources" / "references.bib"
 HEADER = ("Generated from {name} by tools/make_ipynb.py for Google Colab; edit the .md page, "
           "not this file.")
+
+
+_ADMONITION = re.compile(r"^:::\{admonition\}[ \t]*(.*)\n((?:.*\n)*?):::[ \t]*$", re.MULTILINE)
+_CITE = re.compile(r"\{footcite:([pt])\}`([^`]+)`")
+_BIBLIOGRAPHY = re.compile(r"^```\{footbibliography\}[ \t]*\n```[ \t]*$", re.MULTILINE)
+
+
+@cache
+def _bibliography() -> dict:
+    from pybtex.database import parse_file
+
+    return dict(parse_file(str(BIB)).entries)
+
+
+def _surname(person) -> str:
+    return " ".join(person.last_names).replace("{", "").replace("}", "")
+
+
+def _authors_short(entry) -> str:
+    people = [p for p in entry.persons.get("author", []) if _surname(p) != "others"]
+    if not people:
+        return "Anonymous"
+    if len(people) == 2 and len(entry.persons["author"]) == 2:
+        return f"{_surname(people[0])} and {_surname(people[1])}"
+    return _surname(people[0]) + (" et al." if len(entry.persons["author"]) > 1 else "")
+
+
+def _reference(key: str) -> str:
+    entry = _bibliography()[key]
+    fields = {k: v.replace("{", "").replace("}", "") for k, v in entry.fields.items()}
+    text = f"{_authors_short(entry)} ({fields.get('year', 'n.d.')}). {fields.get('title', key)}."
+    if fields.get("journal"):
+        text += f" *{fields['journal']}*"
+        if fields.get("volume"):
+            text += f" {fields['volume']}"
+        if fields.get("pages"):
+            text += f", {fields['pages'].replace('--', '-')}"
+        text += "."
+    if fields.get("doi"):
+        text += f" https://doi.org/{fields['doi']}"
+    return text
+
+
+def colab_markdown(text: str, cited: list[str]) -> str:
+    """Plain-Markdown version of a MyST markdown cell; appends new citation keys to ``cited``."""
+
+    def admonition(match: re.Match) -> str:
+        body = [line for line in match.group(2).splitlines() if not line.startswith(":class:")]
+        while body and not body[0].strip():
+            body.pop(0)
+        quoted = [f"> **{match.group(1).strip()}**", ">"] + [f"> {line}".rstrip() for line in body]
+        return "\n".join(quoted)
+
+    def cite(match: re.Match) -> str:
+        keys = [k.strip() for k in match.group(2).split(",")]
+        cited.extend(k for k in keys if k not in cited)
+        entries = [_bibliography()[k] for k in keys]
+        if match.group(1) == "t":
+            return "; ".join(f"{_authors_short(e)} ({e.fields.get('year', 'n.d.')})"
+                             for e in entries)
+        return "(" + "; ".join(f"{_authors_short(e)}, {e.fields.get('year', 'n.d.')}"
+                               for e in entries) + ")"
+
+    def bibliography(_: re.Match) -> str:
+        listed = "\n".join(f"- {_reference(k)}" for k in cited)
+        cited.clear()
+        return listed
+
+    text = _ADMONITION.sub(admonition, text)
+    text = _CITE.sub(cite, text)
+    return _BIBLIOGRAPHY.sub(bibliography, text)
 
 
 def render_ipynb(md_path: Path) -> str:
@@ -30,8 +109,11 @@ def render_ipynb(md_path: Path) -> str:
     nb.metadata.pop("jupytext", None)  # the twin is not a paired file
     nb.metadata["colab"] = {"provenance": []}
     nb.metadata["connectomics_book"] = {"note": HEADER.format(name=md_path.name)}
+    cited: list[str] = []
     for index, cell in enumerate(nb.cells):
         cell.id = f"cell-{index}"  # stable ids: the twins only change when a page does
+        if cell.cell_type == "markdown":
+            cell.source = colab_markdown(cell.source, cited)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
