@@ -67,3 +67,18 @@ def test_simulate_merge_and_split_lineage():
     merge_parents = set(lineage.loc[lineage.child_root_id == after[0], "parent_root_id"])
     assert merge_parents == {before[1], (split_children - {after[3]}).pop()}
     assert len(lineage) == 4 and lineage.operation_id.nunique() == 2
+
+
+def test_a_two_soma_root_maps_to_the_nucleus_the_table_lists():
+    """The cell served for a merged root is one whose nucleus row names that root."""
+    t0 = segments.unix("2025-01-13T10:10:01.286229")
+    nucleus = np.array([11, 22, 0, 33, 44])
+    groups = [np.array([0, 1]), np.array([3, 4])]
+    plain = segments.simulate(5, groups, [], nucleus, [t0], np.random.default_rng(0))
+    hidden = segments.simulate(5, groups, [], nucleus, [t0], np.random.default_rng(0),
+                               unlisted_nuclei=np.array([11, 33, 44]))
+    for hist, expected in ((plain, (11, 33)), (hidden, (22, 33))):
+        roots = hist.roots.set_index("root_id")
+        snap = hist.snapshots[t0]
+        # the smallest listed nucleus wins; with none listed, the smallest of all
+        assert (roots.loc[snap[0], "nucleus_id"], roots.loc[snap[3], "nucleus_id"]) == expected

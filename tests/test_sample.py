@@ -292,6 +292,20 @@ def test_edits_change_roots_between_versions(ds):
         assert after in seen
 
 
+def test_every_listed_root_serves_a_cell_the_table_lists_with_it(ds):
+    """A root's cell (roots.parquet nucleus_id: its skeleton and mesh) is one of the nuclei the
+    nucleus table lists with that root, also for merged two-soma objects."""
+    roots = pq.read_table(ds / layout.ROOTS_PARQUET).to_pandas().set_index("root_id")
+    for version in (1300, 1822):
+        nuc = read(ds, "nucleus_detection_v0", version)
+        nuc = nuc[nuc.pt_root_id > 0]
+        listed = nuc.groupby("pt_root_id").id.apply(set)
+        served = roots.loc[listed.index, "nucleus_id"]
+        wrong = [r for r, cell in served.items() if cell not in listed[r]]
+        assert not wrong, f"v{version}: {len(wrong)} roots serve a cell not listed with them"
+    assert (listed.apply(len) == 2).sum() >= 10, "the sample has two-soma objects"
+
+
 # ----------------------------------------------------------------------------- cache
 def test_generation_is_deterministic_and_cached(tmp_path):
     logs: list[str] = []
@@ -334,6 +348,36 @@ def test_bad_parameters_are_refused_up_front(tmp_path, kwargs, message):
     with pytest.raises(SampleError, match=message):
         ensure_sample(tmp_path, **kwargs)
     assert not any(tmp_path.iterdir()), "nothing written"
+
+
+def test_a_sample_that_cannot_fit_is_refused_and_the_old_one_kept(tmp_path, monkeypatch):
+    from offline_cave import resources
+
+    ds = ensure_sample(tmp_path, scale=0.05, log=lambda *_: None)
+    manifest = (ds / layout.MANIFEST).read_bytes()
+    need_memory, need_disk = resources.estimate_gb("minnie65_public", 0.06)
+    monkeypatch.setattr(resources, "available_memory_gb", lambda: need_memory * 0.9)
+    with pytest.raises(SampleError, match=r"needs about [\d.]+ GB of memory"):
+        ensure_sample(tmp_path, scale=0.06, log=lambda *_: None)
+    monkeypatch.setattr(resources, "available_memory_gb", lambda: None)  # unknown: not checked
+    monkeypatch.setattr(resources, "free_disk_gb", lambda _: need_disk * 0.5)
+    with pytest.raises(SampleError, match="GB of disk"):
+        ensure_sample(tmp_path, scale=0.06, log=lambda *_: None)
+    assert (ds / layout.MANIFEST).read_bytes() == manifest, "the existing sample is untouched"
+    assert ensure_sample(tmp_path, scale=0.05, log=lambda *_: None) == ds  # cached: no check
+    rebuilt = ensure_sample(tmp_path, scale=0.06, log=lambda *_: None, check_resources=False)
+    assert json.loads((rebuilt / layout.MANIFEST).read_text())["scale"] == 0.06
+
+
+def test_resource_estimates_cover_the_measured_runs():
+    from offline_cave import resources
+
+    # bench_generate.py, 2026-11-28: minnie 1.97 GB peak / 1.03 GB disk at scale 1,
+    # 17.8 GB / 13.2 GB at scale 10; the estimates must not be below what was measured
+    assert resources.estimate_gb("minnie65_public", 1)[0] >= 1.97
+    assert resources.estimate_gb("minnie65_public", 10)[0] >= 17.8
+    assert resources.estimate_gb("minnie65_public", 10)[1] >= 13.2
+    assert resources.estimate_gb("v1dd_public", 1)[1] >= 0.311
 
 
 # ----------------------------------------------------------------------------- v1dd_public

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="grow the slab (cells and synapses) by this factor (default 1)")
     gen.add_argument("--out", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
     gen.add_argument("--force", action="store_true", help="regenerate even if cached")
+    gen.add_argument("--skip-resource-check", action="store_true",
+                     help="generate even when the memory or disk estimate does not fit")
 
     srv = sub.add_parser("serve", help="serve the sample datastacks (CAVE REST protocol)")
     srv.add_argument("--host", default="127.0.0.1")

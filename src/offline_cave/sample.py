@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from offline_cave import layout
+from offline_cave import layout, resources
 from offline_cave.cells import place_cells
 from offline_cave.files import file_entry, verify_files
 from offline_cave.geometry import Slab, cortical_to_nm, cortical_to_voxels, slab_for
@@ -310,15 +310,17 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     cells["proofread_time"] = np.nan
     cells.loc[proof_rows, "proofread_time"] = proof_time
     snapshot_times = [unix(params.timestamp_of(v)) for v in params.materialized_versions]
-    history = simulate(n_pieces, initial_groups, edits, piece_nucleus, snapshot_times, ed_rng)
+    # nuclei whose centroid misses the segmentation (pt_root_id 0 in the nucleus table)
+    sv_rng = _rng(seed, "sv")
+    root_zero = np.zeros(n, dtype=bool)
+    root_zero[sv_rng.choice(n, size=int(params.frac_root_zero * n), replace=False)] = True
+    history = simulate(n_pieces, initial_groups, edits, piece_nucleus, snapshot_times, ed_rng,
+                       unlisted_nuclei=cells["nucleus_id"].to_numpy()[root_zero])
     log(f"  segmentation: {n_pieces} pieces, {len(history.roots)} roots, "
         f"{history.lineage['operation_id'].nunique()} edits  "
         f"{_mark(t_start)}")
 
     # ------------------------------------------------------------------ supervoxels
-    sv_rng = _rng(seed, "sv")
-    root_zero = np.zeros(n, dtype=bool)
-    root_zero[sv_rng.choice(n, size=int(params.frac_root_zero * n), replace=False)] = True
     syn_res = params.synapse_voxel_resolution
     syn_pre_vx = np.rint(cortical_to_voxels(syn[["pre_x_um", "pre_y_um", "pre_z_um"]].to_numpy(),
                                             params, syn_res)).astype(np.int32)
@@ -908,11 +910,13 @@ def check(ds_dir: Path, params: DatastackParams, seed: int, scale: float,
 
 def ensure_sample(data_dir: str | Path, datastack: str = "minnie65_public", seed: int = 0,
                   scale: float = 1.0, force: bool = False, deep: bool = True,
-                  log=print) -> Path:
+                  log=print, check_resources: bool = True) -> Path:
     """Return the directory of a complete, current sample, generating it if needed.
 
     A missing, partial, outdated or corrupt sample is rebuilt in a temporary directory and
-    swapped in atomically, so a crash never leaves a half-written sample in place.
+    swapped in atomically, so a crash never leaves a half-written sample in place. Before a
+    build, the memory and disk it needs are checked (:mod:`offline_cave.resources`); a build
+    that cannot fit raises :class:`SampleError` and leaves any existing sample as it was.
     """
     params = _params(datastack, seed, scale)
     data_dir = Path(data_dir)
@@ -922,18 +926,24 @@ def ensure_sample(data_dir: str | Path, datastack: str = "minnie65_public", seed
     with open(data_dir / f".{datastack}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return _ensure_locked(data_dir, datastack, params, seed, scale, force, deep, log)
+            return _ensure_locked(data_dir, datastack, params, seed, scale, force, deep, log,
+                                  check_resources)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _ensure_locked(data_dir: Path, datastack: str, params: DatastackParams, seed: int,
-                   scale: float, force: bool, deep: bool, log) -> Path:
+                   scale: float, force: bool, deep: bool, log, check_resources: bool) -> Path:
     ds_dir = layout.datastack_dir(data_dir, datastack)
     reason = "forced" if force else check(ds_dir, params, seed, scale, deep=deep)
     if reason is None:
         log(f"{datastack}: cached sample in {ds_dir} (seed {seed}, scale {scale:g})")
         return ds_dir
+    if check_resources:
+        try:
+            resources.check_resources(datastack, scale, data_dir)
+        except resources.InsufficientResources as exc:
+            raise SampleError(str(exc)) from None
     if ds_dir.exists():
         log(f"{datastack}: rebuilding {ds_dir}: {reason}")
     t0 = time.perf_counter()
@@ -983,7 +993,8 @@ def cli_generate(args) -> int:
     names = args.datastack or sorted(DATASTACKS)
     try:
         for name in names:
-            ensure_sample(args.out, name, seed=args.seed, scale=args.scale, force=args.force)
+            ensure_sample(args.out, name, seed=args.seed, scale=args.scale, force=args.force,
+                          check_resources=not args.skip_resource_check)
     except SampleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -54,13 +54,18 @@ def simulate(
     piece_nucleus: np.ndarray,
     snapshot_times: list[float],
     rng: np.random.Generator,
+    unlisted_nuclei: np.ndarray | None = None,
 ) -> History:
     """Run the edit history and take piece -> root snapshots at ``snapshot_times``.
 
     ``initial_groups`` lists the pieces of each root of the initial segmentation (pieces not
     listed get a root of their own). ``piece_nucleus`` gives the nucleus id of pieces that
-    carry a soma (0 otherwise); a root's ``nucleus_id`` is the smallest nucleus it carries.
+    carry a soma (0 otherwise). A root's ``nucleus_id`` (the cell whose skeleton and mesh the
+    server gives for it) is the smallest nucleus it carries, preferring nuclei that the nucleus
+    table lists with this root: ``unlisted_nuclei`` are those whose point has no root
+    (``pt_root_id`` 0), used only for a root that carries no other nucleus.
     """
+    unlisted = np.zeros(0, np.int64) if unlisted_nuclei is None else np.asarray(unlisted_nuclei)
     piece_root_slot = np.full(n_pieces, -1, dtype=np.int64)  # slot = index into root arrays
     members: list[np.ndarray] = []
     for group in initial_groups:
@@ -172,7 +177,8 @@ def simulate(
         rp_piece.append(m)
         nuc = piece_nucleus[m]
         nuc = nuc[nuc > 0]
-        nucleus[slot] = nuc.min() if nuc.size else 0
+        listed = nuc[~np.isin(nuc, unlisted)]
+        nucleus[slot] = listed.min() if listed.size else (nuc.min() if nuc.size else 0)
     roots = pd.DataFrame({
         "root_id": ids_arr,
         "created": np.asarray(created, dtype=np.float64),

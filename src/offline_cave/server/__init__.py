@@ -29,7 +29,8 @@ log = logging.getLogger("offline_cave.server")
 
 
 class SampleMissingError(RuntimeError):
-    """No sample on disk and the generator is not available."""
+    """No usable sample on disk, and none can be generated (no generator, bad parameters, not
+    enough memory or disk)."""
 
 
 class PortInUseError(OSError):
@@ -61,12 +62,18 @@ def prepare_data(data_dir: Path, seed: int = 0, scale: float = 1.0,
             raise SampleMissingError(
                 f"no sample for {', '.join(missing)} under {data_dir} and the generator "
                 f"(offline_cave.sample) is not available: {exc}") from exc
+        from offline_cave.sample import SampleError
+
         for name in missing:
             log.warning("generating the %s sample under %s (seed %s, scale %s)", name,
                         data_dir, seed, scale)
-            # progress goes to stderr: stdout carries only serve's URL line
-            ensure_sample(data_dir, name, seed, scale,
-                          log=lambda msg: print(msg, file=sys.stderr, flush=True))
+            try:
+                # progress goes to stderr: stdout carries only serve's URL line
+                ensure_sample(data_dir, name, seed, scale,
+                              log=lambda msg: print(msg, file=sys.stderr, flush=True))
+            except SampleError as exc:
+                raise SampleMissingError(f"cannot generate the {name} sample under "
+                                         f"{data_dir}: {exc}") from None
     found = find_datastacks(data_dir)
     if not found:
         raise SampleMissingError(f"no complete sample datastack under {data_dir}")

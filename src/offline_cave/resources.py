@@ -1,0 +1,62 @@
+"""Will a sample fit? Memory and disk estimates checked before generating.
+
+The generator holds a whole datastack in memory, so its peak grows linearly with ``--scale``.
+Measured with ``benchmarks/bench_generate.py`` on the development machine (2026-11-28):
+minnie65_public 1.97 GB peak / 1.03 GB on disk at scale 1 and 17.8 GB / 13.2 GB at scale 10;
+v1dd_public about 1.3 GB / 0.31 GB at scale 1. A run that cannot fit is refused up front with
+the numbers, instead of being killed by the kernel half-way (which would lose nothing, since the
+sample is written to a temporary directory, but would waste the time).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+#: (GB of peak memory, GB on disk) per unit of scale, from the measurements above
+PER_SCALE_GB = {"minnie65_public": (1.8, 1.35), "v1dd_public": (1.3, 0.35)}
+BASE_MEMORY_GB = 0.3  # interpreter and libraries
+
+
+class InsufficientResources(RuntimeError):
+    """The machine lacks the memory or disk a sample needs."""
+
+
+def estimate_gb(datastack: str, scale: float) -> tuple[float, float]:
+    """(peak memory, disk) in GB that generating ``datastack`` at ``scale`` needs."""
+    memory, disk = PER_SCALE_GB.get(datastack, max(PER_SCALE_GB.values()))
+    return BASE_MEMORY_GB + memory * scale, disk * scale
+
+
+def available_memory_gb() -> float | None:
+    """MemAvailable from /proc/meminfo in GB, or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def free_disk_gb(path: Path) -> float:
+    return shutil.disk_usage(path).free / 1e9
+
+
+def check_resources(datastack: str, scale: float, data_dir: Path) -> None:
+    """Raise :class:`InsufficientResources` when the sample cannot fit on this machine."""
+    memory, disk = estimate_gb(datastack, scale)
+    have_memory = available_memory_gb()
+    if have_memory is not None and memory > have_memory:
+        raise InsufficientResources(
+            f"{datastack} at scale {scale:g} needs about {memory:.1f} GB of memory while "
+            f"generating, and {have_memory:.1f} GB are available. Use a smaller --scale (the "
+            f"peak grows linearly, about {PER_SCALE_GB.get(datastack, (0, 0))[0]:g} GB per unit "
+            f"of scale), free memory, or pass --skip-resource-check to try anyway.")
+    have_disk = free_disk_gb(data_dir)
+    if disk > have_disk:
+        raise InsufficientResources(
+            f"{datastack} at scale {scale:g} needs about {disk:.1f} GB of disk under "
+            f"{data_dir} and {have_disk:.1f} GB are free. Use another --out, a smaller --scale, "
+            f"or pass --skip-resource-check to try anyway.")
