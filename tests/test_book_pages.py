@@ -210,3 +210,18 @@ def test_colab_twins_read_as_plain_markdown():
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 assert not leftovers.search(cell.source), (page.name, cell.source[:200])
+
+
+def test_pages_without_nwb_leave_out_exactly_the_physiology_pages(capsys):
+    """make test-live without V1DD_NWB_DIR runs every page that does not read NWB sessions."""
+    from connectomics_book.pages import main, reads_nwb_sessions
+
+    assert main(["--notebooks", str(ROOT / "_toc.yml")]) == 0
+    every = capsys.readouterr().out.split()
+    assert main(["--notebooks", "--without-nwb", str(ROOT / "_toc.yml")]) == 0
+    out, err = capsys.readouterr()
+    left_out = sorted(set(every) - set(out.split()))
+    assert left_out and all(page.startswith("chapters/v1dd/") for page in left_out)
+    assert all(reads_nwb_sessions(ROOT / page) for page in left_out)
+    assert err.count("left out") == len(left_out)
+    assert not any(reads_nwb_sessions(ROOT / page) for page in out.split())

@@ -3,7 +3,7 @@
 Shared by ``make`` (which notebooks to execute), ``conftest.py`` (which ``.md`` files nbmake
 collects) and the page tests, so all three agree with ``_toc.yml``.
 
-usage: python -m connectomics_book.pages [--notebooks] [_toc.yml]
+usage: python -m connectomics_book.pages [--notebooks [--without-nwb]] [_toc.yml]
 """
 
 from __future__ import annotations
@@ -65,11 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("toc", nargs="?", type=Path, default=Path("_toc.yml"))
     parser.add_argument("--notebooks", action="store_true", help="only the executable pages")
+    parser.add_argument("--without-nwb", action="store_true",
+                        help="leave out pages that read V1DD NWB sessions (listed on stderr)")
     args = parser.parse_args(argv)
     for page in toc_pages(args.toc):
-        if not args.notebooks or is_myst_notebook(args.toc.parent / page):
-            print(page)
+        path = args.toc.parent / page
+        if args.notebooks and not is_myst_notebook(path):
+            continue
+        if args.without_nwb and reads_nwb_sessions(path):
+            print(f"left out (reads V1DD NWB sessions): {page}", file=sys.stderr)
+            continue
+        print(page)
     return 0
+
+
+def reads_nwb_sessions(path: Path) -> bool:
+    """True for a page that opens V1DD two-photon sessions (calls ``session_path``)."""
+    return "session_path(" in Path(path).read_text(encoding="utf-8")
 
 
 if __name__ == "__main__":
