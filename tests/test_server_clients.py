@@ -669,6 +669,23 @@ def test_graphene_and_precomputed_meshes(served: Served, client, cells: pd.DataF
     assert root in cv2.mesh.get(root)
 
 
+def test_a_damaged_cached_mesh_is_rebuilt(served: Served, client, cells: pd.DataFrame) -> None:
+    from cloudvolume import CloudVolume
+
+    root = int(cells.pt_root_id.iloc[2])
+    cv = CloudVolume(client.info.segmentation_source(), use_https=True, progress=False)
+    first = cv.mesh.get(root)[root]
+    nucleus = int(read(served, layout.ROOTS_PARQUET).set_index("root_id").loc[root, "nucleus_id"])
+    cached = next((served.ds_dir / layout.CACHE_DIR).glob(f"meshes-v*/nucleus_{nucleus}.frag"))
+    good = cached.read_bytes()
+    cached.write_bytes(good[: len(good) // 2])  # as if the disk had filled up while writing
+    again = CloudVolume(client.info.segmentation_source(), use_https=True, progress=False)
+    second = again.mesh.get(root)[root]
+    np.testing.assert_array_equal(second.vertices, first.vertices)
+    np.testing.assert_array_equal(second.faces, first.faces)
+    assert cached.read_bytes() == good, "the cache file is repaired"
+
+
 # --------------------------------------------------------------------------------------------
 # annotation engine (read-only)
 

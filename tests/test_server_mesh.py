@@ -114,3 +114,21 @@ def test_sides(sides: int) -> None:
     mv, mf = skeleton_mesh(verts, np.array([-1, 0]), np.array([100.0, 100.0]),
                            soma_radius=0.0001, sides=sides)
     assert len(mv) - len(uv_sphere(np.zeros(3), 1.0)[0]) == 2 * sides
+
+
+def test_damaged_fragments_are_recognised() -> None:
+    from offline_cave.mesh import is_valid_legacy
+
+    verts, parent, radius = random_tree(50)
+    data = encode_legacy(*skeleton_mesh(verts, parent, radius))
+    assert is_valid_legacy(data)
+    assert not is_valid_legacy(data[:-5])  # truncated mid-face
+    assert not is_valid_legacy(data[:1000])  # truncated in the vertices
+    assert not is_valid_legacy(b"") and not is_valid_legacy(b"\x00\x00\x00\x00")
+    nv = int.from_bytes(data[:4], "little")
+    bad_face = bytearray(data)
+    bad_face[-4:] = (nv + 7).to_bytes(4, "little")  # a face pointing past the vertices
+    assert not is_valid_legacy(bytes(bad_face))
+    nan_vertex = bytearray(data)
+    nan_vertex[4:8] = np.array([np.nan], dtype="<f4").tobytes()
+    assert not is_valid_legacy(bytes(nan_vertex))

@@ -180,6 +180,20 @@ def encode_legacy(vertices: np.ndarray, faces: np.ndarray) -> bytes:
     return struct.pack("<I", len(v)) + v.tobytes() + f.tobytes()
 
 
+def is_valid_legacy(data: bytes) -> bool:
+    """Whether ``data`` is a whole legacy fragment: its size matches its vertex count, and
+    every face points at a vertex (a truncated or damaged cache file fails this)."""
+    if len(data) < 4:
+        return False
+    (nv,) = struct.unpack_from("<I", data, 0)
+    rest = len(data) - 4 - 12 * nv
+    if nv == 0 or rest < 0 or rest % 12:
+        return False
+    faces = np.frombuffer(data, dtype="<u4", offset=4 + nv * 12)
+    verts = np.frombuffer(data, dtype="<f4", count=nv * 3, offset=4)
+    return bool((faces.size == 0 or faces.max() < nv) and np.isfinite(verts).all())
+
+
 def decode_legacy(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`encode_legacy`."""
     (nv,) = struct.unpack_from("<I", data, 0)

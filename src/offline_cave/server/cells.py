@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from offline_cave import layout
 from offline_cave.files import write_atomic
-from offline_cave.mesh import MESH_VERSION, encode_legacy, skeleton_mesh
+from offline_cave.mesh import MESH_VERSION, encode_legacy, is_valid_legacy, skeleton_mesh
 from offline_cave.query import qstring
 from offline_cave.server.http import not_found
 from offline_cave.server.store import Datastack
@@ -165,16 +165,33 @@ class CellStore:
         return (self.ds.dir / layout.CACHE_DIR / f"meshes-v{MESH_VERSION}"
                 / f"nucleus_{int(nucleus)}.frag")
 
+    @staticmethod
+    def _cached_mesh(path: Path) -> bytes | None:
+        """The cached fragment, or None when there is none or it is damaged (then rebuilt)."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("cannot read cached mesh %s (%s); rebuilding it", path, exc)
+            return None
+        if not is_valid_legacy(data):
+            log.warning("cached mesh %s is damaged (%d bytes); rebuilding it", path, len(data))
+            return None
+        return data
+
     def mesh_fragment(self, nucleus: int) -> bytes:
         """Legacy fragment bytes of a cell's mesh (generated once, then read from cache)."""
         path = self.mesh_path(nucleus)
-        if path.exists():
-            return path.read_bytes()
+        cached = self._cached_mesh(path)
+        if cached is not None:
+            return cached
         with self._lock:
             lock = self._mesh_locks.setdefault(nucleus, threading.Lock())
         with lock:
-            if path.exists():
-                return path.read_bytes()
+            cached = self._cached_mesh(path)
+            if cached is not None:
+                return cached
             sk = self.skeleton(nucleus)
             verts, faces = skeleton_mesh(sk.vertices, sk.parent, sk.radius,
                                          soma_radius=float(sk.radius[sk.root]))
