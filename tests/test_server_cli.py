@@ -284,3 +284,28 @@ def test_generation_progress_stays_off_stdout(tmp_path: Path, monkeypatch: pytes
     out, err = capsys.readouterr()
     assert calls == ["v1dd_public"]
     assert out == "" and "v1dd_public: generating" in err
+
+
+def test_a_damaged_sample_is_not_served_and_is_rebuilt_as_it_was_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import offline_cave.sample
+    from offline_cave.server import SampleMissingError, damaged, prepare_data
+
+    build_fixture(tmp_path)
+    ds = tmp_path / "minnie65_public"
+    assert damaged(ds) is None
+    manifest = json.loads((ds / "MANIFEST.json").read_text())
+    victim = ds / next(rel for rel in manifest["files"] if rel.endswith(".parquet"))
+    victim.write_bytes(victim.read_bytes()[:-10])  # truncated
+    assert "wrong size" in damaged(ds)
+    with pytest.raises(SampleMissingError, match="no complete sample"):
+        prepare_data(tmp_path, generate=False)  # not served half-broken
+
+    calls = []
+
+    def fake_ensure_sample(data_dir, name, seed, scale, log=print, **_):
+        calls.append((name, seed, scale))
+
+    monkeypatch.setattr(offline_cave.sample, "ensure_sample", fake_ensure_sample)
+    prepare_data(tmp_path, datastacks=["minnie65_public"], seed=7, scale=3.0)
+    assert calls == [("minnie65_public", manifest["seed"], manifest["scale"])]

@@ -11,6 +11,7 @@ Entry points:
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import signal
 import socket
@@ -19,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from offline_cave import layout
 from offline_cave.server.app import create_app
 from offline_cave.server.store import find_datastacks
 
@@ -39,45 +41,79 @@ class PortInUseError(OSError):
 
 def prepare_data(data_dir: Path, seed: int = 0, scale: float = 1.0,
                  datastacks: list[str] | None = None, generate: bool = True) -> list[Path]:
-    """Return the complete datastack directories under ``data_dir``, generating missing ones.
+    """Return the servable datastack directories under ``data_dir``, generating missing ones.
 
-    A datastack counts as present when its directory has ``MANIFEST.json`` (written last by the
-    generator). Only missing datastacks (of ``datastacks``, default every datastack in
-    ``offline_cave.params.DATASTACKS``) are generated, so start-up stays fast when the sample
-    is already on disk; ``generate=False`` serves whatever is there.
+    A datastack is servable when its directory has ``MANIFEST.json`` (written last by the
+    generator) and every file the manifest lists has its recorded size: a cheap check that
+    finds missing and truncated files (``generate`` also compares checksums). With ``generate``
+    (the default) the missing datastacks of ``datastacks`` (default every datastack in
+    ``offline_cave.params.DATASTACKS``) are generated and damaged ones rebuilt with the seed and
+    scale they were made with, so start-up stays fast when the sample is intact; with
+    ``generate=False`` damaged ones are left out with a warning.
     """
+    from offline_cave.params import DATASTACKS
+
     data_dir = Path(data_dir)
-    present = {p.name for p in find_datastacks(data_dir)}
-    try:
-        from offline_cave.params import DATASTACKS
-
-        wanted = list(datastacks) if datastacks else list(DATASTACKS)
-    except ImportError:  # pragma: no cover - params is part of the package
-        wanted = list(datastacks or [])
-    missing = [name for name in wanted if name not in present]
-    if missing and generate:
-        try:
-            from offline_cave.sample import ensure_sample
-        except ImportError as exc:
-            raise SampleMissingError(
-                f"no sample for {', '.join(missing)} under {data_dir} and the generator "
-                f"(offline_cave.sample) is not available: {exc}") from exc
-        from offline_cave.sample import SampleError
-
-        for name in missing:
-            log.warning("generating the %s sample under %s (seed %s, scale %s)", name,
-                        data_dir, seed, scale)
-            try:
-                # progress goes to stderr: stdout carries only serve's URL line
-                ensure_sample(data_dir, name, seed, scale,
-                              log=lambda msg: print(msg, file=sys.stderr, flush=True))
-            except SampleError as exc:
-                raise SampleMissingError(f"cannot generate the {name} sample under "
-                                         f"{data_dir}: {exc}") from None
-    found = find_datastacks(data_dir)
+    usable: list[str] = []
+    for ds in find_datastacks(data_dir):
+        problem = damaged(ds)
+        if problem is None:
+            usable.append(ds.name)
+            continue
+        log.warning("%s under %s is damaged: %s", ds.name, data_dir, problem)
+        if generate and ds.name in DATASTACKS:
+            made = _manifest(ds)
+            ensure_sample_stderr(data_dir, ds.name, int(made.get("seed", seed)),
+                                 float(made.get("scale", scale)))
+            usable.append(ds.name)
+    if generate:
+        for name in datastacks or list(DATASTACKS):
+            if name not in usable:
+                log.warning("generating the %s sample under %s (seed %s, scale %s)", name,
+                            data_dir, seed, scale)
+                ensure_sample_stderr(data_dir, name, seed, scale)
+                usable.append(name)
+    found = [p for p in find_datastacks(data_dir) if p.name in usable]
     if not found:
         raise SampleMissingError(f"no complete sample datastack under {data_dir}")
     return found
+
+
+def _manifest(ds_dir: Path) -> dict:
+    try:
+        made = json.loads((ds_dir / layout.MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return made if isinstance(made, dict) else {}
+
+
+def damaged(ds_dir: Path) -> str | None:
+    """Why a datastack directory with a MANIFEST cannot be served (cheap: sizes only)."""
+    from offline_cave.files import verify_files
+
+    files = _manifest(ds_dir).get("files")
+    if not isinstance(files, dict) or not files:
+        return f"unreadable {layout.MANIFEST}"
+    try:
+        return verify_files(ds_dir, files, deep=False)
+    except (OSError, KeyError, TypeError) as exc:
+        return f"unreadable {layout.MANIFEST} ({exc})"
+
+
+def ensure_sample_stderr(data_dir: Path, name: str, seed: int, scale: float) -> None:
+    """Generate (or repair) a sample, reporting on stderr: stdout is serve's URL line."""
+    try:
+        from offline_cave.sample import SampleError, ensure_sample
+    except ImportError as exc:
+        raise SampleMissingError(
+            f"no usable sample for {name} under {data_dir} and the generator "
+            f"(offline_cave.sample) is not available: {exc}") from exc
+    try:
+        ensure_sample(data_dir, name, seed, scale,
+                      log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except SampleError as exc:
+        raise SampleMissingError(f"cannot generate the {name} sample under {data_dir}: "
+                                 f"{exc}") from None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
