@@ -204,7 +204,16 @@ def test_colab_twins_read_as_plain_markdown():
     assert "https://doi.org/10.1038/s41586-025-08790-w" in text and cited == []
     import nbformat
 
-    leftovers = re.compile(r"\{[a-z:]+\}`|^:::|^```\{", re.MULTILINE)
+    page = ROOT / "chapters" / "programmatic_access" / "01_setup.md"
+    linked = make_ipynb.colab_markdown(
+        "[a](02_tables.md) [b](../background/04_data_modalities.md#x) [c](https://x.org/y.md)",
+        [], page)
+    assert "[a](https://colab.research.google.com/github/" in linked
+    assert "/blob/main/chapters/programmatic_access/02_tables.ipynb)" in linked
+    assert "[b](https://github.com/" in linked  # a page without code: its Markdown on GitHub
+    assert "/blob/main/chapters/background/04_data_modalities.md#x)" in linked
+    assert "[c](https://x.org/y.md)" in linked
+    leftovers = re.compile(r"\{[a-z:]+\}`|^:::|^```\{|\]\((?![a-z]+:)[^)]*\.md", re.MULTILINE)
     for page in make_ipynb.notebook_pages(ROOT):
         nb = nbformat.read(page.with_suffix(".ipynb"), as_version=4)
         for cell in nb.cells:

@@ -9,7 +9,9 @@ the twins are generated, excluded from the book build (``_config.yml``) and chec
 Colab renders plain Markdown only, so the few MyST constructs the pages use are rewritten in
 the twins: ``:::{admonition} Title`` blocks become quotes with a bold title, ``{footcite:p}`key```
 becomes "(Author et al., year)", and ``{footbibliography}`` the list of the works cited since the
-previous one (from ``resources/references.bib``).
+previous one (from ``resources/references.bib``). Links to other pages, relative in the book,
+become links that work from Colab: to the other page's twin opened in Colab, or to the page on
+GitHub when it has no code.
 
 usage: python tools/make_ipynb.py [--check]   (run from the repository root)
 """
@@ -34,6 +36,7 @@ HEADER = ("Generated from {name} by tools/make_ipynb.py for Google Colab; edit t
 
 _ADMONITION = re.compile(r"^:::\{admonition\}[ \t]*(.*)\n((?:.*\n)*?):::[ \t]*$", re.MULTILINE)
 _CITE = re.compile(r"\{footcite:([pt])\}`([^`]+)`")
+_PAGE_LINK = re.compile(r"\]\((?![a-z]+:)([^)#\s]+\.md)(#[^)\s]*)?\)")
 _BIBLIOGRAPHY = re.compile(r"^```\{footbibliography\}[ \t]*\n```[ \t]*$", re.MULTILINE)
 
 
@@ -73,8 +76,22 @@ def _reference(key: str) -> str:
     return text
 
 
-def colab_markdown(text: str, cited: list[str]) -> str:
-    """Plain-Markdown version of a MyST markdown cell; appends new citation keys to ``cited``."""
+def page_url(target: Path, root: Path = ROOT) -> str:
+    """Where a book page opens from Colab: its twin in Colab, or the Markdown on GitHub."""
+    from connectomics_book.constants import REPOSITORY_URL
+
+    rel = target.resolve().relative_to(root).as_posix()
+    if is_myst_notebook(target):
+        github = REPOSITORY_URL.removeprefix("https://github.com/")
+        return (f"https://colab.research.google.com/github/{github}/blob/main/"
+                f"{rel.removesuffix('.md')}.ipynb")
+    return f"{REPOSITORY_URL}/blob/main/{rel}"
+
+
+def colab_markdown(text: str, cited: list[str], page: Path | None = None) -> str:
+    """Plain-Markdown version of a MyST markdown cell; appends new citation keys to ``cited``.
+
+    ``page`` (the cell's source file) resolves relative links to other pages."""
 
     def admonition(match: re.Match) -> str:
         body = [line for line in match.group(2).splitlines() if not line.startswith(":class:")]
@@ -98,7 +115,14 @@ def colab_markdown(text: str, cited: list[str]) -> str:
         cited.clear()
         return listed
 
+    def link(match: re.Match) -> str:
+        target = (page.parent / match.group(1)) if page is not None else None
+        if target is None or not target.is_file():
+            return match.group(0)
+        return f"]({page_url(target)}{match.group(2) or ''})"
+
     text = _ADMONITION.sub(admonition, text)
+    text = _PAGE_LINK.sub(link, text)
     text = _CITE.sub(cite, text)
     return _BIBLIOGRAPHY.sub(bibliography, text)
 
@@ -113,7 +137,7 @@ def render_ipynb(md_path: Path) -> str:
     for index, cell in enumerate(nb.cells):
         cell.id = f"cell-{index}"  # stable ids: the twins only change when a page does
         if cell.cell_type == "markdown":
-            cell.source = colab_markdown(cell.source, cited)
+            cell.source = colab_markdown(cell.source, cited, md_path)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
