@@ -169,10 +169,15 @@ def test_configure_merges_and_protects_real_tokens(data_dir: Path, tmp_path: Pat
         dummy = token_of(server_file)
         child = subprocess.run(
             [PY, "-c", "import sys; from caveclient import CAVEclient; "
-                       "print(CAVEclient(sys.argv[1]).auth.token)", sorted(DATASTACKS)[0]],
+                       "from cloudvolume import CloudVolume; c = CAVEclient(sys.argv[1]); "
+                       "cv = CloudVolume(c.info.segmentation_source(), use_https=True, "
+                       "progress=False); "
+                       "print(c.auth.token, cv.meta.auth_header['Authorization'])",
+             sorted(DATASTACKS)[0]],
             capture_output=True, text=True, timeout=120, env=isolated_env(home))
         assert child.returncode == 0, child.stderr
-        assert child.stdout.strip() == dummy != real["token"]
+        # caveclient and cloud-volume both send the dummy to this server, never the real token
+        assert child.stdout.split() == [dummy, "Bearer", dummy]
 
         # a server-specific file someone else wrote is only replaced with --force, backed up
         other = {"token": "abcdef0123456789abcdef0123456789"}
