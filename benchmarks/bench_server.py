@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         from caveclient import CAVEclient
         from cloudvolume import CloudVolume
 
-        from offline_cave.mesh import MESH_VERSION, decode_legacy, skeleton_mesh
+        from offline_cave.mesh import decode_legacy, skeleton_mesh
+        from offline_cave.server.cells import mesh_cache_path
 
         client = CAVEclient(args.datastack)
         version = client.materialize.version
@@ -150,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             sk = arrow_skeleton().to_pandas().sort_values("node")
             return skeleton_mesh(sk[["x", "y", "z"]].values, sk.parent.values, sk.radius.values)
 
-        # where the server caches the mesh (offline_cave.server.cells.CellStore.mesh_path)
-        cache_file = (ds_dir / layout.CACHE_DIR / f"meshes-v{MESH_VERSION}"
-                      / f"nucleus_{nucleus}.frag")
+        cache_file = mesh_cache_path(ds_dir, nucleus)
         cv = CloudVolume(client.info.segmentation_source(), use_https=True, progress=False)
 
         rows = []

@@ -676,7 +676,9 @@ def test_a_damaged_cached_mesh_is_rebuilt(served: Served, client, cells: pd.Data
     cv = CloudVolume(client.info.segmentation_source(), use_https=True, progress=False)
     first = cv.mesh.get(root)[root]
     nucleus = int(read(served, layout.ROOTS_PARQUET).set_index("root_id").loc[root, "nucleus_id"])
-    cached = next((served.ds_dir / layout.CACHE_DIR).glob(f"meshes-v*/nucleus_{nucleus}.frag"))
+    from offline_cave.server.cells import mesh_cache_path
+
+    cached = mesh_cache_path(served.ds_dir, nucleus)
     good = cached.read_bytes()
     cached.write_bytes(good[: len(good) // 2])  # as if the disk had filled up while writing
     again = CloudVolume(client.info.segmentation_source(), use_https=True, progress=False)

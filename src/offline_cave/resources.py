@@ -22,9 +22,14 @@ class InsufficientResources(RuntimeError):
     """The machine lacks the memory or disk a sample needs."""
 
 
+def per_scale_gb(datastack: str) -> tuple[float, float]:
+    """(peak memory, disk) in GB per unit of scale; the largest known for another datastack."""
+    return PER_SCALE_GB.get(datastack, max(PER_SCALE_GB.values()))
+
+
 def estimate_gb(datastack: str, scale: float) -> tuple[float, float]:
     """(peak memory, disk) in GB that generating ``datastack`` at ``scale`` needs."""
-    memory, disk = PER_SCALE_GB.get(datastack, max(PER_SCALE_GB.values()))
+    memory, disk = per_scale_gb(datastack)
     return BASE_MEMORY_GB + memory * scale, disk * scale
 
 
@@ -52,7 +57,7 @@ def check_resources(datastack: str, scale: float, data_dir: Path) -> None:
         raise InsufficientResources(
             f"{datastack} at scale {scale:g} needs about {memory:.1f} GB of memory while "
             f"generating, and {have_memory:.1f} GB are available. Use a smaller --scale (the "
-            f"peak grows linearly, about {PER_SCALE_GB.get(datastack, (0, 0))[0]:g} GB per unit "
+            f"peak grows linearly, about {per_scale_gb(datastack)[0]:g} GB per unit "
             f"of scale), free memory, or pass --skip-resource-check to try anyway.")
     have_disk = free_disk_gb(data_dir)
     if disk > have_disk:

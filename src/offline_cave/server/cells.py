@@ -51,6 +51,13 @@ class Skeleton:
         return int(roots[0]) if len(roots) else 0
 
 
+def mesh_cache_path(ds_dir: Path, nucleus: int) -> Path:
+    """Where the server caches a cell's mesh fragment. The mesh builder's version is part of
+    the name: a changed builder never serves a stale cached mesh."""
+    return (Path(ds_dir) / layout.CACHE_DIR / f"meshes-v{MESH_VERSION}"
+            / f"nucleus_{int(nucleus)}.frag")
+
+
 class CellStore:
     """Skeleton and mesh access for one datastack, with a small in-memory LRU."""
 
@@ -160,10 +167,7 @@ class CellStore:
 
     # ---- meshes
     def mesh_path(self, nucleus: int) -> Path:
-        # the mesh builder's version is part of the name: a changed builder never serves a
-        # stale cached mesh
-        return (self.ds.dir / layout.CACHE_DIR / f"meshes-v{MESH_VERSION}"
-                / f"nucleus_{int(nucleus)}.frag")
+        return mesh_cache_path(self.ds.dir, nucleus)
 
     @staticmethod
     def _cached_mesh(path: Path) -> bytes | None:
