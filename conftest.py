@@ -23,14 +23,9 @@ import jupytext
 import nbformat
 import nbmake.nb_run
 import nbmake.pytest_items
-import pytest
 from nbmake.pytest_items import NotebookFile
 
 from connectomics_book.pages import is_myst_notebook
-
-# tests/server_harness.py is a plugin of several test modules (pytest_plugins) and is also
-# imported by them; registering it here, before any import, keeps its asserts rewritten.
-pytest.register_assert_rewrite("server_harness")
 
 ROOT = Path(__file__).parent.resolve()
 OUT_DIR = Path(os.environ.get("NB_OUT_DIR", ROOT / "_build" / "nbmake")).resolve()

@@ -1,7 +1,7 @@
-"""Benchmark offline_cave.morphology.grow_skeleton on the real MICrONS neuron type mix.
+"""Benchmark offline_cave.generator.skeletons.grow_skeleton on the real MICrONS neuron type mix.
 
 Grows N cells (default 500) with somata placed in the default minnie65 slab box the way the
-sample places them (type shares and depth bands from ``offline_cave.params``), clipped to the
+sample places them (type shares and depth bands from ``offline_cave.contract.params``), clipped to the
 box, and prints time per cell and vertices per cell by type, plus the projected cost of the
 default sample (~9,500 neurons). Budget: <= 5 ms per neuron on average.
 
@@ -16,8 +16,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from offline_cave import params
-from offline_cave.morphology import APICAL, AXON, BASAL, grow_skeleton
+from offline_cave.contract import params
+from offline_cave.generator.skeletons import APICAL, AXON, BASAL, grow_skeleton
 
 N_DEFAULT_SAMPLE = 9500  # neurons in the default sample (scale 1)
 

@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.startups:
         startup_times(args.data, args.datastack, args.startups)
 
-    from offline_cave import layout
-    from offline_cave.runner import offline_server
+    from offline_cave.client.runner import offline_server
+    from offline_cave.contract import layout
 
     ds_dir = args.data / args.datastack
     logging.getLogger("caveclient").setLevel(logging.ERROR)
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         from caveclient import CAVEclient
         from cloudvolume import CloudVolume
 
-        from offline_cave.mesh import decode_legacy, skeleton_mesh
-        from offline_cave.server.cells import mesh_cache_path
+        from offline_cave.server.data.artefacts import mesh_cache_path
+        from offline_cave.server.data.mesh import decode_legacy, skeleton_mesh
 
         client = CAVEclient(args.datastack)
         version = client.materialize.version

@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python benchmarks/bench_sessions.py                      # 3 sessions, 60-90 ROIs/plane
     .venv/bin/python benchmarks/bench_sessions.py --sessions 4 --rois 120
 
-Builds the stand-in imaged-cell frame (``offline_cave.sessions.make_imaged_cells``), then per
+Builds the stand-in imaged-cell frame (``offline_cave.generator.twophoton.sessions.make_imaged_cells``), then per
 session times the simulation (``physiology.simulate_session``) and the NWB write
 (``physiology.write_nwb``) separately, and reports the file size and the storage of its
 largest datasets. Finally times ``write_sessions`` end to end (with manifest and hashes) and
@@ -25,8 +25,8 @@ import h5py
 import numpy as np
 import psutil
 
-from offline_cave import physiology as phys
-from offline_cave.sessions import make_imaged_cells, write_sessions
+from offline_cave.generator.twophoton import model as phys
+from offline_cave.generator.twophoton.sessions import make_imaged_cells, write_sessions
 
 
 class PeakRSS:

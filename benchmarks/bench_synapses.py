@@ -5,8 +5,8 @@ Usage::
     .venv/bin/python benchmarks/bench_synapses.py --scale 0.1          # real morphology
     .venv/bin/python benchmarks/bench_synapses.py --toy 2000           # toy skeletons
 
-``--scale`` builds cells and skeletons exactly as the generator does (``offline_cave.cells``,
-``offline_cave.morphology``) for a slab of that scale; skeleton growth is not timed. ``--toy N``
+``--scale`` builds cells and skeletons exactly as the generator does (``offline_cave.generator.population``,
+``offline_cave.generator.skeletons``) for a slab of that scale; skeleton growth is not timed. ``--toy N``
 uses the polyline neurons of ``tests/toy_skeletons.py`` at roughly the real cell density.
 Prints wall time, peak RSS increase (psutil, sampled), synapses per neuron, the external
 fraction, synapses per connection and the inputs by presynaptic class.
@@ -27,8 +27,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from offline_cave.params import MINNIE  # noqa: E402
-from offline_cave.synapses import (  # noqa: E402
+from offline_cave.contract.params import MINNIE  # noqa: E402
+from offline_cave.generator.synapses import (  # noqa: E402
     axon_fragments,
     axon_fragments_many,
     place_synapses,
@@ -61,9 +61,9 @@ class PeakRSS:
 
 
 def real_population(scale: float, seed: int) -> tuple[pd.DataFrame, dict]:
-    from offline_cave.cells import place_cells
-    from offline_cave.geometry import slab_for
-    from offline_cave.sample import grow_all
+    from offline_cave.contract.geometry import slab_for
+    from offline_cave.generator.pipeline import grow_all
+    from offline_cave.generator.population import place_cells
 
     slab = slab_for(MINNIE, scale)
     cells = place_cells(MINNIE, slab, np.random.default_rng([seed, 1]))

@@ -1,7 +1,7 @@
 """Derive environment.yml (conda) from requirements.lock, so both install the same pins.
 
 The conda environment holds only Python 3.11 and pip; every package comes from the lock
-through pip, exactly as in the venv. tests/test_book_env.py checks the file is up to date.
+through pip, exactly as in the venv. tests/connectomics_book/test_env.py checks the file is up to date.
 
 usage: python tools/make_environment.py [--check]   (run from the repository root)
 """

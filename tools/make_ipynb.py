@@ -4,7 +4,7 @@ The pages are MyST Markdown (``chapters/**/*.md``), which Google Colab cannot op
 theme's Colab button links to ``<page>.ipynb`` on GitHub when that file sits next to the page, so
 each page gets an output-free notebook converted with jupytext. The ``.md`` stays the source:
 the twins are generated, excluded from the book build (``_config.yml``) and checked by
-``tests/test_book_pages.py``; regenerate them after editing a page.
+``tests/connectomics_book/test_pages.py``; regenerate them after editing a page.
 
 Colab renders plain Markdown only, so the few MyST constructs the pages use are rewritten in
 the twins: ``:::{admonition} Title`` blocks become quotes with a bold title, ``{footcite:p}`key```

@@ -31,7 +31,7 @@ DATASTACK_VERSIONS: tuple[tuple[str, int], ...] = (
 REPOSITORY_URL = "https://github.com/example-org/microns-v1dd-book"
 
 #: The packages a page needs on Google Colab, pinned to requirements.lock
-#: (tests/test_book_env.py proves every pin matches the lock).
+#: (tests/connectomics_book/test_env.py proves every pin matches the lock).
 COLAB_PACKAGES: tuple[str, ...] = (
     "caveclient==8.2.1",
     "cloud-volume==12.15.2",

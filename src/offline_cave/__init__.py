@@ -3,6 +3,6 @@
 Not real data. See ``offline_cave/README.md`` for what is synthetic and what it is calibrated to.
 """
 
-from offline_cave.layout import GENERATOR_VERSION
+from offline_cave.contract.layout import GENERATOR_VERSION
 
 __all__ = ["GENERATOR_VERSION"]

@@ -9,6 +9,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -73,25 +77,163 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# ---------------------------------------------------------------------- commands
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Entry point of ``python -m offline_cave generate``."""
+    from offline_cave.contract.params import DATASTACKS
+    from offline_cave.generator.pipeline import SampleError, ensure_sample
+
+
+    names = args.datastack or sorted(DATASTACKS)
+    try:
+        for name in names:
+            ensure_sample(args.out, name, seed=args.seed, scale=args.scale, force=args.force,
+                          check_resources=not args.skip_resource_check)
+    except SampleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``python -m offline_cave serve``: print one line with the URL, serve until stopped."""
+    from offline_cave.prepare import SampleMissingError, prepare_data
+    from offline_cave.server import (
+        WILDCARD_HOSTS,
+        PortInUseError,
+        bind_socket,
+        create_app,
+        url_for,
+        uvicorn_server,
+    )
+
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    data_dir = Path(args.data)
+    try:
+        found = prepare_data(data_dir, seed=args.seed, scale=args.scale)
+    except SampleMissingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        sock = bind_socket(args.host, args.port)
+    except PortInUseError:
+        print(f"error: port {args.port} on {args.host} is already in use; pick another with "
+              f"--port, or --port 0 for a free one", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    url = url_for(args.host, port)
+    # On a wildcard address (an instructor serving a room) every client reaches the server
+    # under its own name for it, so the URLs the info service hands out (local_server,
+    # segmentation_source) are built from each request's Host header, not from `url`.
+    wildcard = args.host in WILDCARD_HOSTS
+    app = create_app(data_dir, public_url=None if wildcard else url)
+    server = uvicorn_server(app)
+    names = ", ".join(p.name for p in found)
+
+    def stop(*_: object) -> None:
+        server.should_exit = True
+
+    # Installed before the URL is printed, so a signal that arrives before uvicorn takes over
+    # its own handlers still stops the server cleanly; uvicorn also re-raises the captured
+    # signal after its graceful shutdown, which lands here too. Both end with exit status 0.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    print(f"offline CAVE server ({names}) listening on {url}", flush=True)
+    if wildcard:
+        print(f"listening on every interface: other machines use http://"
+              f"{socket.gethostname()}:{port} (or this machine's IP address) with "
+              f"`python -m offline_cave configure --server ...`", file=sys.stderr, flush=True)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    return 0
+
+
+def cmd_configure(args: argparse.Namespace) -> int:
+    """``python -m offline_cave configure --server URL [--home DIR] [--force]``."""
+    from offline_cave.client.configure import (
+        TOKEN_FILE,
+        ConfigureError,
+        configure_home,
+        normalize_server_url,
+        served_datastacks,
+    )
+
+
+    home = Path(args.home) if args.home else Path.home()
+    try:
+        url = normalize_server_url(args.server)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        names = served_datastacks(url)
+    except (OSError, ValueError) as exc:
+        from offline_cave.contract.params import DATASTACKS
+
+        names = sorted(DATASTACKS)
+        print(f"warning: could not ask {url} for its datastacks ({exc}); configuring "
+              f"{', '.join(names)}", file=sys.stderr)
+    try:
+        result = configure_home(url, home, names, force=args.force)
+    except ConfigureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{result.map_path}: {', '.join(result.datastacks)} -> {url}")
+    if result.token_backup is not None:
+        print(f"{result.token_path}: replaced (the previous token is saved in "
+              f"{result.token_backup})")
+    elif result.token_written:
+        print(f"{result.token_path}: dummy token written (used for this server only)")
+    else:
+        print(f"{result.token_path}: existing offline dummy token kept")
+    if result.default_token == "kept (real)":
+        print(f"{result.token_path.with_name(TOKEN_FILE)}: your own token is kept unchanged "
+              f"(it is used for the public services, never sent to {url})")
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    """``python -m offline_cave exec --data DIR -- cmd args...``; returns cmd's exit code."""
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        print("error: give a command after --, e.g. python -m offline_cave exec -- "
+              "python script.py", file=sys.stderr)
+        return 2
+    from offline_cave.client.runner import child_env, offline_server
+    from offline_cave.prepare import SampleMissingError
+
+    try:
+        with offline_server(args.data, seed=args.seed, scale=args.scale) as (url, home):
+            print(f"offline CAVE server at {url} (HOME={home})", file=sys.stderr, flush=True)
+            try:
+                return subprocess.call(cmd, env=child_env(url, home))
+            except FileNotFoundError:
+                print(f"error: command not found: {cmd[0]}", file=sys.stderr)
+                return 127
+            except KeyboardInterrupt:
+                return 130
+    except SampleMissingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+COMMANDS = {"generate": "cmd_generate", "serve": "cmd_serve", "configure": "cmd_configure",
+            "exec": "cmd_exec"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "generate":
-        from offline_cave.sample import cli_generate
-
-        return cli_generate(args)
-    if args.command == "serve":
-        from offline_cave.server import cli_serve
-
-        return cli_serve(args)
-    if args.command == "configure":
-        from offline_cave.configure import cli_configure
-
-        return cli_configure(args)
-    if args.command == "exec":
-        from offline_cave.runner import cli_exec
-
-        return cli_exec(args)
-    raise AssertionError(args.command)
+    return globals()[COMMANDS[args.command]](args)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from offline_cave.server.data.store import Registry
 from offline_cave.server.http import Req, endpoint, error_response, json_response
 from offline_cave.server.routes import (
     annotation,
@@ -39,7 +40,6 @@ from offline_cave.server.routes import (
     schema,
     skeleton,
 )
-from offline_cave.server.store import Registry
 
 log = logging.getLogger("offline_cave.server")
 

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from offline_cave.query import QueryError
+from offline_cave.server.data.query import QueryError
 
 log = logging.getLogger("offline_cave.server")
 

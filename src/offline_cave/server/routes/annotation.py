@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from offline_cave.query import QueryBuilder
+from offline_cave.server.data.query import QueryBuilder
+from offline_cave.server.data.store import Datastack, Registry, VersionInfo
 from offline_cave.server.http import Req, bad_request, endpoint, json_response, parse_int
-from offline_cave.server.store import Datastack, Registry, VersionInfo
 
 
 def routes(registry: Registry) -> list[Route]:

@@ -15,7 +15,8 @@ import numpy as np
 from starlette.responses import Response
 from starlette.routing import Route
 
-from offline_cave import layout
+from offline_cave.contract import layout
+from offline_cave.server.data.store import Datastack, Registry
 from offline_cave.server.http import (
     Req,
     bad_request,
@@ -25,7 +26,6 @@ from offline_cave.server.http import (
     parse_id_list,
     parse_int,
 )
-from offline_cave.server.store import Datastack, Registry
 
 PCG_VERSION = "2.21.0"
 SPATIAL_BIT_MASKS = {"1": 10, "2": 10, "3": 9, "4": 8, "5": 7, "6": 6, "7": 5, "8": 4, "9": 3,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from offline_cave.server.data.store import Datastack, Registry
 from offline_cave.server.http import Req, endpoint, json_response, parse_int
-from offline_cave.server.store import Datastack, Registry
 
 INFO_VERSION = "4.5.0"
 

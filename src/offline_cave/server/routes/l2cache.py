@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from offline_cave.server.data.store import Registry
 from offline_cave.server.http import Req, endpoint, json_response, not_found
-from offline_cave.server.store import Registry
 
 
 def routes(registry: Registry) -> list[Route]:

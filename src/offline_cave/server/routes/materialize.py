@@ -17,7 +17,7 @@ import pyarrow as pa
 from starlette.responses import Response
 from starlette.routing import Route
 
-from offline_cave.query import (
+from offline_cave.server.data.query import (
     QueryBuilder,
     QueryError,
     Source,
@@ -25,6 +25,7 @@ from offline_cave.query import (
     format_resolution,
     qident,
 )
+from offline_cave.server.data.store import Datastack, Registry, VersionInfo
 from offline_cave.server.http import (
     Req,
     arrow_response,
@@ -35,7 +36,6 @@ from offline_cave.server.http import (
     not_found,
     parse_time,
 )
-from offline_cave.server.store import Datastack, Registry, VersionInfo
 
 log = logging.getLogger("offline_cave.server")
 

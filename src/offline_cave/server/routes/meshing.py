@@ -16,11 +16,11 @@ from pathlib import Path
 from starlette.responses import Response
 from starlette.routing import Route
 
-from offline_cave import layout
-from offline_cave.server.cells import cell_store
+from offline_cave.contract import layout
+from offline_cave.server.data.artefacts import cell_store
+from offline_cave.server.data.store import Registry
 from offline_cave.server.http import Req, endpoint, json_response, not_found, parse_int
 from offline_cave.server.routes.chunkedgraph import graphene_info
-from offline_cave.server.store import Registry
 
 _MANIFEST = re.compile(r"(\d{1,20}):0")
 _FRAGMENT = re.compile(r"(\d{1,20}):0:1")

@@ -6,10 +6,10 @@ import threading
 
 from starlette.routing import Route
 
-from offline_cave import schemas
-from offline_cave.query import suggest
+from offline_cave.server.data import schemas
+from offline_cave.server.data.query import suggest
+from offline_cave.server.data.store import Registry
 from offline_cave.server.http import Req, endpoint, json_response, not_found
-from offline_cave.server.store import Registry
 
 
 class SchemaCatalog:

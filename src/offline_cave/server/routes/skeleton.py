@@ -14,7 +14,8 @@ import re
 from starlette.responses import Response
 from starlette.routing import Route
 
-from offline_cave.server.cells import cell_store
+from offline_cave.server.data.artefacts import cell_store
+from offline_cave.server.data.store import Registry
 from offline_cave.server.http import (
     ApiError,
     Req,
@@ -26,7 +27,6 @@ from offline_cave.server.http import (
     parse_int,
 )
 from offline_cave.server.routes.meshing import SKELETON_INFO
-from offline_cave.server.store import Registry
 
 SKELETON_SERVICE_VERSION = "0.24.0"
 SKELETON_VERSIONS = [-1, 0, 1, 2, 3, 4]

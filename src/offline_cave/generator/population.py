@@ -1,0 +1,167 @@
+"""Cells of the slab: where the nuclei are, what type each cell is, and its latent properties.
+
+Ground truth only: the tables that the service exposes (with classifier noise, multi-soma
+merges, missing roots, ...) are derived from this frame by ``offline_cave.generator.annotations``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from offline_cave.contract.geometry import Slab, layer_of_depth
+from offline_cave.contract.params import (
+    CLASS_OF,
+    CLASS_SHARES,
+    EXC_DEPTH_BANDS,
+    EXC_SHARES,
+    GLIA_SHARES,
+    INH_LAYER_WEIGHTS,
+    INH_MTYPE_OF,
+    INH_SHARES,
+    LAYER_BOUNDS_UM,
+    NUCLEUS_VOLUME_MEDIAN,
+    DatastackParams,
+)
+
+# share of extra detections that are not cells (small false positives; fact sheet §2.2)
+FALSE_DETECTION_SHARE = 0.06
+
+
+def _counts(total: int, shares: dict[str, float], rng: np.random.Generator) -> dict[str, int]:
+    names = list(shares)
+    probs = np.array([shares[n] for n in names], dtype=np.float64)
+    return dict(zip(names, rng.multinomial(total, probs / probs.sum()), strict=True))
+
+
+def _inh_depths(cell_type: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    layers = [name for name in INH_LAYER_WEIGHTS]
+    weight = np.array([INH_LAYER_WEIGHTS[name][cell_type]
+                       * (LAYER_BOUNDS_UM[name][1] - LAYER_BOUNDS_UM[name][0]) for name in layers])
+    which = rng.choice(len(layers), size=n, p=weight / weight.sum())
+    lo = np.array([LAYER_BOUNDS_UM[layers[i]][0] for i in which])
+    hi = np.array([LAYER_BOUNDS_UM[layers[i]][1] for i in which])
+    return rng.uniform(lo + 5.0, hi - 5.0)
+
+
+def _glia_depths(cell_type: str, n: int, depth_max: float, rng: np.random.Generator) -> np.ndarray:
+    if cell_type != "oligo":
+        return rng.uniform(5.0, depth_max - 5.0, size=n)
+    # oligodendrocytes concentrate in deep layers and white matter
+    depth = rng.uniform(5.0, depth_max - 5.0, size=4 * n)
+    keep = rng.random(depth.size) < np.where(depth > 831, 1.0, np.where(depth > 619, 0.5, 0.2))
+    out = depth[keep][:n]
+    while out.size < n:  # pragma: no cover - keep rate is ~0.3, 4x oversampling suffices
+        out = np.concatenate([out, rng.uniform(619.0, depth_max - 5.0, size=n - out.size)])
+    return out
+
+
+def mtype_of(cell_type: str, depth_um: float) -> str:
+    """The m-type label of ``aibs_metamodel_mtypes_v661_v2`` for a coarse type at a depth."""
+    if cell_type in INH_MTYPE_OF:
+        return INH_MTYPE_OF[cell_type]
+    if cell_type == "23P":
+        return ("L2a", "L2b", "L3a", "L3b", "L3c")[min(4, max(0, int((depth_um - 104) / 39.2)))]
+    if cell_type == "4P":
+        return ("L4a", "L4b", "L4c")[min(2, max(0, int((depth_um - 300) / 36.4)))]
+    if cell_type == "5P-IT":
+        return "L5a" if depth_um < 514 else "L5b"
+    if cell_type == "5P-ET":
+        return "L5ET"
+    if cell_type == "5P-NP":
+        return "L5NP"
+    if cell_type == "6P-IT":
+        if depth_um > 800:
+            return "L6wm"
+        return ("L6a", "L6b", "L6c")[min(2, max(0, int((depth_um - 619) / 61.0)))]
+    if cell_type == "6P-CT":
+        return "L6CT"
+    raise ValueError(f"no m-type for cell type {cell_type!r}")
+
+
+def cardinal_biased_orientations(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Preferred orientations in [0, pi) with the cardinal bias seen in mouse V1 (fact sheet §3.9)."""
+    uniform = rng.uniform(0.0, np.pi, size=n)
+    cardinal = (rng.integers(0, 2, size=n) * np.pi / 2 + rng.vonmises(0.0, 8.0, size=n) / 2)
+    return np.where(rng.random(n) < 0.35, cardinal, uniform) % np.pi
+
+
+def place_cells(params: DatastackParams, slab: Slab, rng: np.random.Generator) -> pd.DataFrame:
+    """Nuclei of the slab with ground-truth type, position (cortical um) and latent properties.
+
+    Returns one row per detected nucleus (``CELL_COLUMNS`` of layout.py minus the voxel
+    position, which ``tables`` adds). ``cell_type`` is ``"false_detection"`` for detections that
+    are not cells.
+    """
+    n_cells = int(round(params.nucleus_density_per_mm3 * slab.volume_mm3))
+    if n_cells < 50:
+        raise ValueError(f"the slab holds only {n_cells} nuclei; use a larger scale")
+    class_counts = _counts(n_cells, CLASS_SHARES, rng)
+    types: list[np.ndarray] = []
+    depths: list[np.ndarray] = []
+    for cell_type, n in _counts(class_counts["excitatory_neuron"], EXC_SHARES, rng).items():
+        lo, hi = EXC_DEPTH_BANDS[cell_type]
+        types.append(np.full(n, cell_type, dtype=object))
+        depths.append(rng.uniform(lo, hi, size=n))
+    for cell_type, n in _counts(class_counts["inhibitory_neuron"], INH_SHARES, rng).items():
+        types.append(np.full(n, cell_type, dtype=object))
+        depths.append(_inh_depths(cell_type, n, rng))
+    for cell_type, n in _counts(class_counts["nonneuron"], GLIA_SHARES, rng).items():
+        types.append(np.full(n, cell_type, dtype=object))
+        depths.append(_glia_depths(cell_type, n, slab.box_max[1], rng))
+    n_false = int(round(FALSE_DETECTION_SHARE * n_cells))
+    types.append(np.full(n_false, "false_detection", dtype=object))
+    depths.append(rng.uniform(2.0, slab.box_max[1] - 2.0, size=n_false))
+
+    cell_type = np.concatenate(types)
+    depth = np.concatenate(depths)
+    n = cell_type.size
+    margin = 3.0
+    x = rng.uniform(slab.box_min[0] + margin, slab.box_max[0] - margin, size=n)
+    z = rng.uniform(slab.box_min[2] + margin, slab.box_max[2] - margin, size=n)
+    cell_class = np.array([CLASS_OF.get(t, "false_detection") for t in cell_type], dtype=object)
+
+    median = np.array([NUCLEUS_VOLUME_MEDIAN.get(t, NUCLEUS_VOLUME_MEDIAN.get(c, 30.0))
+                       for t, c in zip(cell_type, cell_class, strict=True)])
+    volume = median * np.exp(rng.normal(0.0, 0.25, size=n))
+    is_false = cell_type == "false_detection"
+    volume[is_false] = rng.uniform(25.5, 60.0, size=is_false.sum())
+    volume = np.maximum(volume, 25.5)
+
+    excit = cell_class == "excitatory_neuron"
+    pref = np.full(n, np.nan)
+    pref[excit] = cardinal_biased_orientations(int(excit.sum()), rng)
+    osi = np.full(n, np.nan)
+    osi[excit] = rng.beta(2.0, 4.0, size=int(excit.sum()))
+
+    neuron = excit | (cell_class == "inhibitory_neuron")
+    # proofreading concentrates on the centre of the slab (the "column") and on interneurons
+    centre = (slab.box_min + slab.box_max) / 2
+    radial = np.hypot(x - centre[0], z - centre[2])
+    w_proof = np.where(neuron, np.exp(-radial / 120.0) * np.where(excit, 1.0, 2.5), 0.0)
+    n_proof = int(round(params.frac_proofread_axon * neuron.sum()))
+    proofread = np.zeros(n, dtype=bool)
+    proofread[rng.choice(n, size=n_proof, replace=False, p=w_proof / w_proof.sum())] = True
+    # two-photon imaging reached ~L5: co-registered cells are excitatory cells above 620 um
+    can_coreg = excit & (depth < 620.0)
+    coreg = can_coreg & (rng.random(n) < params.frac_coregistered / max(can_coreg.mean() / excit.mean(), 1e-9))
+
+    frame = pd.DataFrame({
+        "cell_class": cell_class,
+        "cell_type": cell_type,
+        "mtype": [mtype_of(t, d) if c in ("excitatory_neuron", "inhibitory_neuron") else None
+                  for t, d, c in zip(cell_type, depth, cell_class, strict=True)],
+        "layer": layer_of_depth(depth),
+        "depth_um": depth,
+        "x_um": x,
+        "y_um": depth,
+        "z_um": z,
+        "volume_um3": volume,
+        "pref_ori_rad": pref,
+        "osi": osi,
+        "proofread_axon": proofread,
+        "coregistered": coreg,
+    })
+    # a stable, spatially meaningless order (as nucleus ids are not sorted by type)
+    frame = frame.iloc[rng.permutation(n)].reset_index(drop=True)
+    return frame

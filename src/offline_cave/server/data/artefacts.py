@@ -1,0 +1,226 @@
+"""Per-cell artefacts: skeletons read from parquet and meshes derived from them (cached).
+
+A root maps to a cell through ``segments/roots.parquet`` ``nucleus_id``; the cell's skeleton is
+the rows of ``skeletons/skeletons.parquet`` with that ``nucleus_id`` (vertices and radius in
+nm, SWC compartment codes). Meshes are generated on first request and written atomically to
+``<datastack>/cache/meshes-v<MESH_VERSION>/nucleus_<id>.frag``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from offline_cave.contract import layout
+from offline_cave.contract.files import write_atomic
+from offline_cave.server.data.mesh import (
+    MESH_VERSION,
+    encode_legacy,
+    is_valid_legacy,
+    skeleton_mesh,
+)
+from offline_cave.server.data.query import qstring
+from offline_cave.server.data.store import Datastack
+from offline_cave.server.http import not_found
+
+log = logging.getLogger("offline_cave.server")
+
+
+@dataclass
+class Skeleton:
+    """One cell skeleton; vertices/radius in nm, ``parent`` -1 at the root (soma)."""
+
+    nucleus_id: int
+    vertices: np.ndarray
+    parent: np.ndarray
+    radius: np.ndarray
+    compartment: np.ndarray
+
+    @property
+    def edges(self) -> np.ndarray:
+        """(child, parent) pairs, the meshparty / skeleton-service convention."""
+        idx = np.nonzero(self.parent >= 0)[0]
+        return np.stack([idx, self.parent[idx]], axis=1).astype(np.int64)
+
+    @property
+    def root(self) -> int:
+        roots = np.nonzero(self.parent < 0)[0]
+        return int(roots[0]) if len(roots) else 0
+
+
+def mesh_cache_path(ds_dir: Path, nucleus: int) -> Path:
+    """Where the server caches a cell's mesh fragment. The mesh builder's version is part of
+    the name: a changed builder never serves a stale cached mesh."""
+    return (Path(ds_dir) / layout.CACHE_DIR / f"meshes-v{MESH_VERSION}"
+            / f"nucleus_{int(nucleus)}.frag")
+
+
+class CellStore:
+    """Skeleton and mesh access for one datastack, with a small in-memory LRU."""
+
+    def __init__(self, ds: Datastack, cache_size: int = 64) -> None:
+        self.ds = ds
+        self._lock = threading.Lock()
+        self._mesh_locks: dict[int, threading.Lock] = {}
+        self._lru: OrderedDict[int, Skeleton] = OrderedDict()
+        self._size = cache_size
+        self._with_skeleton: set[int] | None = None
+
+    def skeleton_nuclei(self) -> set[int]:
+        """Nucleus ids that have a stored skeleton (from skeletons/cells.parquet)."""
+        with self._lock:
+            if self._with_skeleton is None:
+                path = self.ds.dir / layout.SKELETON_CELLS_PARQUET
+                if path.exists():
+                    ids = pq.read_table(path, columns=["nucleus_id"]).column(0).to_pylist()
+                else:
+                    sk = self.ds.dir / layout.SKELETONS_PARQUET
+                    ids = [] if not sk.exists() else self.ds.db.arrow(
+                        f"SELECT DISTINCT nucleus_id FROM read_parquet({qstring(str(sk))})"
+                    ).column(0).to_pylist()
+                self._with_skeleton = {int(i) for i in ids}
+            return self._with_skeleton
+
+    def nucleus_for_root(self, root: int) -> int:
+        """The nucleus (with a skeleton) a root carries; 404 otherwise, saying why."""
+        seg = self.ds.segments
+        if not seg.exists(np.array([root], np.int64))[0]:
+            raise not_found(f"root id {root} does not exist in {self.ds.pcg_table}")
+        nucleus = seg.nucleus_of(root)
+        if not nucleus:
+            raise not_found(f"root id {root} is a fragment without a nucleus; the offline sample "
+                            f"has skeletons and meshes only for cells with a nucleus")
+        if nucleus not in self.skeleton_nuclei():
+            raise not_found(f"root id {root} (nucleus {nucleus}) has no skeleton or mesh in the "
+                            f"offline sample (only neurons are skeletonized)")
+        return nucleus
+
+    def skeleton(self, nucleus: int) -> Skeleton:
+        with self._lock:
+            if nucleus in self._lru:
+                self._lru.move_to_end(nucleus)
+                return self._lru[nucleus]
+        path = self.ds.dir / layout.SKELETONS_PARQUET
+        if not path.exists():
+            raise not_found(f"{self.ds.name} sample has no skeletons")
+        table = self.ds.db.arrow(
+            f"SELECT node, parent, x, y, z, radius, compartment FROM read_parquet({qstring(str(path))}) "
+            f"WHERE nucleus_id = {int(nucleus)} ORDER BY node")
+        if table.num_rows == 0:
+            raise not_found(f"no skeleton for nucleus {nucleus} in the {self.ds.name} sample")
+        d = table.to_pydict()
+        node = np.asarray(d["node"], dtype=np.int64)
+        # nodes are 0..n-1 per the layout; re-index defensively
+        index = {int(v): i for i, v in enumerate(node)}
+        parent = np.array([index.get(int(p), -1) for p in d["parent"]], dtype=np.int64)
+        sk = Skeleton(nucleus_id=int(nucleus),
+                      vertices=np.stack([d["x"], d["y"], d["z"]], axis=1).astype(np.float64),
+                      parent=parent, radius=np.asarray(d["radius"], dtype=np.float64),
+                      compartment=np.asarray(d["compartment"], dtype=np.int64))
+        with self._lock:
+            self._lru[nucleus] = sk
+            while len(self._lru) > self._size:
+                self._lru.popitem(last=False)
+        return sk
+
+    # ---- output formats
+    def flatdict(self, root: int, sk: Skeleton, skeleton_version: int) -> dict:
+        r = sk.root
+        soma = sk.vertices[r]
+        return {
+            "meta": {"root_id": int(root), "nucleus_id": sk.nucleus_id,
+                     "datastack": self.ds.name, "skeleton_version": skeleton_version,
+                     "soma_pt_x": float(soma[0]), "soma_pt_y": float(soma[1]),
+                     "soma_pt_z": float(soma[2]), "soma_radius": float(sk.radius[r]),
+                     "space": "nm", "source": "offline_cave synthetic sample"},
+            "root": r,
+            "vertices": sk.vertices.tolist(),
+            "edges": sk.edges.tolist(),
+            "radius": sk.radius.tolist(),
+            "compartment": sk.compartment.tolist(),
+            "mesh_to_skel_map": list(range(len(sk.vertices))),
+        }
+
+    @staticmethod
+    def swc(sk: Skeleton) -> str:
+        """SWC text: ``id type x y z radius parent`` space separated, um, no header."""
+        v = sk.vertices / 1000.0
+        r = sk.radius / 1000.0
+        lines = [f"{i} {int(sk.compartment[i])} {v[i, 0]:.4f} {v[i, 1]:.4f} {v[i, 2]:.4f} "
+                 f"{r[i]:.4f} {int(sk.parent[i])}" for i in range(len(v))]
+        return "\n".join(lines) + "\n"
+
+    def flatdict_gz(self, root: int, sk: Skeleton, skeleton_version: int) -> bytes:
+        return gzip.compress(json.dumps(self.flatdict(root, sk, skeleton_version)).encode(),
+                             compresslevel=5)
+
+    @staticmethod
+    def precomputed(sk: Skeleton) -> bytes:
+        """Neuroglancer precomputed skeleton: nv, ne, vertices, edges, radius, compartment."""
+        edges = sk.edges
+        return (np.array([len(sk.vertices), len(edges)], dtype="<u4").tobytes()
+                + sk.vertices.astype("<f4").tobytes() + edges.astype("<u4").tobytes()
+                + sk.radius.astype("<f4").tobytes() + sk.compartment.astype("u1").tobytes())
+
+    # ---- meshes
+    def mesh_path(self, nucleus: int) -> Path:
+        return mesh_cache_path(self.ds.dir, nucleus)
+
+    @staticmethod
+    def _cached_mesh(path: Path) -> bytes | None:
+        """The cached fragment, or None when there is none or it is damaged (then rebuilt)."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("cannot read cached mesh %s (%s); rebuilding it", path, exc)
+            return None
+        if not is_valid_legacy(data):
+            log.warning("cached mesh %s is damaged (%d bytes); rebuilding it", path, len(data))
+            return None
+        return data
+
+    def mesh_fragment(self, nucleus: int) -> bytes:
+        """Legacy fragment bytes of a cell's mesh (generated once, then read from cache)."""
+        path = self.mesh_path(nucleus)
+        cached = self._cached_mesh(path)
+        if cached is not None:
+            return cached
+        with self._lock:
+            lock = self._mesh_locks.setdefault(nucleus, threading.Lock())
+        with lock:
+            cached = self._cached_mesh(path)
+            if cached is not None:
+                return cached
+            sk = self.skeleton(nucleus)
+            verts, faces = skeleton_mesh(sk.vertices, sk.parent, sk.radius,
+                                         soma_radius=float(sk.radius[sk.root]))
+            data = encode_legacy(verts, faces)
+            try:
+                write_atomic(path, data)
+            except OSError as exc:  # read-only data dir: serve without caching
+                log.warning("cannot cache mesh %s: %s", path, exc)
+            return data
+
+
+_STORES_LOCK = threading.Lock()
+
+
+def cell_store(ds: Datastack) -> CellStore:
+    """The (lazily created) CellStore of a datastack."""
+    with _STORES_LOCK:
+        store = ds.__dict__.get("_cell_store")
+        if store is None:
+            store = CellStore(ds)
+            ds.__dict__["_cell_store"] = store
+        return store
+

@@ -1,0 +1,296 @@
+"""The chunkedgraph model of a sample: supervoxels, pieces, roots over time, edit lineage.
+
+A *piece* is the unit proofreading edits move; a supervoxel belongs to one piece forever and a
+root is a set of pieces valid in ``[created, expired)`` (unix seconds). So the root of a
+supervoxel at time ``t`` is the root that holds its piece and is valid at ``t``.
+
+The small tables (roots, lineage) are held in memory as sorted numpy arrays, loaded on first
+use; the large ones (pieces, root_pieces) are only ever read through DuckDB with filter
+pushdown.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from offline_cave.contract import layout
+from offline_cave.server.data.db import Database
+from offline_cave.server.data.query import qstring
+
+
+def sql_float(value: float) -> str:
+    """A DOUBLE literal (handles +-inf)."""
+    if math.isinf(value):
+        return "'Infinity'::DOUBLE" if value > 0 else "'-Infinity'::DOUBLE"
+    if math.isnan(value):
+        return "'NaN'::DOUBLE"
+    return repr(float(value))
+
+
+class SegmentStore:
+    """Chunkedgraph queries over ``segments/*.parquet`` of one datastack."""
+
+    def __init__(self, ds_dir: Path, db: Database, info: dict) -> None:
+        self.db = db
+        self.info = info  # the datastack's datastack.json
+        self._lock = threading.Lock()
+        self._loaded = False
+        self.pieces_path = ds_dir / layout.PIECES_PARQUET
+        self.roots_path = ds_dir / layout.ROOTS_PARQUET
+        self.root_pieces_path = ds_dir / layout.ROOT_PIECES_PARQUET
+        self.lineage_path = ds_dir / layout.LINEAGE_PARQUET
+
+    # ---- lazy in-memory indexes
+    def _load(self) -> None:
+        with self._lock:
+            if self._loaded:
+                return
+            roots = pq.read_table(self.roots_path).to_pydict() if self.roots_path.exists() else {}
+            ids = np.asarray(roots.get("root_id", []), dtype=np.int64)
+            order = np.argsort(ids, kind="stable")
+            self.root_ids = ids[order]
+            self.created = np.asarray(roots.get("created", []), dtype=np.float64)[order]
+            self.expired = np.asarray(roots.get("expired", []), dtype=np.float64)[order]
+            self.operation = np.asarray(roots.get("operation_id", []), dtype=np.int64)[order]
+            self.nucleus = np.asarray(roots.get("nucleus_id", []), dtype=np.int64)[order]
+            self.children: dict[int, list[int]] = defaultdict(list)
+            self.parents: dict[int, list[int]] = defaultdict(list)
+            if self.lineage_path.exists():
+                lin = pq.read_table(self.lineage_path).to_pydict()
+                for p, c in zip(lin["parent_root_id"], lin["child_root_id"], strict=True):
+                    self.children[int(p)].append(int(c))
+                    self.parents[int(c)].append(int(p))
+            self._loaded = True
+
+    def _index(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of ``ids`` in the root arrays and a mask of which exist."""
+        self._load()
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(self.root_ids) == 0:
+            return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+        pos = np.searchsorted(self.root_ids, ids)
+        pos = np.clip(pos, 0, len(self.root_ids) - 1)
+        return pos, self.root_ids[pos] == ids
+
+    # ---- root facts
+    def exists(self, ids: np.ndarray) -> np.ndarray:
+        return self._index(ids)[1]
+
+    def created_of(self, ids: np.ndarray) -> np.ndarray:
+        pos, ok = self._index(ids)
+        return np.where(ok, self.created[pos], np.nan)
+
+    def expired_of(self, ids: np.ndarray) -> np.ndarray:
+        pos, ok = self._index(ids)
+        return np.where(ok, self.expired[pos], np.nan)
+
+    def nucleus_of(self, root: int) -> int:
+        pos, ok = self._index(np.array([root]))
+        return int(self.nucleus[pos[0]]) if ok[0] else 0
+
+    def operation_of(self, root: int) -> int:
+        pos, ok = self._index(np.array([root]))
+        return int(self.operation[pos[0]]) if ok[0] else 0
+
+    def is_latest(self, ids: np.ndarray, t: float | None) -> np.ndarray:
+        """Roots that are current at time ``t`` (now if None): created by then, no successor yet.
+
+        As the PyChunkedGraph: a root created after ``t`` did not exist then, so it is not a
+        latest root at ``t``.
+        """
+        t = time.time() if t is None else t
+        return self.valid_at(ids, t)
+
+    def valid_at(self, ids: np.ndarray, t: float) -> np.ndarray:
+        pos, ok = self._index(ids)
+        return ok & (self.created[pos] <= t) & (t < self.expired[pos])
+
+    def oldest_timestamp(self) -> float:
+        self._load()
+        return float(self.created.min()) if len(self.created) else 0.0
+
+    def delta_roots(self, t_past: float, t_future: float) -> tuple[list[int], list[int]]:
+        self._load()
+        old = self.root_ids[(self.expired > t_past) & (self.expired <= t_future)]
+        new = self.root_ids[(self.created > t_past) & (self.created <= t_future)]
+        return old.tolist(), new.tolist()
+
+    # ---- SQL pieces
+    def changed_roots(self, t_from: float, t_to: float) -> np.ndarray:
+        """Roots valid at ``t_from`` that are no longer (or not yet) valid at ``t_to``."""
+        self._load()
+        at_from = (self.created <= t_from) & (t_from < self.expired)
+        at_to = (self.created <= t_to) & (t_to < self.expired)
+        return self.root_ids[at_from & ~at_to]
+
+    def changed_svmap_sql(self, changed: np.ndarray, t: float) -> str:
+        """SELECT supervoxel_id, root_id at ``t`` for the supervoxels of the ``changed`` roots.
+
+        Only rows whose stored root changed need a lookup, which keeps the join small.
+        """
+        tt = sql_float(t)
+        ids = ", ".join(str(int(r)) for r in changed)
+        rp = f"read_parquet({qstring(str(self.root_pieces_path))})"
+        return (f"SELECT p.supervoxel_id, max(r.root_id) AS root_id FROM {rp} rp0 "
+                f"JOIN read_parquet({qstring(str(self.pieces_path))}) p ON p.piece_id = rp0.piece_id "
+                f"JOIN {rp} rp ON rp.piece_id = p.piece_id "
+                f"JOIN read_parquet({qstring(str(self.roots_path))}) r ON r.root_id = rp.root_id "
+                f"WHERE rp0.root_id IN ({ids}) AND r.created <= {tt} AND {tt} < r.expired "
+                f"GROUP BY p.supervoxel_id")
+
+    def roots_of(self, svids: np.ndarray, t: float) -> np.ndarray:
+        """Root of every supervoxel at ``t`` (0 where unknown or 0)."""
+        svids = np.asarray(svids, dtype=np.int64)
+        out = np.zeros(len(svids), dtype=np.int64)
+        if len(svids) == 0:
+            return out
+        q = pa.table({"i": pa.array(np.arange(len(svids), dtype=np.int64)),
+                      "sv": pa.array(svids)})
+        tt = sql_float(t)
+        sql = (f"SELECT q.i, max(r.root_id) AS root_id FROM q "
+               f"JOIN read_parquet({qstring(str(self.pieces_path))}) p ON p.supervoxel_id = q.sv "
+               f"JOIN read_parquet({qstring(str(self.root_pieces_path))}) rp ON rp.piece_id = p.piece_id "
+               f"JOIN read_parquet({qstring(str(self.roots_path))}) r ON r.root_id = rp.root_id "
+               f"WHERE r.created <= {tt} AND {tt} < r.expired GROUP BY q.i")
+        res = self.db.arrow(sql, register={"q": q})
+        if res.num_rows:
+            out[res.column("i").to_numpy()] = res.column("root_id").to_numpy()
+        return out
+
+    def leaves(self, roots: list[int], bounds: tuple | None = None) -> dict[int, np.ndarray]:
+        """Supervoxels of each root; ``bounds`` ((x0,x1),(y0,y1),(z0,z1)) in base voxels."""
+        out = {int(r): np.zeros(0, np.int64) for r in roots}
+        if not roots:
+            return out
+        q = pa.table({"root_id": pa.array(np.asarray(roots, dtype=np.int64))})
+        sql = (f"SELECT rp.root_id, p.supervoxel_id FROM q "
+               f"JOIN read_parquet({qstring(str(self.root_pieces_path))}) rp ON rp.root_id = q.root_id "
+               f"JOIN read_parquet({qstring(str(self.pieces_path))}) p ON p.piece_id = rp.piece_id "
+               f"ORDER BY rp.root_id, p.supervoxel_id")
+        res = self.db.arrow(sql, register={"q": q})
+        rid = res.column("root_id").to_numpy()
+        sv = res.column("supervoxel_id").to_numpy()
+        if bounds is not None and len(sv):
+            sv_mask = self._in_bounds(sv, bounds)
+            rid, sv = rid[sv_mask], sv[sv_mask]
+        for r in out:
+            out[r] = sv[rid == r]
+        return out
+
+    def _in_bounds(self, sv: np.ndarray, bounds: tuple) -> np.ndarray:
+        """Supervoxels whose chunk overlaps ``bounds`` (base voxels, half-open)."""
+        info = self.info
+        offset = np.asarray(info.get("chunk_offset_vx") or [0, 0, 0], dtype=np.int64)
+        chunk = np.asarray(info.get("chunk_size") or [256, 256, 512], dtype=np.int64)
+        coords = [(sv >> 46) & 0x3FF, (sv >> 36) & 0x3FF, (sv >> 26) & 0x3FF]
+        mask = np.ones(len(sv), bool)
+        for axis in range(3):
+            lo = offset[axis] + coords[axis] * chunk[axis]
+            hi = lo + chunk[axis]
+            b0, b1 = bounds[axis]
+            mask &= (hi > b0) & (lo < b1)
+        return mask
+
+    def overlapping_roots(self, roots: list[int], t: float) -> dict[int, list[int]]:
+        """For each root, the roots valid at ``t`` that share a piece with it."""
+        out: dict[int, list[int]] = {int(r): [] for r in roots}
+        if not roots:
+            return out
+        q = pa.table({"root_id": pa.array(np.asarray(roots, dtype=np.int64))})
+        tt = sql_float(t)
+        rp = f"read_parquet({qstring(str(self.root_pieces_path))})"
+        sql = (f"SELECT DISTINCT a.root_id AS src, b.root_id AS dst FROM q "
+               f"JOIN {rp} a ON a.root_id = q.root_id JOIN {rp} b ON a.piece_id = b.piece_id "
+               f"JOIN read_parquet({qstring(str(self.roots_path))}) r ON r.root_id = b.root_id "
+               f"WHERE r.created <= {tt} AND {tt} < r.expired ORDER BY src, dst")
+        res = self.db.arrow(sql, register={"q": q}).to_pydict()
+        for s, d in zip(res["src"], res["dst"], strict=True):
+            out[int(s)].append(int(d))
+        return out
+
+    # ---- lineage
+    def lineage_graph(self, roots: list[int], t_past: float | None,
+                      t_future: float | None) -> dict:
+        """networkx node-link JSON of the edit history around ``roots`` within the window."""
+        self._load()
+        t_past = -math.inf if t_past is None else t_past
+        t_future = math.inf if t_future is None else t_future
+        nodes: set[int] = set()
+        links: set[tuple[int, int]] = set()
+        stack = [int(r) for r in roots if self.exists(np.array([r]))[0]]
+        nodes.update(stack)
+        back = list(stack)
+        while back:  # ancestors that were still alive after t_past
+            node = back.pop()
+            for p in self.parents.get(node, []):
+                if self.expired_of(np.array([p]))[0] > t_past:
+                    links.add((p, node))
+                    if p not in nodes:
+                        nodes.add(p)
+                        back.append(p)
+        fwd = list(stack)
+        while fwd:  # descendants created by t_future
+            node = fwd.pop()
+            for c in self.children.get(node, []):
+                if self.created_of(np.array([c]))[0] <= t_future:
+                    links.add((node, c))
+                    if c not in nodes:
+                        nodes.add(c)
+                        fwd.append(c)
+        ordered = sorted(nodes)
+        created = self.created_of(np.array(ordered, dtype=np.int64)) if ordered else []
+        node_list = []
+        for n, c in zip(ordered, created, strict=True):
+            op = self.operation_of(n)
+            node_list.append({"id": n, "timestamp": float(c),
+                              "operation_id": op if op else None})
+        return {"directed": True, "multigraph": False, "graph": {}, "nodes": node_list,
+                "links": [{"source": s, "target": t} for s, t in sorted(links)]}
+
+    def past_ids(self, roots: list[int], t_past: float) -> dict[int, list[int]]:
+        """For each root, its ancestors (or itself) that were valid at ``t_past``."""
+        self._load()
+        out: dict[int, list[int]] = {}
+        for r in roots:
+            found: set[int] = set()
+            seen = {int(r)}
+            stack = [int(r)]
+            while stack:
+                node = stack.pop()
+                if self.valid_at(np.array([node]), t_past)[0]:
+                    found.add(node)
+                    continue
+                for p in self.parents.get(node, []):
+                    if p not in seen:
+                        seen.add(p)
+                        stack.append(p)
+            out[int(r)] = sorted(found)
+        return out
+
+    def future_ids(self, roots: list[int], t_future: float) -> dict[int, list[int]]:
+        """For each root, its descendants (or itself) that are valid at ``t_future``."""
+        self._load()
+        out: dict[int, list[int]] = {}
+        for r in roots:
+            found: set[int] = set()
+            seen = {int(r)}
+            stack = [int(r)]
+            while stack:
+                node = stack.pop()
+                if self.valid_at(np.array([node]), t_future)[0]:
+                    found.add(node)
+                    continue
+                for c in self.children.get(node, []):
+                    if c not in seen:
+                        seen.add(c)
+                        stack.append(c)
+            out[int(r)] = sorted(found)
+        return out

@@ -1,0 +1,237 @@
+"""Every page under chapters/ holds only student code and follows chapters/_template.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from connectomics_book.constants import COLAB_INSTALL
+from connectomics_book.pages import is_myst_notebook, toc_pages
+from tests.fixtures.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
+CHAPTERS = ROOT / "chapters"
+TEMPLATE = CHAPTERS / "_template.md"
+PAGES = sorted(p for p in CHAPTERS.rglob("*.md") if p != TEMPLATE and "_build" not in p.parts)
+
+#: Sections every page ends with, in this order; References only when the page cites.
+CLOSING = ("Summary", "Next", "References")
+
+#: Imperative verbs a title or section may start with. Add yours if it is missing.
+VERBS = set(
+    """
+    Add Align Analyze Attach Build Check Choose Classify Combine Compare Compute Connect Convert
+    Count Decode Describe Download Draw Estimate Explain Explore Extract Fetch Filter Find
+    Follow Get Group Identify Inspect Install Join Judge Link List Load Locate Look Make Map
+    Match Measure Meet Name Open Picture Pin Plot Predict Query Read Render Save Select Set
+    Practise Show Skeletonize Sort Split Store Summarize Tell Test Tour Trace Track Understand Use
+    Visualize Walk Work Write
+    """.split()
+)
+
+#: What a page may not mention: where it runs is decided outside it.
+FORBIDDEN = {
+    "a loopback host": re.compile(r"localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]"),
+    "a port": re.compile(r"https?://[^/\s:]+:\d+|\bport\s*=|--port\b", re.IGNORECASE),
+    "the offline stand-in": re.compile(r"offline_cave|\bOFFLINE\b|synthetic sample", re.I),
+    "an environment switch": re.compile(
+        r"os\.environ|os\.getenv|%env\b|%set_env\b|\bserver_address\s*=|MPLBACKEND|CAVE_TOKEN"
+    ),
+}
+
+
+def strip_code(text: str) -> str:
+    """The page without fenced code blocks (headings inside them do not count)."""
+    kept, in_fence = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_fence = not in_fence
+            continue
+        if not in_fence:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def headings(text: str, level: int) -> list[str]:
+    marker = "#" * level + " "
+    return [
+        line[len(marker) :].strip()
+        for line in strip_code(text).splitlines()
+        if line.startswith(marker)
+    ]
+
+
+def box_labels(text: str) -> list[str]:
+    """Bold labels (``**Time:**``) of the first admonition of a page."""
+    match = re.search(r"^:::\{admonition\}.*?^:::$", text, re.DOTALL | re.MULTILINE)
+    return re.findall(r"\*\*(.+?):\*\*", match.group(0)) if match else []
+
+
+REQUIRED_LABELS = box_labels(TEMPLATE.read_text(encoding="utf-8"))
+
+
+def check_page(path: Path) -> list[str]:
+    """Everything about ``path`` that departs from the template."""
+    text = path.read_text(encoding="utf-8")
+    problems = []
+    titles = headings(text, 1)
+    if len(titles) != 1:
+        problems.append(f"needs exactly one '# ' title, has {titles}")
+    elif titles[0].split()[0] not in VERBS:
+        problems.append(f"title {titles[0]!r} does not start with a verb (VERBS)")
+    if box_labels(text) != REQUIRED_LABELS:
+        problems.append(
+            f"first admonition must carry the labels {REQUIRED_LABELS}, has {box_labels(text)}"
+        )
+    sections = headings(text, 2)
+    cites = "{footcite" in text or "{cite" in text
+    closing = list(CLOSING if cites else CLOSING[:2])
+    if sections[-len(closing) :] != closing:
+        problems.append(f"must end with the sections {closing}, ends with {sections[-3:]}")
+    if cites and "{footbibliography}" not in text:
+        problems.append("cites but has no {footbibliography} under References")
+    for section in sections:
+        if section not in CLOSING and section.split()[0] not in VERBS:
+            problems.append(f"section {section!r} does not start with a verb (VERBS)")
+    if is_myst_notebook(path):
+        notebook = jupytext.read(path, fmt="md:myst")
+        if notebook.metadata.get("kernelspec", {}).get("name") != "python3":
+            problems.append("kernelspec must be python3")
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        first = code[0] if code else None
+        if (
+            first is None
+            or "remove-cell" not in first.metadata.get("tags", [])
+            or COLAB_INSTALL not in first.source
+        ):
+            problems.append(
+                "first code cell must be the hidden Colab cell with "
+                "connectomics_book.constants.COLAB_INSTALL (copy it from the template)"
+            )
+    return problems
+
+
+def test_there_are_pages():
+    assert len(PAGES) >= 5
+
+
+def test_every_chapter_page_is_in_the_toc():
+    listed = {ROOT / page for page in toc_pages(ROOT / "_toc.yml")}
+    assert [p.relative_to(ROOT) for p in PAGES if p not in listed] == []
+
+
+def test_template_follows_itself():
+    assert REQUIRED_LABELS == ["What you will learn", "What you need", "Time"]
+    assert headings(TEMPLATE.read_text(encoding="utf-8"), 2)[-3:] == list(CLOSING)
+    assert check_page(TEMPLATE) == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(CHAPTERS)))
+def test_page_follows_the_template(page):
+    assert check_page(page) == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(CHAPTERS)))
+def test_page_holds_only_student_code(page):
+    text = page.read_text(encoding="utf-8")
+    found = {what: pattern.findall(text) for what, pattern in FORBIDDEN.items()}
+    assert {what: hits for what, hits in found.items() if hits} == {}
+
+
+def test_checks_can_fail(tmp_path):
+    bad = tmp_path / "bad.md"
+    bad.write_text(
+        "# The synapses\n\nServer at http://localhost:8765, see os.environ.\n\n## Summary\n"
+    )
+    problems = check_page(bad)
+    assert any("verb" in p for p in problems)
+    assert any("admonition" in p for p in problems)
+    assert any("end with the sections" in p for p in problems)
+    hits = {what for what, pattern in FORBIDDEN.items() if pattern.search(bad.read_text())}
+    assert hits == {"a loopback host", "a port", "an environment switch"}
+
+
+def _load_make_ipynb():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_ipynb", ROOT / "tools" / "make_ipynb.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_colab_twins_are_up_to_date():
+    """Each notebook page has an output-free .ipynb twin (Colab cannot open MyST Markdown)."""
+    make_ipynb = _load_make_ipynb()
+    pages = make_ipynb.notebook_pages(ROOT)
+    assert len(pages) >= 15
+    stale = [p.relative_to(ROOT) for p in pages
+             if not p.with_suffix(".ipynb").is_file()
+             or p.with_suffix(".ipynb").read_text(encoding="utf-8") != make_ipynb.render_ipynb(p)]
+    assert not stale, f"run `python tools/make_ipynb.py`: stale twins {stale}"
+    twins = {p.with_suffix(".ipynb") for p in pages}
+    orphans = [p.relative_to(ROOT) for p in CHAPTERS.rglob("*.ipynb")
+               if p not in twins and "_build" not in p.parts]
+    assert not orphans, f"notebooks without a page: {orphans}"
+
+
+def test_colab_twin_has_the_code_and_no_outputs(tmp_path):
+    make_ipynb = _load_make_ipynb()
+    page = tmp_path / "page.md"
+    page.write_text("---\nkernelspec:\n  name: python3\n  display_name: Python 3\n---\n\n"
+                    "# Title\n\n```{code-cell} ipython3\nprint('hi')\n```\n", encoding="utf-8")
+    import nbformat
+
+    nb = nbformat.reads(make_ipynb.render_ipynb(page), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.source for c in code] == ["print('hi')"]
+    assert code[0].outputs == [] and nb.metadata.kernelspec.name == "python3"
+    assert "jupytext" not in nb.metadata
+
+
+def test_colab_twins_read_as_plain_markdown():
+    """Colab does not render MyST: admonitions, citations and bibliographies are rewritten."""
+    make_ipynb = _load_make_ipynb()
+    cited: list[str] = []
+    text = make_ipynb.colab_markdown(
+        ":::{admonition} At a glance\n:class: tip\n\nLearn {footcite:p}`microns2025`.\n:::\n\n"
+        "## References\n\n```{footbibliography}\n```", cited)
+    assert text.startswith("> **At a glance**\n>\n> Learn (MICrONS Consortium et al., 2025).")
+    assert ":::" not in text and "{footcite" not in text and "footbibliography" not in text
+    assert "- MICrONS Consortium et al. (2025). Functional connectomics" in text
+    assert "https://doi.org/10.1038/s41586-025-08790-w" in text and cited == []
+    import nbformat
+
+    page = ROOT / "chapters" / "programmatic_access" / "01_setup.md"
+    linked = make_ipynb.colab_markdown(
+        "[a](02_tables.md) [b](../background/04_data_modalities.md#x) [c](https://x.org/y.md)",
+        [], page)
+    assert "[a](https://colab.research.google.com/github/" in linked
+    assert "/blob/main/chapters/programmatic_access/02_tables.ipynb)" in linked
+    assert "[b](https://github.com/" in linked  # a page without code: its Markdown on GitHub
+    assert "/blob/main/chapters/background/04_data_modalities.md#x)" in linked
+    assert "[c](https://x.org/y.md)" in linked
+    leftovers = re.compile(r"\{[a-z:]+\}`|^:::|^```\{|\]\((?![a-z]+:)[^)]*\.md", re.MULTILINE)
+    for page in make_ipynb.notebook_pages(ROOT):
+        nb = nbformat.read(page.with_suffix(".ipynb"), as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                assert not leftovers.search(cell.source), (page.name, cell.source[:200])
+
+
+def test_pages_without_nwb_leave_out_exactly_the_physiology_pages(capsys):
+    """make test-live without V1DD_NWB_DIR runs every page that does not read NWB sessions."""
+    from connectomics_book.pages import main, reads_nwb_sessions
+
+    assert main(["--notebooks", str(ROOT / "_toc.yml")]) == 0
+    every = capsys.readouterr().out.split()
+    assert main(["--notebooks", "--without-nwb", str(ROOT / "_toc.yml")]) == 0
+    out, err = capsys.readouterr()
+    left_out = sorted(set(every) - set(out.split()))
+    assert left_out and all(page.startswith("chapters/v1dd/") for page in left_out)
+    assert all(reads_nwb_sessions(ROOT / page) for page in left_out)
+    assert err.count("left out") == len(left_out)
+    assert not any(reads_nwb_sessions(ROOT / page) for page in out.split())

@@ -1,0 +1,86 @@
+"""Cell placement and the segmentation edit history."""
+
+import numpy as np
+import pytest
+
+from offline_cave.contract import geometry
+from offline_cave.contract.params import EXC_SHARES, MINNIE
+from offline_cave.generator import population as cells
+from offline_cave.generator import segmentation as segments
+
+
+@pytest.fixture(scope="module")
+def cell_frame():
+    return cells.place_cells(MINNIE, geometry.slab_for(MINNIE, 1.0), np.random.default_rng(3))
+
+
+def test_class_shares_match_the_soma_model(cell_frame):
+    typed = cell_frame[cell_frame.cell_class != "false_detection"]
+    share = typed.cell_class.value_counts(normalize=True)
+    # fact sheet §2.3: 70.6 % E, 8.7 % I, 20.7 % non-neuronal; tolerance 1.5 points
+    assert share["excitatory_neuron"] == pytest.approx(0.706, abs=0.015)
+    assert share["inhibitory_neuron"] == pytest.approx(0.087, abs=0.015)
+    assert share["nonneuron"] == pytest.approx(0.207, abs=0.015)
+
+
+def test_excitatory_types_sit_in_their_layers(cell_frame):
+    exc = cell_frame[cell_frame.cell_class == "excitatory_neuron"]
+    assert set(exc.cell_type) == set(EXC_SHARES)
+    assert exc.loc[exc.cell_type == "23P", "layer"].eq("L2/3").all()
+    assert exc.loc[exc.cell_type == "4P", "layer"].eq("L4").all()
+    assert exc.loc[exc.cell_type == "6P-CT", "layer"].eq("L6").all()
+    l1 = cell_frame[(cell_frame.layer == "L1")]
+    l1_neurons = l1[l1.cell_class.isin(["excitatory_neuron", "inhibitory_neuron"])]
+    assert (l1_neurons.cell_type == "NGC").mean() > 0.8
+
+
+def test_orientations_have_a_cardinal_bias(cell_frame):
+    theta = cell_frame.pref_ori_rad.dropna().to_numpy()
+    near_cardinal = np.minimum(theta % (np.pi / 2), np.pi / 2 - theta % (np.pi / 2)) < np.pi / 12
+    # uniform would put 1/3 within 15 degrees of 0 or 90 degrees
+    assert near_cardinal.mean() > 0.4
+
+
+def test_place_cells_refuses_a_tiny_slab():
+    with pytest.raises(ValueError, match="larger scale"):
+        cells.place_cells(MINNIE, geometry.slab_for(MINNIE, 0.0005), np.random.default_rng(0))
+
+
+def test_simulate_merge_and_split_lineage():
+    t0 = segments.unix("2025-01-13T10:10:01.286229")
+    t1 = segments.unix("2026-06-27T14:05:22.813147")
+    nucleus = np.array([11, 0, 0, 22, 0])
+    edits = [segments.Edit(t0 + 10, "split", [np.array([0]), np.array([3])]),
+             segments.Edit(t0 + 20, "merge", [np.array([0]), np.array([1])])]
+    hist = segments.simulate(5, [np.array([0, 3])], edits, nucleus, [t0, t1],
+                             np.random.default_rng(0))
+    before, after = hist.snapshots[t0], hist.snapshots[t1]
+    assert before[0] == before[3] and before[0] != before[1]
+    assert after[0] == after[1] != after[3]
+    assert after[2] == before[2] and after[4] == before[4]  # untouched pieces keep their roots
+    roots = hist.roots.set_index("root_id")
+    assert roots.loc[after[0], "nucleus_id"] == 11 and roots.loc[after[3], "nucleus_id"] == 22
+    assert np.isinf(roots.loc[after[0], "expired"]) and roots.loc[before[0], "expired"] == t0 + 10
+    # new roots get larger counters than the ones they replace
+    assert after[0] > before[0] and after[3] > before[0]
+    lineage = hist.lineage
+    split_children = set(lineage.loc[lineage.parent_root_id == before[0], "child_root_id"])
+    assert after[3] in split_children and len(split_children) == 2
+    merge_parents = set(lineage.loc[lineage.child_root_id == after[0], "parent_root_id"])
+    assert merge_parents == {before[1], (split_children - {after[3]}).pop()}
+    assert len(lineage) == 4 and lineage.operation_id.nunique() == 2
+
+
+def test_a_two_soma_root_maps_to_the_nucleus_the_table_lists():
+    """The cell served for a merged root is one whose nucleus row names that root."""
+    t0 = segments.unix("2025-01-13T10:10:01.286229")
+    nucleus = np.array([11, 22, 0, 33, 44])
+    groups = [np.array([0, 1]), np.array([3, 4])]
+    plain = segments.simulate(5, groups, [], nucleus, [t0], np.random.default_rng(0))
+    hidden = segments.simulate(5, groups, [], nucleus, [t0], np.random.default_rng(0),
+                               unlisted_nuclei=np.array([11, 33, 44]))
+    for hist, expected in ((plain, (11, 33)), (hidden, (22, 33))):
+        roots = hist.roots.set_index("root_id")
+        snap = hist.snapshots[t0]
+        # the smallest listed nucleus wins; with none listed, the smallest of all
+        assert (roots.loc[snap[0], "nucleus_id"], roots.loc[snap[3], "nucleus_id"]) == expected
