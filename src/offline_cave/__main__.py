@@ -1,8 +1,9 @@
-"""Command line: ``python -m offline_cave {generate,serve,configure,exec} ...``.
+"""Command line: ``python -m offline_cave {generate,serve,configure,unconfigure,exec} ...``.
 
 * ``generate``  write (or reuse) the cached synthetic sample of a datastack
 * ``serve``     serve every sample datastack over HTTP speaking the CAVE protocol
 * ``configure`` point caveclient / cloud-volume in a HOME at a server (map file + token)
+* ``unconfigure`` put back every file ``configure`` changed in a HOME, byte for byte
 * ``exec``      start a server on a free port with an isolated HOME, run a command, tear down
 """
 
@@ -67,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_argument("--home", type=Path, default=None, help="HOME to write into (default $HOME)")
     cfg.add_argument("--force", action="store_true",
                      help="replace a server-specific token file this tool did not write, or "
-                          "an unreadable server map (the old file is kept as a backup)")
+                          "an unreadable server map (the old file is kept for unconfigure)")
+
+    unc = sub.add_parser("unconfigure", help="undo configure: restore the HOME as it was")
+    unc.add_argument("--home", type=Path, default=None, help="HOME to restore (default $HOME)")
 
     exe = sub.add_parser("exec", help="run a command against a temporary server and HOME")
     exe.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
@@ -186,17 +190,47 @@ def cmd_configure(args: argparse.Namespace) -> int:
     except ConfigureError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{result.map_path}: {', '.join(result.datastacks)} -> {url}")
+    if result.map_path in result.changed:
+        print(f"{result.map_path}: {', '.join(result.datastacks)} -> {url}")
+    else:
+        print(f"{result.map_path}: already points {', '.join(result.datastacks)} at {url}")
     if result.token_backup is not None:
-        print(f"{result.token_path}: replaced (the previous token is saved in "
+        print(f"{result.token_path}: replaced (the previous file is saved in "
               f"{result.token_backup})")
     elif result.token_written:
         print(f"{result.token_path}: dummy token written (used for this server only)")
     else:
         print(f"{result.token_path}: existing offline dummy token kept")
+    default = result.token_path.with_name(TOKEN_FILE)
     if result.default_token == "kept (real)":
-        print(f"{result.token_path.with_name(TOKEN_FILE)}: your own token is kept unchanged "
-              f"(it is used for the public services, never sent to {url})")
+        print(f"{default}: your own token is kept unchanged (it is used for the public "
+              f"services, never sent to {url})")
+    else:
+        print(f"{default}: not created (save your own token there later as usual)")
+    print(f"undo all of this with: python -m offline_cave unconfigure"
+          f"{'' if args.home is None else f' --home {args.home}'}")
+    return 0
+
+
+def cmd_unconfigure(args: argparse.Namespace) -> int:
+    """``python -m offline_cave unconfigure [--home DIR]``."""
+    from offline_cave.client.configure import ConfigureError, unconfigure_home
+
+    home = Path(args.home) if args.home else Path.home()
+    try:
+        result = unconfigure_home(home)
+    except (ConfigureError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if result.nothing_to_do:
+        print(f"{home}: nothing to undo (no record of `configure` in this HOME)")
+        return 0
+    for path in result.restored:
+        print(f"{path}: restored as it was before configure")
+    for path in result.removed:
+        print(f"{path}: removed (configure had created it)")
+    for path in result.kept:
+        print(f"{path}: changed since configure, so kept as it is", file=sys.stderr)
     return 0
 
 
@@ -228,7 +262,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"generate": "cmd_generate", "serve": "cmd_serve", "configure": "cmd_configure",
-            "exec": "cmd_exec"}
+            "unconfigure": "cmd_unconfigure", "exec": "cmd_exec"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -152,7 +152,8 @@ def test_configure_merges_and_protects_real_tokens(data_dir: Path, tmp_path: Pat
         assert all(mapping[name] == url for name in DATASTACKS)
         token = token_of(server_file)
         assert re.fullmatch(r"[0-9a-f]{32}", token)
-        assert re.fullmatch(r"[0-9a-f]{32}", token_of(secrets / "cave-secret.json"))
+        # the default token file belongs to the public services: never created
+        assert not (secrets / "cave-secret.json").exists()
         assert token not in r.stdout + r.stderr
         assert configure().returncode == 0  # idempotent: our own dummy token is kept
         assert token_of(server_file) == token
@@ -187,8 +188,9 @@ def test_configure_merges_and_protects_real_tokens(data_dir: Path, tmp_path: Pat
         assert json.loads(server_file.read_text()) == other
         r = configure("--force")
         assert r.returncode == 0, r.stderr
-        backups = list(secrets.glob(f"{server_file.name}.bak-*"))
-        assert len(backups) == 1 and json.loads(backups[0].read_text()) == other
+        backups = [line.rsplit(" ", 1)[-1].rstrip(")") for line in r.stdout.splitlines()
+                   if "previous file is saved in" in line]
+        assert len(backups) == 1 and json.loads(Path(backups[0]).read_text()) == other
         assert token_of(server_file) not in (other["token"], real["token"])
         assert json.loads((secrets / "cave-secret.json").read_text()) == real
         bad = subprocess.run([PY, "-m", "offline_cave", "configure", "--server", "ftp://x",

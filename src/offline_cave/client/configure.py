@@ -1,6 +1,6 @@
-"""Point caveclient and cloud-volume in a HOME directory at an offline server.
+"""Point caveclient and cloud-volume in a HOME directory at an offline server, and undo it.
 
-Writes, under ``<home>/.cloudvolume/secrets/``:
+:func:`configure_home` writes, under ``<home>/.cloudvolume/secrets/``:
 
 * ``cave_datastack_to_server_map.json`` -- ``{datastack: server_url}``; merged into an
   existing file, other entries are kept;
@@ -8,32 +8,38 @@ Writes, under ``<home>/.cloudvolume/secrets/``:
   dummy token for this server only. caveclient and cloud-volume look for this server-specific
   file before ``cave-secret.json``, so the offline server gets the dummy and a real token is
   never sent to it (the server refuses requests that carry no token, as the public services
-  do, and accepts any other);
-* ``cave-secret.json`` -- the same dummy, only if the file does not exist yet (code that uses
-  the default token file, such as ``CAVEclient().auth.token``, then finds a token too).
+  do, and accepts any other).
 
-An existing token file that this module did not write (no ``"offline_cave"`` marker) is a
-*real* token: it is never modified. Only a server-specific file of someone else's is in the
-way; it is replaced only with ``force``, after a copy to ``<name>.bak-<UTC time>``. Token
-values are never printed or logged.
+It never creates or changes a token file the public services use (``cave-secret.json``, the
+``global.*-cave-secret.json`` files): a student who has no token yet can still save one later
+with ``CAVEclient().auth.save_token(...)``. A server-specific file someone else wrote is
+replaced only with ``force``.
+
+Every file it changes is recorded first in ``<home>/.cloudvolume/offline_cave-undo/``: the
+original bytes (or that the file did not exist), the directories it created, and a checksum
+of what it wrote. :func:`unconfigure_home` puts the HOME back exactly as it was, except for
+a file someone changed since (that one is kept, and said so). Token values are never
+printed or logged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import secrets
 import shutil
-import tempfile
 import urllib.request
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from offline_cave.contract.files import write_atomic
 
 MAP_FILE = "cave_datastack_to_server_map.json"
 TOKEN_FILE = "cave-secret.json"
 MARKER = "offline_cave"
+UNDO_DIR = "offline_cave-undo"
+JOURNAL = "journal.json"
 
 
 class ConfigureError(RuntimeError):
@@ -50,12 +56,30 @@ class ConfigureResult:
     datastacks: list[str]
     token_written: bool
     token_backup: Path | None
+    """Where the replaced server-specific token file was saved (``force`` only)."""
     default_token: str
-    """What happened to ``cave-secret.json``: "written", "kept (offline)" or "kept (real)"."""
+    """The state of ``cave-secret.json``, which is never touched: "absent" or "kept (real)"."""
+    changed: list[Path] = field(default_factory=list)
+    """Every file written (each one recorded for :func:`unconfigure_home`)."""
+
+
+@dataclass
+class UndoResult:
+    """What :func:`unconfigure_home` did."""
+
+    restored: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+    """Files changed by someone else since ``configure``: left as they are."""
+    nothing_to_do: bool = False
 
 
 def secrets_dir(home: str | Path) -> Path:
     return Path(home) / ".cloudvolume" / "secrets"
+
+
+def undo_dir(home: str | Path) -> Path:
+    return Path(home) / ".cloudvolume" / UNDO_DIR
 
 
 def normalize_server_url(url: str) -> str:
@@ -85,21 +109,12 @@ def served_datastacks(server_url: str, timeout: float = 5.0) -> list[str]:
     return names
 
 
-def _write_json_atomic(path: Path, obj: object, mode: int = 0o600) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
-            fh.write("\n")
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def _json_bytes(obj: object) -> bytes:
+    return (json.dumps(obj, indent=2) + "\n").encode()
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _is_offline_token(path: Path) -> bool:
@@ -110,16 +125,89 @@ def _is_offline_token(path: Path) -> bool:
     return isinstance(data, dict) and data.get(MARKER) is True
 
 
+class Journal:
+    """The undo record of one HOME: original state of every path ``configure`` touched."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.dir = undo_dir(home)
+        self.path = self.dir / JOURNAL
+        self.data: dict = {"created_dirs": [], "files": {}}
+        if self.path.exists():
+            try:
+                self.data = json.loads(self.path.read_text())
+            except ValueError:
+                raise ConfigureError(f"{self.path} is damaged; configure will not write over "
+                                     f"what it records. Move it away to start afresh.") from None
+
+    def _rel(self, path: Path) -> str:
+        return str(path.relative_to(self.home))
+
+    def make_dirs(self, path: Path) -> None:
+        """Create ``path`` and its missing parents, remembering which were new."""
+        missing = []
+        p = path
+        while not p.exists():
+            missing.append(p)
+            p = p.parent
+        for d in reversed(missing):
+            d.mkdir()
+            self.data["created_dirs"].append(self._rel(d))
+
+    def record(self, path: Path) -> None:
+        """Save ``path``'s original state the first time it is about to be changed."""
+        rel = self._rel(path)
+        entry = self.data["files"].get(rel)
+        if entry is not None:
+            if ("written" not in entry or not path.is_file()
+                    or _digest(path.read_bytes()) == entry["written"]):
+                return
+            # someone changed it since configure wrote it
+            if "map_entries" in entry:
+                entry["merge"] = True  # undo then restores only the entries configure set
+                self.save()
+                return
+        else:
+            entry = self.data["files"][rel] = {}
+        entry["existed"] = path.exists()
+        if entry["existed"]:
+            self.make_dirs(self.dir)
+            backup = self.dir / f"{len(list(self.dir.glob('*.orig')))}.orig"
+            shutil.copy2(path, backup)
+            entry.update(backup=backup.name, mode=path.stat().st_mode & 0o777)
+        self.save()
+
+    def wrote(self, path: Path, data: bytes) -> None:
+        self.data["files"][self._rel(path)]["written"] = _digest(data)
+        self.save()
+
+    def save(self) -> None:
+        self.make_dirs(self.dir)
+        write_atomic(self.path, _json_bytes(self.data), mode=0o600)
+
+    def backup_of(self, path: Path) -> Path | None:
+        entry = self.data["files"].get(self._rel(path), {})
+        return self.dir / entry["backup"] if entry.get("backup") else None
+
+
+def _write(journal: Journal, path: Path, data: bytes, mode: int) -> None:
+    journal.record(path)
+    write_atomic(path, data, mode=mode)
+    journal.wrote(path, data)
+
+
 def configure_home(server_url: str, home: str | Path, datastacks: list[str] | None = None,
                    *, force: bool = False) -> ConfigureResult:
     """Write the datastack map and a dummy token into ``home`` (see the module docstring)."""
     url = normalize_server_url(server_url)
     if datastacks is None:
         datastacks = served_datastacks(url)
+    home = Path(home).absolute()
+    journal = Journal(home)
     sdir = secrets_dir(home)
-    sdir.mkdir(parents=True, exist_ok=True)
-
     map_path = sdir / MAP_FILE
+    token_path = sdir / server_token_file(url)
+
     current: dict = {}
     if map_path.exists():
         try:
@@ -127,38 +215,88 @@ def configure_home(server_url: str, home: str | Path, datastacks: list[str] | No
         except ValueError:
             if not force:
                 raise ConfigureError(f"{map_path} is not valid JSON; fix it or pass --force "
-                                     f"(the old file is then backed up)") from None
-            shutil.copy2(map_path, map_path.with_name(f"{MAP_FILE}.bak-{_stamp()}"))
+                                     f"(the old file is kept for `unconfigure`)") from None
             current = {}
         if not isinstance(current, dict):
             current = {}
-    current.update({name: url for name in datastacks})
-    _write_json_atomic(map_path, current, mode=0o644)
+    foreign_token = token_path.exists() and not _is_offline_token(token_path)
+    if foreign_token and not force:
+        raise ConfigureError(
+            f"{token_path} holds a token this tool did not write; refusing to replace it. "
+            f"Use a separate --home, or pass --force to save it for `unconfigure` and "
+            f"replace it.")
 
-    token = secrets.token_hex(16)
-    token_path = sdir / server_token_file(url)
-    backup = None
-    if token_path.exists() and not _is_offline_token(token_path):
-        if not force:
-            raise ConfigureError(
-                f"{token_path} holds a token this tool did not write; refusing to replace it. "
-                f"Use a separate --home, or pass --force to back it up and replace it.")
-        backup = token_path.with_name(f"{token_path.name}.bak-{_stamp()}")
-        shutil.copy2(token_path, backup)
-    written = not token_path.exists() or backup is not None
+    journal.make_dirs(sdir)
+    changed = []
+    wanted = {**current, **{name: url for name in datastacks}}
+    if wanted != current or not map_path.exists():
+        journal.record(map_path)
+        entry = journal.data["files"][journal._rel(map_path)]
+        previous = entry.setdefault("map_entries", {})
+        for name in datastacks:
+            previous.setdefault(name, current.get(name))
+        _write(journal, map_path, _json_bytes(wanted), 0o644)
+        changed.append(map_path)
+    written = not token_path.exists() or foreign_token
     if written:
-        _write_json_atomic(token_path, {"token": token, MARKER: True})
+        _write(journal, token_path, _json_bytes({"token": secrets.token_hex(16), MARKER: True}),
+               0o600)
+        changed.append(token_path)
 
     default_path = sdir / TOKEN_FILE
-    if not default_path.exists():
-        _write_json_atomic(default_path, {"token": token, MARKER: True})
-        default_token = "written"
-    else:
-        default_token = "kept (offline)" if _is_offline_token(default_path) else "kept (real)"
+    default_token = "kept (real)" if default_path.exists() else "absent"
     return ConfigureResult(map_path=map_path, token_path=token_path, datastacks=list(datastacks),
-                           token_written=written, token_backup=backup,
-                           default_token=default_token)
+                           token_written=written,
+                           token_backup=journal.backup_of(token_path) if foreign_token else None,
+                           default_token=default_token, changed=changed)
 
 
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+def _restore_map_entries(path: Path, previous: dict[str, str | None]) -> bool:
+    """Put back only the datastack entries ``configure`` set in a map changed since."""
+    try:
+        current = json.loads(path.read_text() or "{}")
+    except ValueError:
+        return False
+    if not isinstance(current, dict):
+        return False
+    for name, value in previous.items():
+        if value is None:
+            current.pop(name, None)
+        else:
+            current[name] = value
+    write_atomic(path, _json_bytes(current), mode=path.stat().st_mode & 0o777)
+    return True
+
+
+def unconfigure_home(home: str | Path) -> UndoResult:
+    """Put back every file :func:`configure_home` changed in ``home``; see the module doc."""
+    home = Path(home).absolute()
+    journal_dir = undo_dir(home)
+    if not (journal_dir / JOURNAL).exists():
+        return UndoResult(nothing_to_do=True)
+    journal = Journal(home)
+    result = UndoResult()
+    for rel, entry in journal.data["files"].items():
+        path = home / rel
+        now = path.read_bytes() if path.is_file() else None
+        changed = "written" in entry and now is not None and _digest(now) != entry["written"]
+        if "map_entries" in entry and now is not None and (changed or entry.get("merge")):
+            if _restore_map_entries(path, entry["map_entries"]):
+                result.restored.append(path)
+            else:
+                result.kept.append(path)
+        elif changed:
+            result.kept.append(path)
+        elif entry["existed"]:
+            original = (journal_dir / entry["backup"]).read_bytes()
+            write_atomic(path, original, mode=entry["mode"])
+            result.restored.append(path)
+        elif now is not None:
+            path.unlink()
+            result.removed.append(path)
+    shutil.rmtree(journal_dir)
+    for rel in reversed(journal.data["created_dirs"]):
+        d = home / rel
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    return result
