@@ -26,7 +26,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from connectomics_book.pages import is_myst_notebook, toc_pages
+from connectomics_book.build.pages import is_myst_notebook, toc_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 BIB = ROOT / "resources" / "references.bib"

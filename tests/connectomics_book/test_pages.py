@@ -8,8 +8,8 @@ from pathlib import Path
 import jupytext
 import pytest
 
+from connectomics_book.build.pages import is_myst_notebook, toc_pages
 from connectomics_book.constants import COLAB_INSTALL
-from connectomics_book.pages import is_myst_notebook, toc_pages
 from tests.fixtures.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -224,7 +224,7 @@ def test_colab_twins_read_as_plain_markdown():
 
 def test_pages_without_nwb_leave_out_exactly_the_physiology_pages(capsys):
     """make test-live without V1DD_NWB_DIR runs every page that does not read NWB sessions."""
-    from connectomics_book.pages import main, reads_nwb_sessions
+    from connectomics_book.build.pages import main, reads_nwb_sessions
 
     assert main(["--notebooks", str(ROOT / "_toc.yml")]) == 0
     every = capsys.readouterr().out.split()
