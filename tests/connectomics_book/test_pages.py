@@ -75,11 +75,16 @@ def box_labels(text: str) -> list[str]:
 REQUIRED_LABELS = box_labels(TEMPLATE.read_text(encoding="utf-8"))
 
 
-#: Setup code a page does not carry: the Colab install is written into its twin by
-#: tools/make_ipynb.py, the display options come from the IPython startup file (STARTUP).
-SETUP_CODE = {
-    "the Colab install": re.compile(r"google\.colab|%pip install|!pip install"),
-    "display setup": re.compile(r"set_option\(|figure_format|InlineBackend|IProgress not found"),
+#: Code a page does not carry, and why: the Colab install is written into its twin by
+#: tools/make_ipynb.py, the display options come from the IPython startup file (STARTUP) and
+#: the build-time package builds the book around the pages.
+NOT_IN_PAGES = {
+    "the Colab install": (re.compile(r"google\.colab|%pip install|!pip install"),
+                          "tools/make_ipynb.py writes it into the twin"),
+    "display setup": (re.compile(r"set_option\(|figure_format|InlineBackend|IProgress not found"),
+                      "the IPython startup file and the twin's setup cell set the options"),
+    "build-time code": (re.compile(r"connectomics_book\.build\b|connectomics_book import build"),
+                        "connectomics_book.build builds the book; pages never import it"),
 }
 
 #: Module aliases a page may use only after importing them in a visible cell, besides every
@@ -151,9 +156,9 @@ def check_page(path: Path) -> list[str]:
             problems.append("kernelspec must be python3")
         for name in sorted(missing_imports(notebook)):
             problems.append(f"visible code uses {name!r} but no visible cell imports it")
-    for what, pattern in SETUP_CODE.items():
+    for what, (pattern, why) in NOT_IN_PAGES.items():
         if pattern.search(text):
-            problems.append(f"holds {what}: tools/make_ipynb.py writes the setup into the twin")
+            problems.append(f"holds {what}: {why}")
     return problems
 
 
@@ -214,6 +219,9 @@ def test_setup_and_import_checks_can_fail(tmp_path):
     assert not any("'np'" in p for p in problems)
     assert any(p.startswith("holds the Colab install") for p in problems)
     assert any(p.startswith("holds display setup") for p in problems)
+    hidden.write_text(hidden.read_text() + "\n```{code-cell} ipython3\n"
+                      "from connectomics_book.build.pages import toc_pages\n```\n")
+    assert any(p.startswith("holds build-time code") for p in check_page(hidden))
 
 
 def _load_make_ipynb():
