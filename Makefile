@@ -90,8 +90,8 @@ _pages: notebooks html
 
 notebooks:
 	mkdir -p $(LOGS) $(MPLCONFIGDIR)
-	$(PY) -m connectomics_book.provenance $(PROVENANCE) --expect $(EXPECT_SOURCE)
-	$(PY) -m connectomics_book.pages --notebooks $(PAGE_FILTER) > $(BUILD)/notebook-pages.txt
+	$(PY) -m connectomics_book.build.provenance $(PROVENANCE) --expect $(EXPECT_SOURCE)
+	$(PY) -m connectomics_book.build.pages --notebooks $(PAGE_FILTER) > $(BUILD)/notebook-pages.txt
 	test -s $(BUILD)/notebook-pages.txt || { echo "[notebooks] _toc.yml lists no notebook"; exit 1; }
 	rm -rf $(NB_OUT)
 	NB_OUT_DIR=$(NB_OUT) $(PY) -m pytest --nbmake -n $(JOBS) --nbmake-timeout=$(NB_TIMEOUT) \

@@ -25,7 +25,7 @@ import nbmake.nb_run
 import nbmake.pytest_items
 from nbmake.pytest_items import NotebookFile
 
-from connectomics_book.pages import is_myst_notebook
+from connectomics_book.build.pages import is_myst_notebook
 
 ROOT = Path(__file__).parent.resolve()
 OUT_DIR = Path(os.environ.get("NB_OUT_DIR", ROOT / "_build" / "nbmake")).resolve()

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from bs4 import BeautifulSoup
 
-from connectomics_book.sphinx_banner import BANNER_CLASS, banner_kind
+from connectomics_book.build.banner import BANNER_CLASS, banner_kind
 
 site = Path(sys.argv[1] if len(sys.argv) > 1 else "_build/html").resolve()
 record_path = Path(sys.argv[2] if len(sys.argv) > 2 else "_build/provenance.json")

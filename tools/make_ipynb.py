@@ -13,6 +13,11 @@ previous one (from ``resources/references.bib``). Links to other pages, relative
 become links that work from Colab: to the other page's twin opened in Colab, or to the page on
 GitHub when it has no code.
 
+The pages carry no setup code. Each twin starts with a setup cell (tagged ``remove-cell``)
+written here from :mod:`connectomics_book.constants`: on Colab it installs the pinned packages
+(``COLAB_INSTALL``), then it sets the book's display options (``DISPLAY_SETUP``, which the book
+build runs from ``.ci/ipython/profile_default/startup/``).
+
 usage: python tools/make_ipynb.py [--check]   (run from the repository root)
 """
 
@@ -26,7 +31,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from connectomics_book.pages import is_myst_notebook, toc_pages
+from connectomics_book.build.pages import is_myst_notebook, toc_pages
+from connectomics_book.constants import COLAB_INSTALL, DISPLAY_SETUP
 
 ROOT = Path(__file__).resolve().parent.parent
 BIB = ROOT / "resources" / "references.bib"
@@ -38,6 +44,23 @@ _ADMONITION = re.compile(r"^:::\{admonition\}[ \t]*(.*)\n((?:.*\n)*?):::[ \t]*$"
 _CITE = re.compile(r"\{footcite:([pt])\}`([^`]+)`")
 _PAGE_LINK = re.compile(r"\]\((?![a-z]+:)([^)#\s]+\.md)(#[^)\s]*)?\)")
 _BIBLIOGRAPHY = re.compile(r"^```\{footbibliography\}[ \t]*\n```[ \t]*$", re.MULTILINE)
+
+
+SETUP_TAGS = ["remove-cell"]
+
+
+def setup_source() -> str:
+    """The first cell of every twin: the Colab install, then the book's display options."""
+    return "\n".join([
+        "# Setup (written by tools/make_ipynb.py): on Google Colab, install the course's pinned",
+        "# packages; then the display options of the book.",
+        "import sys",
+        "",
+        'if "google.colab" in sys.modules:',
+        f"    {COLAB_INSTALL}",
+        "",
+        DISPLAY_SETUP,
+    ])
 
 
 @cache
@@ -133,6 +156,8 @@ def render_ipynb(md_path: Path) -> str:
     nb.metadata.pop("jupytext", None)  # the twin is not a paired file
     nb.metadata["colab"] = {"provenance": []}
     nb.metadata["connectomics_book"] = {"note": HEADER.format(name=md_path.name)}
+    setup = nbformat.v4.new_code_cell(setup_source(), metadata={"tags": list(SETUP_TAGS)})
+    nb.cells.insert(0, setup)
     cited: list[str] = []
     for index, cell in enumerate(nb.cells):
         cell.id = f"cell-{index}"  # stable ids: the twins only change when a page does

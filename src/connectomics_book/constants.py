@@ -50,8 +50,36 @@ COLAB_PACKAGES: tuple[str, ...] = (
     "pyarrow==26.0.1",
 )
 
-#: The install line of the hidden first cell of every notebook page (runs on Colab only).
+#: The install line of the setup cell that tools/make_ipynb.py writes first into every Colab
+#: twin (it runs on Colab only; the pages themselves carry no setup cell).
 #: The course package itself (no dependencies of its own) comes from the repository.
 COLAB_INSTALL = (
     "%pip install -q " + " ".join(COLAB_PACKAGES) + f' "microns-v1dd-course @ git+{REPOSITORY_URL}"'
+)
+
+#: Display options of every page: compact pandas tables and the inline figure format.
+PANDAS_OPTIONS: dict[str, int] = {
+    "display.max_rows": 12,
+    "display.max_columns": 14,
+    "display.precision": 2,
+}
+#: Format of the inline matplotlib figures (IPython's ``InlineBackend.figure_formats``).
+FIGURE_FORMAT = "png"
+
+#: The display setup, as code. The book build runs it from the IPython startup file
+#: (``.ci/ipython/profile_default/startup/``, ``IPYTHONDIR`` set by the Makefile); the Colab
+#: twins run it in their hidden first cell (``tools/make_ipynb.py``). It binds no short alias
+#: (``pd``, ``np``): each page imports what its code uses. The warning filter hides the notice
+#: about missing notebook progress bars (ipywidgets is not installed where the book is built).
+_FIGURE_CONFIG = f'InlineBackend.figure_formats = ["{FIGURE_FORMAT}"]'
+DISPLAY_SETUP = "\n".join(
+    [
+        "import warnings",
+        "",
+        "import pandas",
+        "",
+        *(f'pandas.set_option("{name}", {value!r})' for name, value in PANDAS_OPTIONS.items()),
+        f"get_ipython().run_line_magic(\"config\", {_FIGURE_CONFIG!r})",
+        'warnings.filterwarnings("ignore", message="IProgress not found")',
+    ]
 )

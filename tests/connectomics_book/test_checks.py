@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from connectomics_book.sphinx_banner import render_banner
+from connectomics_book.build.banner import render_banner
 from tests.fixtures.paths import REPO_ROOT
 
 ROOT = REPO_ROOT

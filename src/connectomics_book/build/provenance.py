@@ -2,12 +2,12 @@
 
 Run this in exactly the environment the pages execute in, just before executing them::
 
-    python -m connectomics_book.provenance _build/provenance.json
+    python -m connectomics_book.build.provenance _build/provenance.json
 
 It does what a page does -- ``CAVEclient(DATASTACK)`` -- and writes down what the server
 says about itself: the datastack description, its local server, the materialization versions
 it offers and whether the pinned one is among them. The Sphinx extension
-:mod:`connectomics_book.sphinx_banner` turns that record into the banner on every page, so
+:mod:`connectomics_book.build.banner` turns that record into the banner on every page, so
 the banner states what actually answered, not what someone meant to run against.
 """
 
@@ -80,7 +80,7 @@ def collect(pairs=DATASTACK_VERSIONS) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m connectomics_book.provenance", description=__doc__.split("\n\n")[0]
+        prog="python -m connectomics_book.build.provenance", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("out", type=Path, help="JSON file to write, e.g. _build/provenance.json")
     parser.add_argument(

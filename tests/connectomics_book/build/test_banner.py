@@ -7,7 +7,8 @@ import json
 import pytest
 from sphinx.errors import ExtensionError
 
-from connectomics_book import provenance, sphinx_banner
+from connectomics_book.build import banner as book_banner
+from connectomics_book.build import provenance
 
 SYNTHETIC_RECORD = {
     "generated_at": "2026-11-21T10:00:00+00:00",
@@ -45,7 +46,7 @@ def test_classify_recognises_the_synthetic_marker_only():
 
 
 def test_synthetic_banner_says_it_is_not_real_data():
-    banner = sphinx_banner.render_banner(SYNTHETIC_RECORD)
+    banner = book_banner.render_banner(SYNTHETIC_RECORD)
     assert 'data-source="synthetic"' in banner
     assert "offline synthetic sample" in banner and "not real data" in banner
     assert "minnie65_public" in banner and "v1300" in banner
@@ -53,7 +54,7 @@ def test_synthetic_banner_says_it_is_not_real_data():
 
 
 def test_public_banner_names_datastack_version_and_server():
-    banner = sphinx_banner.render_banner(PUBLIC_RECORD)
+    banner = book_banner.render_banner(PUBLIC_RECORD)
     assert 'data-source="public"' in banner
     assert "synthetic" not in banner
     assert "minnie65_public" in banner and "v1300" in banner
@@ -65,19 +66,19 @@ def test_mixed_record_is_labelled_synthetic():
         **PUBLIC_RECORD,
         "datastacks": PUBLIC_RECORD["datastacks"] + SYNTHETIC_RECORD["datastacks"],
     }
-    assert sphinx_banner.banner_kind(mixed) == "synthetic"
+    assert book_banner.banner_kind(mixed) == "synthetic"
 
 
 def test_missing_record_fails_with_instructions(tmp_path):
-    with pytest.raises(ExtensionError, match="connectomics_book.provenance"):
-        sphinx_banner.load_record(tmp_path / "provenance.json")
+    with pytest.raises(ExtensionError, match="connectomics_book.build.provenance"):
+        book_banner.load_record(tmp_path / "provenance.json")
 
 
 def test_record_without_datastacks_fails(tmp_path):
     path = tmp_path / "provenance.json"
     path.write_text(json.dumps({**SYNTHETIC_RECORD, "datastacks": []}))
     with pytest.raises(ExtensionError, match="names no datastack"):
-        sphinx_banner.load_record(path)
+        book_banner.load_record(path)
 
 
 @pytest.mark.parametrize(("expect", "code"), [("synthetic", 0), ("public", 1)])
@@ -96,7 +97,7 @@ def test_sphinx_build_shows_the_banner_on_every_page(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "conf.py").write_text(
-        "extensions = ['connectomics_book.sphinx_banner']\n"
+        "extensions = ['connectomics_book.build.banner']\n"
         "html_theme = 'sphinx_book_theme'\n"
         "provenance_file = 'provenance.json'\n"
     )
@@ -117,5 +118,5 @@ def test_sphinx_build_shows_the_banner_on_every_page(tmp_path):
     app.build()
     for page in ("index.html", "other.html"):
         html = (out / page).read_text(encoding="utf-8")
-        assert f'class="{sphinx_banner.BANNER_CLASS}" data-source="synthetic"' in html
+        assert f'class="{book_banner.BANNER_CLASS}" data-source="synthetic"' in html
         assert "not real data" in html

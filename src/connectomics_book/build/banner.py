@@ -1,6 +1,6 @@
 """Sphinx extension: an honesty banner on every page, built from the provenance record.
 
-``python -m connectomics_book.provenance`` writes a JSON record of which CAVE services
+``python -m connectomics_book.build.provenance`` writes a JSON record of which CAVE services
 answered when the pages were executed. This extension reads that record when the build
 starts and shows it in the theme's announcement bar of every HTML page. A build without the
 record fails: a page must never show outputs without saying where they came from.
@@ -22,7 +22,7 @@ from typing import Any
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
 
-from connectomics_book.provenance import SOURCE_PUBLIC, SOURCE_SYNTHETIC
+from connectomics_book.build.provenance import SOURCE_PUBLIC, SOURCE_SYNTHETIC
 
 BANNER_CLASS = "book-provenance"
 
@@ -34,8 +34,8 @@ def load_record(path: Path) -> dict[str, Any]:
     """Read a provenance record, failing with instructions when it is missing or empty."""
     if not path.is_file():
         raise ExtensionError(
-            f"provenance record {path} is missing: run `python -m connectomics_book.provenance "
-            f"{path}` in the environment that executes the pages (`make book` does) before "
+            f"provenance record {path} is missing: run "
+            f"`python -m connectomics_book.build.provenance {path}` in the environment that executes the pages (`make book` does) before "
             "building, so every page can say which data produced its outputs"
         )
     record = json.loads(path.read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""connectomics_book.physiology: trial alignment, tuning curves, selectivity and reliability.
+"""connectomics_book.twophoton: trial alignment, tuning curves, selectivity and reliability.
 
 The first tests feed hand-made arrays whose answers are known in closed form; the last ones
 write a small V1DD-layout session (one column/volume, planted tuning) and read it back with
@@ -12,7 +12,7 @@ import pandas as pd
 import pynwb
 import pytest
 
-from connectomics_book import physiology as P
+from connectomics_book import twophoton as P
 from offline_cave.contract.params import V1DD_PLANE_DEPTHS_UM
 from offline_cave.generator.twophoton import sessions as S
 

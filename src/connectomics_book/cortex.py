@@ -6,7 +6,7 @@ of the datastack: the result is in µm, with *y* the depth below the pia (growin
 and *x*, *z* the two tangential directions.
 
 Neither dataset publishes layer boundaries:
-:func:`connectomics_book.cells.estimate_layer_bottoms` estimates them from the soma depths of
+:func:`connectomics_book.selection.estimate_layer_bottoms` estimates them from the soma depths of
 the layer-specific excitatory types, and :func:`draw_layers` draws them on a plot whose y
 axis is that depth.
 """
@@ -102,7 +102,7 @@ def draw_layers(
     """Draw layer borders as horizontal lines on ``ax`` whose y axis is depth (µm).
 
     ``layer_bottoms`` is a Series of increasing bottom depths indexed by layer name, as
-    returned by :func:`connectomics_book.cells.estimate_layer_bottoms`; the pia (depth 0) is
+    returned by :func:`connectomics_book.selection.estimate_layer_bottoms`; the pia (depth 0) is
     drawn too. Labels sit at the left edge of the axes, halfway between a layer's borders.
     The y axis is not inverted here: do that once with ``ax.invert_yaxis()`` or ``ylim``.
     """

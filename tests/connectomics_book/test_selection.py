@@ -1,4 +1,4 @@
-"""connectomics_book.cells: the cell selections the Programmatic access pages share."""
+"""connectomics_book.selection: the cell selections the Programmatic access pages share."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from connectomics_book.cells import (
+from connectomics_book.selection import (
     assign_layer,
     drop_multi_soma,
     estimate_layer_bottoms,

@@ -1,11 +1,11 @@
-"""connectomics_book.morphology: skeleton dicts -> navis/meshparty, distances, attachment."""
+"""connectomics_book.skeletons: skeleton dicts -> navis/meshparty, distances, attachment."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from connectomics_book.morphology import (
+from connectomics_book.skeletons import (
     COMPARTMENTS,
     attach_to_skeleton,
     decimate_mesh,

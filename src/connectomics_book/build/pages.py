@@ -3,7 +3,7 @@
 Shared by ``make`` (which notebooks to execute), ``conftest.py`` (which ``.md`` files nbmake
 collects) and the page tests, so all three agree with ``_toc.yml``.
 
-usage: python -m connectomics_book.pages [--notebooks [--without-nwb]] [_toc.yml]
+usage: python -m connectomics_book.build.pages [--notebooks [--without-nwb]] [_toc.yml]
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def toc_pages(toc_path: Path = Path("_toc.yml")) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m connectomics_book.pages",
+        prog="python -m connectomics_book.build.pages",
         description="Print the pages of the book, one per line.",
     )
     parser.add_argument("toc", nargs="?", type=Path, default=Path("_toc.yml"))

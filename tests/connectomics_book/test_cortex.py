@@ -1,4 +1,4 @@
-"""connectomics_book.layers: cortical frame (standard_transform) and layer lines."""
+"""connectomics_book.cortex: cortical frame (standard_transform) and layer lines."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 from standard_transform import minnie_transform, v1dd_transform  # noqa: E402
 
 from connectomics_book.constants import DATASTACK, V1DD_DATASTACK  # noqa: E402
-from connectomics_book.layers import (  # noqa: E402
+from connectomics_book.cortex import (  # noqa: E402
     add_cortical_position,
     cortical_transform,
     depth_um,
