@@ -29,7 +29,7 @@ NB_OUT := $(BUILD)/nbmake
 PROVENANCE := $(BUILD)/provenance.json
 NB_LOG := $(LOGS)/notebooks.log
 EXPECT_SOURCE := synthetic
-# extra arguments of `connectomics_book.pages` choosing the notebooks (test-live: --without-nwb)
+# extra arguments of `connectomics_book.build.pages` choosing the notebooks (test-live: --without-nwb)
 PAGE_FILTER ?=
 OFFLINE := $(PY) -m offline_cave exec --data $(SAMPLE) --
 

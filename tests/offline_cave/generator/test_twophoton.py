@@ -1,5 +1,5 @@
 """Tests of the synthetic V1DD two-photon sessions (``offline_cave.generator.twophoton.model``,
-``offline_cave.generator.twophoton.sessions``) and of ``connectomics_book.v1dd_sessions.session_path``.
+``offline_cave.generator.twophoton.sessions``) and of ``connectomics_book.sessions.session_path``.
 
 The files are read back with plain ``pynwb`` (``NWBHDF5IO`` and ``read_nwb``) and analysed the
 way a student would: mean dF/F in the 2 s grating window minus the 1 s before it. The layout
@@ -19,7 +19,7 @@ import pandas as pd
 import pynwb
 import pytest
 
-from connectomics_book import v1dd_sessions
+from connectomics_book import sessions as book_sessions
 from offline_cave.contract.params import V1DD_PLANE_DEPTHS_UM
 from offline_cave.generator.twophoton import model as phys
 from offline_cave.generator.twophoton import sessions as S
@@ -384,36 +384,36 @@ def test_plane_without_rois(small, tmp_path):
 # ----------------------------------------------------------------------------- session_path
 def test_session_path(written, tmp_path, monkeypatch):
     out = written[0].parent
-    monkeypatch.delenv(v1dd_sessions.ENV_NWB_DIR, raising=False)
-    assert v1dd_sessions.session_path(2, 3, data_dir=out) == written[1]
+    monkeypatch.delenv(book_sessions.ENV_NWB_DIR, raising=False)
+    assert book_sessions.session_path(2, 3, data_dir=out) == written[1]
     with pytest.raises(FileNotFoundError, match=r"\(1, 2\), \(2, 3\), \(5, 5\)"):
-        v1dd_sessions.session_path(4, 1, data_dir=out)
+        book_sessions.session_path(4, 1, data_dir=out)
     # a directory of files without our manifest, one per asset folder like the real data
     real = tmp_path / "real"
     for p in written:
         (real / f"{p.stem}_filtered").mkdir(parents=True)
         shutil.copy(p, real / f"{p.stem}_filtered" / p.name)
     (real / "notes.nwb").write_text("not an NWB file")
-    monkeypatch.setenv(v1dd_sessions.ENV_NWB_DIR, str(real))
-    found = v1dd_sessions.session_path(5, 5)
+    monkeypatch.setenv(book_sessions.ENV_NWB_DIR, str(real))
+    found = book_sessions.session_path(5, 5)
     assert found.parent.parent == real and found.name == written[2].name
     with pytest.raises(FileNotFoundError, match="V1DD_NWB_DIR"):
-        v1dd_sessions.session_path(3, 3)
+        book_sessions.session_path(3, 3)
     # no directory named: the generated sample (OFFLINE_CAVE_DATA/v1dd_sessions)
-    monkeypatch.delenv(v1dd_sessions.ENV_NWB_DIR)
-    monkeypatch.setenv(v1dd_sessions.ENV_SAMPLE_DIR, str(out.parent))
-    assert v1dd_sessions.session_path(1, 2) == written[0]
+    monkeypatch.delenv(book_sessions.ENV_NWB_DIR)
+    monkeypatch.setenv(book_sessions.ENV_SAMPLE_DIR, str(out.parent))
+    assert book_sessions.session_path(1, 2) == written[0]
     # ... or the sessions of the v1dd_public EM sample (joinable to its tables)
     em_sample = tmp_path / "em"
     (em_sample / "v1dd_public").mkdir(parents=True)
     (em_sample / "v1dd_public" / "sessions").symlink_to(out, target_is_directory=True)
-    monkeypatch.setenv(v1dd_sessions.ENV_SAMPLE_DIR, str(em_sample))
-    assert v1dd_sessions.session_path(2, 3).name == written[1].name
-    monkeypatch.setenv(v1dd_sessions.ENV_SAMPLE_DIR, str(tmp_path / "nothing"))
+    monkeypatch.setenv(book_sessions.ENV_SAMPLE_DIR, str(em_sample))
+    assert book_sessions.session_path(2, 3).name == written[1].name
+    monkeypatch.setenv(book_sessions.ENV_SAMPLE_DIR, str(tmp_path / "nothing"))
     with pytest.raises(FileNotFoundError, match="none"):
-        v1dd_sessions.session_path(1, 2)
+        book_sessions.session_path(1, 2)
 
 
 def test_sample_locations_agree():
-    assert S.SESSIONS_SUBDIR in v1dd_sessions.SAMPLE_SUBDIRS
-    assert v1dd_sessions.GOLDEN_MOUSE == phys.SUBJECT_ID
+    assert S.SESSIONS_SUBDIR in book_sessions.SAMPLE_SUBDIRS
+    assert book_sessions.GOLDEN_MOUSE == phys.SUBJECT_ID
