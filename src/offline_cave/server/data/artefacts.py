@@ -96,11 +96,11 @@ class CellStore:
             raise MissingRoot(f"root id {root} does not exist in {self.ds.pcg_table}")
         nucleus = seg.nucleus_of(root)
         if not nucleus:
-            raise MissingArtefact(f"root id {root} is a fragment without a nucleus; the offline sample "
-                            f"has skeletons and meshes only for cells with a nucleus")
+            raise MissingArtefact(f"root id {root} is a fragment without a nucleus; the offline "
+                                  f"sample has skeletons and meshes only for cells with a nucleus")
         if nucleus not in self.skeleton_nuclei():
-            raise MissingArtefact(f"root id {root} (nucleus {nucleus}) has no skeleton or mesh in the "
-                            f"offline sample (only neurons are skeletonized)")
+            raise MissingArtefact(f"root id {root} (nucleus {nucleus}) has no skeleton or mesh in "
+                                  f"the offline sample (only neurons are skeletonized)")
         return nucleus
 
     def skeleton(self, nucleus: int) -> Skeleton:
@@ -115,7 +115,8 @@ class CellStore:
             f"SELECT node, parent, x, y, z, radius, compartment FROM read_parquet({qstring(str(path))}) "
             f"WHERE nucleus_id = {int(nucleus)} ORDER BY node")
         if table.num_rows == 0:
-            raise MissingArtefact(f"no skeleton for nucleus {nucleus} in the {self.ds.name} sample")
+            raise MissingArtefact(
+                f"no skeleton for nucleus {nucleus} in the {self.ds.name} sample")
         d = table.to_pydict()
         node = np.asarray(d["node"], dtype=np.int64)
         # nodes are 0..n-1 per the layout; re-index defensively

@@ -166,6 +166,23 @@ class SegmentStore:
             out[res.column("i").to_numpy()] = res.column("root_id").to_numpy()
         return out
 
+    def resolve_roots(self, ids: np.ndarray, t: float) -> np.ndarray:
+        """Root at ``t`` of each id: supervoxels are looked up, roots valid at ``t`` map to
+        themselves, anything else (0, unknown ids) gives 0."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros(len(ids), dtype=np.int64)
+        if len(ids) == 0:
+            return out
+        layers = (ids.astype(np.uint64) >> np.uint64(layout.ROOT_LAYER_SHIFT)).astype(np.int64)
+        is_root = layers == layout.N_LAYERS
+        if is_root.any():
+            root_ids = ids[is_root]
+            out[is_root] = np.where(self.valid_at(root_ids, t), root_ids, 0)
+        is_sv = layers == 1
+        if is_sv.any():
+            out[is_sv] = self.roots_of(ids[is_sv], t)
+        return out
+
     def leaves(self, roots: list[int], bounds: tuple | None = None) -> dict[int, np.ndarray]:
         """Supervoxels of each root; ``bounds`` ((x0,x1),(y0,y1),(z0,z1)) in base voxels."""
         out = {int(r): np.zeros(0, np.int64) for r in roots}

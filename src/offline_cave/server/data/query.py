@@ -10,7 +10,8 @@ filter dicts keyed by table name, then by column (``filter_in_dict``, ``filter_n
 Everything a user can get wrong raises :class:`QueryError` (the domain error
 :class:`~offline_cave.server.data.errors.InvalidQuery`, answered as HTTP 400) with a message
 written for that user. Values never reach the SQL text except as validated Python
-ints/floats; strings travel as bound parameters. Column names are checked against the stored schema and quoted.
+ints/floats; strings travel as bound parameters. Column names are checked against the stored
+schema and quoted.
 
 Units: positions are stored as int64 voxels at the table's ``voxel_resolution`` (nm/voxel).
 Spatial filters are in those voxels. With ``desired_resolution`` the position columns are

@@ -193,7 +193,7 @@ class Datastack:
                 extra = (f" (it exists from version {m.get('introduced')}"
                          + (f" until {m.get('removed')}" if m.get("removed") else "") + ")")
             raise MissingTable(f"table '{table}' does not exist in {self.name} version "
-                            f"{version.version}{extra}{hint}")
+                               f"{version.version}{extra}{hint}")
         return self.tables[table]
 
     def view_meta(self, view: str, version: VersionInfo) -> dict:
@@ -201,7 +201,7 @@ class Datastack:
                 not self._exists_at(self.views[view], version.version):
             names = self.view_names(version.version)
             raise MissingView(f"view '{view}' does not exist in {self.name} version "
-                            f"{version.version}{suggest(str(view), names)}")
+                              f"{version.version}{suggest(str(view), names)}")
         return self.views[view]
 
     def voxel_resolution(self, meta: dict) -> tuple[float, float, float]:

@@ -160,7 +160,7 @@ def roots_binary(req: Req) -> Response:
         raise bad_request(f"roots_binary needs little-endian uint64 ids; got {len(req.body)} "
                           f"bytes (not a multiple of 8)")
     svids = np.frombuffer(req.body, dtype="<u8").astype(np.int64)
-    roots = resolve_roots(seg, svids, _now_or(req, "timestamp"))
+    roots = seg.resolve_roots(svids, _now_or(req, "timestamp"))
     return Response(roots.astype("<u8").tobytes(), media_type="application/octet-stream")
 
 
@@ -170,7 +170,7 @@ def roots_json(req: Req) -> Response:
     ds, seg = store(req)
     check_stop_layer(req)
     ids = np.asarray(_node_ids(req), dtype=np.int64)
-    roots = resolve_roots(seg, ids, _now_or(req, "timestamp"))
+    roots = seg.resolve_roots(ids, _now_or(req, "timestamp"))
     return json_response({"root_ids": roots.tolist()})
 
 
@@ -181,7 +181,7 @@ def node_root(req: Req) -> Response:
     check_stop_layer(req)
     node = parse_int(req.path_params["node"], "node id")
     t = _now_or(req, "timestamp")
-    root = int(resolve_roots(seg, np.array([node], np.int64), t)[0])
+    root = int(seg.resolve_roots(np.array([node], np.int64), t)[0])
     if root == 0:
         raise not_found(f"node {node} is not a supervoxel or root of {ds.pcg_table} at "
                         f"{datetime.fromtimestamp(t, UTC).isoformat()}")
@@ -340,21 +340,3 @@ ROUTES = [
     ("chunkedgraph.oldest_timestamp", oldest_timestamp, ["GET"]),
 ]
 """(endpoint name, handler, methods) of the chunkedgraph."""
-
-
-def resolve_roots(seg: SegmentStore, ids: np.ndarray, t: float) -> np.ndarray:
-    """Root at ``t`` of each id: supervoxels are looked up, roots valid at ``t`` map to
-    themselves, anything else (0, unknown ids) gives 0."""
-    ids = np.asarray(ids, dtype=np.int64)
-    out = np.zeros(len(ids), dtype=np.int64)
-    if len(ids) == 0:
-        return out
-    layers = (ids.astype(np.uint64) >> np.uint64(layout.ROOT_LAYER_SHIFT)).astype(np.int64)
-    is_root = layers == layout.N_LAYERS
-    if is_root.any():
-        root_ids = ids[is_root]
-        out[is_root] = np.where(seg.valid_at(root_ids, t), root_ids, 0)
-    is_sv = layers == 1
-    if is_sv.any():
-        out[is_sv] = seg.roots_of(ids[is_sv], t)
-    return out
