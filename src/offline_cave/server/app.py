@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -28,7 +29,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from offline_cave.server.data.schemas import SchemaCatalog
 from offline_cave.server.data.store import Registry
+from offline_cave.server.endpoints import ENDPOINTS
 from offline_cave.server.http import Req, endpoint, error_response, json_response
 from offline_cave.server.routes import (
     annotation,
@@ -106,6 +109,63 @@ class TokenRequired:
         await send({"type": "http.response.body", "body": body})
 
 
+@endpoint
+def root(req: Req) -> Response:
+    """The landing page: what this server is and where its datastacks are listed."""
+    return json_response({"service": "offline_cave (synthetic CAVE sample)",
+                          "datastacks": sorted(req.registry.datastacks),
+                          "info": f"{req.base_url}/info/api/v2/datastacks"})
+
+
+ROUTE_MODULES = (info, schema, materialize, chunkedgraph, l2cache, skeleton, meshing, annotation)
+ROUTES = [("root", root, ["GET"])]
+"""(endpoint name, handler, methods) of the app itself."""
+
+
+def registered_routes() -> list[tuple[str, Callable, list[str]]]:
+    """Every (endpoint name, handler, methods) the route modules (and the app) register."""
+    out = list(ROUTES)
+    for module in ROUTE_MODULES:
+        out += module.ROUTES
+    return out
+
+
+def build_routes() -> list[Route]:
+    """Starlette routes in the order of :data:`~offline_cave.server.endpoints.ENDPOINTS`.
+
+    An endpoint registered twice, a registration of an unknown endpoint name, or an endpoint
+    without a handler is a programming error and raises :class:`ValueError`.
+    """
+    by_name: dict[str, tuple[Callable, list[str]]] = {}
+    for name, handler, methods in registered_routes():
+        if name not in ENDPOINTS:
+            raise ValueError(f"route for unknown endpoint {name!r}")
+        if name in by_name:
+            raise ValueError(f"endpoint {name!r} registered twice")
+        by_name[name] = (handler, methods)
+    missing = [name for name in ENDPOINTS if name not in by_name]
+    if missing:
+        raise ValueError(f"endpoints without a handler: {missing}")
+    return [Route(path, by_name[name][0], methods=by_name[name][1])
+            for name, path in ENDPOINTS.items()]
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """Starlette's own errors (unknown path, wrong method) as JSON."""
+    if exc.status_code == 404:
+        return error_response(404, f"no such endpoint: {request.method} {request.url.path}")
+    return error_response(exc.status_code, str(exc.detail))
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    """Any other exception: counted, logged and answered as a JSON 500."""
+    request.app.state.errors.add(f"{request.method} {request.url.path}: "
+                                 f"{type(exc).__name__}: {exc}")
+    log.exception("internal error on %s %s", request.method, request.url.path)
+    return error_response(500, f"internal server error ({type(exc).__name__}); "
+                               f"this is a bug in the offline server")
+
+
 def create_app(data_dir: str | Path, *, public_url: str | None = None,
                datastacks: list[str] | None = None) -> Starlette:
     """Build the app serving every complete datastack directory under ``data_dir``.
@@ -114,34 +174,11 @@ def create_app(data_dir: str | Path, *, public_url: str | None = None,
     ``local_server``; if None, each request's own base URL is used.
     """
     registry = Registry(Path(data_dir), datastacks)
-    errors = ErrorCounter()
-
-    @endpoint
-    def root(req: Req):
-        return json_response({"service": "offline_cave (synthetic CAVE sample)",
-                              "datastacks": sorted(registry.datastacks),
-                              "info": f"{req.base_url}/info/api/v2/datastacks"})
-
-    routes: list[Route] = [Route("/", root)]
-    for module in (info, schema, materialize, chunkedgraph, l2cache, skeleton, meshing,
-                   annotation):
-        routes += module.routes(registry)
-
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == 404:
-            return error_response(404, f"no such endpoint: {request.method} {request.url.path}")
-        return error_response(exc.status_code, str(exc.detail))
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        errors.add(f"{request.method} {request.url.path}: {type(exc).__name__}: {exc}")
-        log.exception("internal error on %s %s", request.method, request.url.path)
-        return error_response(500, f"internal server error ({type(exc).__name__}); "
-                                   f"this is a bug in the offline server")
-
-    app = Starlette(routes=routes, middleware=[Middleware(TokenRequired)],
+    app = Starlette(routes=build_routes(), middleware=[Middleware(TokenRequired)],
                     exception_handlers={HTTPException: http_error, Exception: unexpected})
     app.router.redirect_slashes = False
     app.state.registry = registry
+    app.state.schema_catalog = SchemaCatalog(registry)
     app.state.public_url = public_url.rstrip("/") if public_url else None
-    app.state.errors = errors
+    app.state.errors = ErrorCounter()
     return app

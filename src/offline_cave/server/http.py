@@ -1,5 +1,9 @@
 """Small HTTP helpers shared by the route modules: errors, request parsing, responses.
 
+This is the only module that maps errors to HTTP status codes: :class:`ApiError` carries its
+own (request-level problems found by the routes), and the data layer's domain errors
+(:mod:`offline_cave.server.data.errors`) get theirs from :data:`DATA_ERROR_STATUS`.
+
 Every handler is a plain synchronous function ``handler(req: Req) -> Response``; the
 :func:`endpoint` wrapper reads the raw body in the event loop (several caveclient GETs carry a
 JSON body, several POSTs have no Content-Type) and runs the handler in the thread pool, so
@@ -15,14 +19,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from offline_cave.server.data.query import QueryError
+from offline_cave.server.data import errors
+
+if TYPE_CHECKING:
+    from offline_cave.server.data.schemas import SchemaCatalog
+    from offline_cave.server.data.store import Registry
 
 log = logging.getLogger("offline_cave.server")
 
@@ -38,6 +46,28 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+DATA_ERROR_STATUS: dict[type[errors.DataError], int] = {
+    errors.DataError: 400,
+    errors.InvalidQuery: 400,
+    errors.MissingDatastack: 404,
+    errors.MissingVersion: 404,
+    errors.MissingTable: 404,
+    errors.MissingView: 404,
+    errors.MissingSchema: 404,
+    errors.MissingRoot: 404,
+    errors.MissingArtefact: 404,
+}
+"""HTTP status of every domain error (the nearest listed class of its MRO decides)."""
+
+
+def status_of(exc: errors.DataError) -> int:
+    """The HTTP status a domain error is answered with."""
+    for cls in type(exc).__mro__:
+        if cls in DATA_ERROR_STATUS:
+            return DATA_ERROR_STATUS[cls]
+    raise TypeError(f"{type(exc).__name__} is not a DataError")  # pragma: no cover
 
 
 def not_found(message: str) -> ApiError:
@@ -60,6 +90,16 @@ class Req:
     body: bytes
     base_url: str
     app_state: Any
+
+    @property
+    def registry(self) -> Registry:
+        """The served datastacks (``app.state.registry``)."""
+        return self.app_state.registry
+
+    @property
+    def schema_catalog(self) -> SchemaCatalog:
+        """The schema definitions (``app.state.schema_catalog``)."""
+        return self.app_state.schema_catalog
 
     def json_body(self, *, required: bool = False, default: Any = None) -> Any:
         """Parse the raw body as JSON whatever the Content-Type (empty -> ``default``)."""
@@ -205,9 +245,11 @@ def endpoint(handler: Callable[[Req], Response]) -> Callable[[Request], Any]:
             return await run_in_threadpool(handler, req)
         except ApiError as exc:
             return error_response(exc.status, exc.message)
-        except QueryError as exc:
-            return error_response(exc.status, exc.message)
+        except errors.DataError as exc:
+            return error_response(status_of(exc), exc.message)
 
     wrapped.__name__ = getattr(handler, "__name__", "endpoint")
+    wrapped.__qualname__ = getattr(handler, "__qualname__", wrapped.__name__)
+    wrapped.sync_handler = handler  # type: ignore[attr-defined]  # read by the tests
     wrapped.__doc__ = handler.__doc__
     return wrapped

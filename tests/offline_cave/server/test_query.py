@@ -17,6 +17,7 @@ from offline_cave.server.data.query import (
     format_resolution,
     qstring,
 )
+from offline_cave.server.http import status_of
 from tests.fixtures.sample_fixture import build_fixture
 
 
@@ -171,7 +172,7 @@ def test_count_limit_cap_and_sample(fx) -> None:
 def test_malformed_bodies_raise_query_error(fx, body: dict) -> None:
     with pytest.raises(QueryError) as err:
         run(fx, [src(fx, "synapses_pni_2")], body)
-    assert err.value.status == 400 and err.value.message
+    assert status_of(err.value) == 400 and err.value.message
 
 
 def test_builtin_schemas_are_parseable_by_the_table_manager_rules() -> None:

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from offline_cave.contract import layout
 from offline_cave.contract.files import write_atomic
+from offline_cave.server.data.errors import MissingArtefact, MissingRoot
 from offline_cave.server.data.mesh import (
     MESH_VERSION,
     encode_legacy,
@@ -29,7 +30,6 @@ from offline_cave.server.data.mesh import (
 )
 from offline_cave.server.data.query import qstring
 from offline_cave.server.data.store import Datastack
-from offline_cave.server.http import not_found
 
 log = logging.getLogger("offline_cave.server")
 
@@ -90,17 +90,17 @@ class CellStore:
             return self._with_skeleton
 
     def nucleus_for_root(self, root: int) -> int:
-        """The nucleus (with a skeleton) a root carries; 404 otherwise, saying why."""
+        """The nucleus (with a skeleton) a root carries; a domain error otherwise, saying why."""
         seg = self.ds.segments
         if not seg.exists(np.array([root], np.int64))[0]:
-            raise not_found(f"root id {root} does not exist in {self.ds.pcg_table}")
+            raise MissingRoot(f"root id {root} does not exist in {self.ds.pcg_table}")
         nucleus = seg.nucleus_of(root)
         if not nucleus:
-            raise not_found(f"root id {root} is a fragment without a nucleus; the offline sample "
-                            f"has skeletons and meshes only for cells with a nucleus")
+            raise MissingArtefact(f"root id {root} is a fragment without a nucleus; the offline "
+                                  f"sample has skeletons and meshes only for cells with a nucleus")
         if nucleus not in self.skeleton_nuclei():
-            raise not_found(f"root id {root} (nucleus {nucleus}) has no skeleton or mesh in the "
-                            f"offline sample (only neurons are skeletonized)")
+            raise MissingArtefact(f"root id {root} (nucleus {nucleus}) has no skeleton or mesh in "
+                                  f"the offline sample (only neurons are skeletonized)")
         return nucleus
 
     def skeleton(self, nucleus: int) -> Skeleton:
@@ -110,12 +110,13 @@ class CellStore:
                 return self._lru[nucleus]
         path = self.ds.dir / layout.SKELETONS_PARQUET
         if not path.exists():
-            raise not_found(f"{self.ds.name} sample has no skeletons")
+            raise MissingArtefact(f"{self.ds.name} sample has no skeletons")
         table = self.ds.db.arrow(
             f"SELECT node, parent, x, y, z, radius, compartment FROM read_parquet({qstring(str(path))}) "
             f"WHERE nucleus_id = {int(nucleus)} ORDER BY node")
         if table.num_rows == 0:
-            raise not_found(f"no skeleton for nucleus {nucleus} in the {self.ds.name} sample")
+            raise MissingArtefact(
+                f"no skeleton for nucleus {nucleus} in the {self.ds.name} sample")
         d = table.to_pydict()
         node = np.asarray(d["node"], dtype=np.int64)
         # nodes are 0..n-1 per the layout; re-index defensively

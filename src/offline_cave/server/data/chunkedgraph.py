@@ -15,6 +15,7 @@ import math
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,23 @@ class SegmentStore:
             out[res.column("i").to_numpy()] = res.column("root_id").to_numpy()
         return out
 
+    def resolve_roots(self, ids: np.ndarray, t: float) -> np.ndarray:
+        """Root at ``t`` of each id: supervoxels are looked up, roots valid at ``t`` map to
+        themselves, anything else (0, unknown ids) gives 0."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros(len(ids), dtype=np.int64)
+        if len(ids) == 0:
+            return out
+        layers = (ids.astype(np.uint64) >> np.uint64(layout.ROOT_LAYER_SHIFT)).astype(np.int64)
+        is_root = layers == layout.N_LAYERS
+        if is_root.any():
+            root_ids = ids[is_root]
+            out[is_root] = np.where(self.valid_at(root_ids, t), root_ids, 0)
+        is_sv = layers == 1
+        if is_sv.any():
+            out[is_sv] = self.roots_of(ids[is_sv], t)
+        return out
+
     def leaves(self, roots: list[int], bounds: tuple | None = None) -> dict[int, np.ndarray]:
         """Supervoxels of each root; ``bounds`` ((x0,x1),(y0,y1),(z0,z1)) in base voxels."""
         out = {int(r): np.zeros(0, np.int64) for r in roots}
@@ -217,34 +235,56 @@ class SegmentStore:
         return out
 
     # ---- lineage
+    def _walk(self, starts: list[int], step: dict[int, list[int]], *,
+              follow: Callable[[int], bool] | None = None,
+              stop: Callable[[int], bool] | None = None,
+              seen: set[int] | None = None) -> tuple[set[tuple[int, int]], set[int]]:
+        """The one walk of the operation graph (past and future ids, lineage graphs).
+
+        Depth first from ``starts`` along ``step`` (:attr:`parents` to go back in time,
+        :attr:`children` to go forward). A node for which ``stop`` holds is collected and not
+        expanded; the edge to a neighbour is taken only if ``follow`` holds for it. Every node
+        is expanded at most once: ``seen`` (updated in place, so two walks can share it)
+        holds the nodes already reached. Returns the edges taken, as ``(node, neighbour)``,
+        and the stopped nodes.
+        """
+        self._load()
+        seen = set() if seen is None else seen
+        seen.update(starts)
+        edges: set[tuple[int, int]] = set()
+        stopped: set[int] = set()
+        stack = list(starts)
+        while stack:
+            node = stack.pop()
+            if stop is not None and stop(node):
+                stopped.add(node)
+                continue
+            for nxt in step.get(node, []):
+                if follow is not None and not follow(nxt):
+                    continue
+                edges.add((node, nxt))
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return edges, stopped
+
     def lineage_graph(self, roots: list[int], t_past: float | None,
                       t_future: float | None) -> dict:
-        """networkx node-link JSON of the edit history around ``roots`` within the window."""
+        """networkx node-link JSON of the edit history around ``roots`` within the window.
+
+        Ancestors count while they were still alive after ``t_past``, descendants once they
+        were created by ``t_future``; both walks share one set of reached nodes.
+        """
         self._load()
         t_past = -math.inf if t_past is None else t_past
         t_future = math.inf if t_future is None else t_future
-        nodes: set[int] = set()
-        links: set[tuple[int, int]] = set()
-        stack = [int(r) for r in roots if self.exists(np.array([r]))[0]]
-        nodes.update(stack)
-        back = list(stack)
-        while back:  # ancestors that were still alive after t_past
-            node = back.pop()
-            for p in self.parents.get(node, []):
-                if self.expired_of(np.array([p]))[0] > t_past:
-                    links.add((p, node))
-                    if p not in nodes:
-                        nodes.add(p)
-                        back.append(p)
-        fwd = list(stack)
-        while fwd:  # descendants created by t_future
-            node = fwd.pop()
-            for c in self.children.get(node, []):
-                if self.created_of(np.array([c]))[0] <= t_future:
-                    links.add((node, c))
-                    if c not in nodes:
-                        nodes.add(c)
-                        fwd.append(c)
+        starts = [int(r) for r in roots if self.exists(np.array([r]))[0]]
+        nodes: set[int] = set(starts)
+        back, _ = self._walk(starts, self.parents, seen=nodes,
+                             follow=lambda p: self.expired_of(np.array([p]))[0] > t_past)
+        fwd, _ = self._walk(starts, self.children, seen=nodes,
+                            follow=lambda c: self.created_of(np.array([c]))[0] <= t_future)
+        links = {(p, node) for node, p in back} | fwd
         ordered = sorted(nodes)
         created = self.created_of(np.array(ordered, dtype=np.int64)) if ordered else []
         node_list = []
@@ -255,42 +295,22 @@ class SegmentStore:
         return {"directed": True, "multigraph": False, "graph": {}, "nodes": node_list,
                 "links": [{"source": s, "target": t} for s, t in sorted(links)]}
 
+    def _valid_relatives(self, roots: list[int], step: dict[int, list[int]],
+                         t: float) -> dict[int, list[int]]:
+        """For each root, the nearest roots along ``step`` (or itself) valid at ``t``."""
+        out: dict[int, list[int]] = {}
+        for r in roots:
+            _, found = self._walk([int(r)], step,
+                                  stop=lambda node: self.valid_at(np.array([node]), t)[0])
+            out[int(r)] = sorted(found)
+        return out
+
     def past_ids(self, roots: list[int], t_past: float) -> dict[int, list[int]]:
         """For each root, its ancestors (or itself) that were valid at ``t_past``."""
         self._load()
-        out: dict[int, list[int]] = {}
-        for r in roots:
-            found: set[int] = set()
-            seen = {int(r)}
-            stack = [int(r)]
-            while stack:
-                node = stack.pop()
-                if self.valid_at(np.array([node]), t_past)[0]:
-                    found.add(node)
-                    continue
-                for p in self.parents.get(node, []):
-                    if p not in seen:
-                        seen.add(p)
-                        stack.append(p)
-            out[int(r)] = sorted(found)
-        return out
+        return self._valid_relatives(roots, self.parents, t_past)
 
     def future_ids(self, roots: list[int], t_future: float) -> dict[int, list[int]]:
         """For each root, its descendants (or itself) that are valid at ``t_future``."""
         self._load()
-        out: dict[int, list[int]] = {}
-        for r in roots:
-            found: set[int] = set()
-            seen = {int(r)}
-            stack = [int(r)]
-            while stack:
-                node = stack.pop()
-                if self.valid_at(np.array([node]), t_future)[0]:
-                    found.add(node)
-                    continue
-                for c in self.children.get(node, []):
-                    if c not in seen:
-                        seen.add(c)
-                        stack.append(c)
-            out[int(r)] = sorted(found)
-        return out
+        return self._valid_relatives(roots, self.children, t_future)

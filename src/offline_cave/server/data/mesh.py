@@ -85,6 +85,11 @@ def uv_sphere(center: np.ndarray, radius: float, rings: int = 12,
     return np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64)
 
 
+# skeleton_mesh is one long function on purpose (~85 lines): it is a single pass over the
+# nodes in topological order whose steps share the growing vertex list, the ring of every
+# node and the transported normals (the add_ring/connect closures); split up, that state would
+# be threaded through every helper. Its output bytes are cached under MESH_VERSION, so it is
+# kept exactly as it is.
 def skeleton_mesh(vertices: np.ndarray, parent: np.ndarray, radius: np.ndarray, *,
                   soma_radius: float | None = None, sides: int = 8,
                   min_radius: float = 50.0) -> tuple[np.ndarray, np.ndarray]:

@@ -7,9 +7,11 @@ filter dicts keyed by table name, then by column (``filter_in_dict``, ``filter_n
 ``filter_regex_dict``), ``select_columns`` / ``select_column_map``, ``suffix_map`` /
 ``suffixes``, ``offset``, ``limit`` and ``desired_resolution``.
 
-Everything a user can get wrong raises :class:`QueryError` with a message written for that
-user (HTTP 400). Values never reach the SQL text except as validated Python ints/floats; strings
-travel as bound parameters. Column names are checked against the stored schema and quoted.
+Everything a user can get wrong raises :class:`QueryError` (the domain error
+:class:`~offline_cave.server.data.errors.InvalidQuery`, answered as HTTP 400) with a message
+written for that user. Values never reach the SQL text except as validated Python
+ints/floats; strings travel as bound parameters. Column names are checked against the stored
+schema and quoted.
 
 Units: positions are stored as int64 voxels at the table's ``voxel_resolution`` (nm/voxel).
 Spatial filters are in those voxels. With ``desired_resolution`` the position columns are
@@ -27,6 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+
+from offline_cave.server.data.errors import InvalidQuery
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -49,13 +53,8 @@ _TRUE_STRINGS = {"t", "true", "True", "TRUE", "1", "yes"}
 _FALSE_STRINGS = {"f", "false", "False", "FALSE", "0", "no"}
 
 
-class QueryError(ValueError):
-    """A malformed or impossible query; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+QueryError = InvalidQuery
+"""The name the query builder has always used for :class:`InvalidQuery` (HTTP 400)."""
 
 
 def suggest(name: str, candidates: Sequence[str]) -> str:
@@ -487,17 +486,14 @@ class QueryBuilder:
             return picked
         return chosen
 
-    def build(self) -> BuiltQuery:
-        body = self.body
-        limit = _int_arg(body, "limit", 1)
-        offset = _int_arg(body, "offset", 0) or 0
-        desired = body.get("desired_resolution")
-        desired_res = parse_resolution(desired) if desired is not None else None
-        out_res = desired_res or self.sources[0].voxel_resolution
-        where = self._where()
-        selected = self._selected()
+    def _select_list(self, selected: dict[str, list[str]],
+                     desired_res: tuple[float, float, float] | None,
+                     out_res: tuple[float, float, float]) -> tuple[str, list[str]]:
+        """The SELECT expressions and output column names.
 
-        # output order: joins put the unsuffixed table first and all positions last
+        Joins put the unsuffixed table first and all positions last; positions are scaled
+        to ``out_res`` when it differs from a table's voxel resolution.
+        """
         order = list(self.sources)
         if len(order) > 1:
             order.sort(key=lambda s: self.suffixes[s.name] != "")
@@ -527,8 +523,10 @@ class QueryBuilder:
                     out_names.append(name)
         if len(set(out_names)) != len(out_names):
             raise QueryError("the suffixes leave duplicate column names in the result")
-        select_sql = ", ".join(scalar_parts + point_parts)
+        return ", ".join(scalar_parts + point_parts), out_names
 
+    def _from_clause(self) -> str:
+        """The FROM expression: the first source, sampled if asked, joined with the others."""
         first = self.sources[0]
         from_sql = f"{first.from_sql} AS {first.alias}"
         if self.random_sample:
@@ -542,6 +540,21 @@ class QueryBuilder:
                                      f"{suggest(col, t.column_order)}")
             from_sql += (f" JOIN {s.from_sql} AS {s.alias} ON {first.alias}."
                          f"{qident(first.join_column)} = {s.alias}.{qident(s.join_column)}")
+        return from_sql
+
+    def build(self) -> BuiltQuery:
+        """The SQL of the query, with what the response needs to know about it."""
+        body = self.body
+        limit = _int_arg(body, "limit", 1)
+        offset = _int_arg(body, "offset", 0) or 0
+        desired = body.get("desired_resolution")
+        desired_res = parse_resolution(desired) if desired is not None else None
+        out_res = desired_res or self.sources[0].voxel_resolution
+        where = self._where()
+        selected = self._selected()
+        select_sql, out_names = self._select_list(selected, desired_res, out_res)
+        from_sql = self._from_clause()
+        first = self.sources[0]
         where_sql = f" WHERE {' AND '.join(where)}" if where else ""
         if self.count_only:
             sql = f"SELECT count(*)::BIGINT AS count FROM {from_sql}{where_sql}"

@@ -20,9 +20,16 @@ Schemas that are not listed here are derived from a table's parquet columns by
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from offline_cave.contract.catalog import BOOL, BOUND, FLOAT, INT, SCHEMA_FIELDS, SPATIAL, STR
+from offline_cave.server.data.errors import MissingSchema
+from offline_cave.server.data.query import suggest
+
+if TYPE_CHECKING:
+    from offline_cave.server.data.store import Registry
 
 _SPATIAL_POINT = {"type": "object", "properties": {
     "position": {"type": "array", "items": {"type": "integer"}, "minItems": 3, "maxItems": 3,
@@ -132,3 +139,32 @@ def schema_definition(schema_name: str) -> dict | None:
     if fields is None:
         return None
     return build_definition(schema_name, fields)
+
+
+class SchemaCatalog:
+    """Built-in schema definitions plus definitions derived for unknown schema names."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._lock = threading.Lock()
+        self._all: dict[str, dict] | None = None
+
+    def all(self) -> dict[str, dict]:
+        """Every schema name -> definition, sorted by name (built once)."""
+        with self._lock:
+            if self._all is None:
+                out = {name: schema_definition(name) for name in known_schema_names()}
+                for ds in self.registry.datastacks.values():
+                    for meta in ds.tables.values():
+                        name = meta.get("schema") or meta.get("schema_type")
+                        if name and name not in out:
+                            out[name] = definition_from_columns(name, meta.get("columns") or [])
+                self._all = dict(sorted(out.items()))
+            return self._all
+
+    def get(self, name: str) -> dict:
+        """One definition, or :class:`MissingSchema` with a close-match suggestion."""
+        catalog = self.all()
+        if name not in catalog:
+            raise MissingSchema(f"schema '{name}' does not exist{suggest(name, list(catalog))}")
+        return catalog[name]

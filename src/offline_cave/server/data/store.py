@@ -16,14 +16,22 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from offline_cave.contract import layout
 from offline_cave.server.data.chunkedgraph import SegmentStore
 from offline_cave.server.data.db import Database
+from offline_cave.server.data.errors import (
+    InvalidQuery,
+    MissingArtefact,
+    MissingDatastack,
+    MissingTable,
+    MissingVersion,
+    MissingView,
+)
 from offline_cave.server.data.query import Source, qident, qstring, suggest
-from offline_cave.server.http import ApiError, not_found
 
 log = logging.getLogger("offline_cave.server")
 
@@ -130,16 +138,16 @@ class Datastack:
 
     # ---- versions
     def version(self, version: Any) -> VersionInfo:
-        """The record of ``version`` or a 404 naming the available ones."""
+        """The record of ``version``, or :class:`MissingVersion` naming the available ones."""
         try:
             v = int(version)
         except (TypeError, ValueError):
-            raise ApiError(400, f"version must be an integer; got {version!r:.40}") from None
+            raise InvalidQuery(f"version must be an integer; got {version!r:.40}") from None
         for rec in self.versions:
             if rec.version == v:
                 return rec
         listed = ", ".join(str(r.version) for r in self.versions)
-        raise not_found(f"version {v} does not exist in {self.name} (versions: {listed})")
+        raise MissingVersion(f"version {v} does not exist in {self.name} (versions: {listed})")
 
     def materialized_versions(self) -> list[VersionInfo]:
         return [v for v in self.versions if v.materialized]
@@ -174,7 +182,7 @@ class Datastack:
         return sorted(t for t, m in self.views.items() if self._exists_at(m, version))
 
     def table_meta(self, table: str, version: VersionInfo) -> dict:
-        """Stored metadata of a table at a version, or 404 with a close-match suggestion."""
+        """Stored metadata of a table at a version, or :class:`MissingTable` with a close match."""
         if not isinstance(table, str) or table not in self.tables or \
                 not self._exists_at(self.tables[table], version.version):
             names = self.table_names(version.version)
@@ -184,16 +192,16 @@ class Datastack:
                 m = self.tables[table]
                 extra = (f" (it exists from version {m.get('introduced')}"
                          + (f" until {m.get('removed')}" if m.get("removed") else "") + ")")
-            raise not_found(f"table '{table}' does not exist in {self.name} version "
-                            f"{version.version}{extra}{hint}")
+            raise MissingTable(f"table '{table}' does not exist in {self.name} version "
+                               f"{version.version}{extra}{hint}")
         return self.tables[table]
 
     def view_meta(self, view: str, version: VersionInfo) -> dict:
         if not isinstance(view, str) or view not in self.views or \
                 not self._exists_at(self.views[view], version.version):
             names = self.view_names(version.version)
-            raise not_found(f"view '{view}' does not exist in {self.name} version "
-                            f"{version.version}{suggest(str(view), names)}")
+            raise MissingView(f"view '{view}' does not exist in {self.name} version "
+                              f"{version.version}{suggest(str(view), names)}")
         return self.views[view]
 
     def voxel_resolution(self, meta: dict) -> tuple[float, float, float]:
@@ -244,7 +252,7 @@ class Datastack:
         mats = [v for v in self.materialized_versions()
                 if (layout.version_dir(self.dir, v.version) / f"{name}.parquet").exists()]
         if not mats:
-            raise not_found(f"'{name}' has no data files in the {self.name} sample")
+            raise MissingArtefact(f"'{name}' has no data files in the {self.name} sample")
         for v in mats:
             if v.version == version.version:
                 return v
@@ -267,7 +275,7 @@ class Datastack:
         counts = meta.get("row_counts") or {}
         try:
             dv = self.data_version(name, version)
-        except ApiError:
+        except MissingArtefact:
             return 0
         if str(dv.version) in counts:
             return int(counts[str(dv.version)])
@@ -308,11 +316,24 @@ class Datastack:
         if not points:
             return Source(name=name, from_sql=base_sql, schema=schema,
                           voxel_resolution=res, join_column=join_column)
-        segs = self.segments
-        changed = segs.changed_roots(dv.timestamp, want_time)
+        changed = self.segments.changed_roots(dv.timestamp, want_time)
         if len(changed) == 0:  # no edit between the two times touches any root
             return Source(name=name, from_sql=base_sql, schema=schema,
                           voxel_resolution=res, join_column=join_column)
+        sql = self._remapped_sql(base_sql, points, names, changed, dv.timestamp, want_time,
+                                 root_filters)
+        return Source(name=name, from_sql=sql, schema=schema, voxel_resolution=res,
+                      join_column=join_column)
+
+    def _remapped_sql(self, base_sql: str, points: list[str], names: set[str],
+                      changed: np.ndarray, stored_time: float, want_time: float,
+                      root_filters: dict[str, list[int]] | None) -> str:
+        """A subquery of ``base_sql`` with every point's root re-derived at ``want_time``.
+
+        Only the supervoxels of the ``changed`` roots are looked up (the ``svmap``);
+        ``root_filters`` narrow the stored rows first (see :meth:`source`).
+        """
+        segs = self.segments
         replace = []
         joins = []
         for i, p in enumerate(points):
@@ -326,16 +347,14 @@ class Datastack:
             for col, ids in root_filters.items():
                 if col not in names or not ids:
                     continue
-                mapped = segs.overlapping_roots(sorted(set(ids)), dv.timestamp)
+                mapped = segs.overlapping_roots(sorted(set(ids)), stored_time)
                 keep = sorted({r for rs in mapped.values() for r in rs} | {0})
                 ands.append(f"b.{qident(col)} IN ({', '.join(str(int(i)) for i in keep)})")
             if ands:
                 where = " WHERE " + " AND ".join(ands)
-        sql = (f"(WITH svmap AS MATERIALIZED ({segs.changed_svmap_sql(changed, want_time)}) "
-               f"SELECT b.* REPLACE ({', '.join(replace)}) FROM {base_sql} AS b "
-               f"{' '.join(joins)}{where})")
-        return Source(name=name, from_sql=sql, schema=schema, voxel_resolution=res,
-                      join_column=join_column)
+        return (f"(WITH svmap AS MATERIALIZED ({segs.changed_svmap_sql(changed, want_time)}) "
+                f"SELECT b.* REPLACE ({', '.join(replace)}) FROM {base_sql} AS b "
+                f"{' '.join(joins)}{where})")
 
     @cached_property
     def segments(self) -> SegmentStore:
@@ -360,7 +379,7 @@ class Registry:
         ds = self.datastacks.get(name)
         if ds is None:
             names = sorted(self.datastacks)
-            raise not_found(f"datastack '{name}' is not served here (served: "
+            raise MissingDatastack(f"datastack '{name}' is not served here (served: "
                             f"{', '.join(names) or 'none'}){suggest(str(name), names)}")
         return ds
 
@@ -369,7 +388,7 @@ class Registry:
             if tid in (ds.pcg_table, ds.name):
                 return ds
         ids = sorted({d.pcg_table for d in self.datastacks.values()})
-        raise not_found(f"chunkedgraph table '{tid}' is not served here (tables: "
+        raise MissingDatastack(f"chunkedgraph table '{tid}' is not served here (tables: "
                         f"{', '.join(ids) or 'none'}){suggest(str(tid), ids)}")
 
     def by_aligned_volume(self, name: str) -> Datastack:
@@ -377,5 +396,5 @@ class Registry:
             if ds.aligned_volume["name"] == name:
                 return ds
         names = sorted(d.aligned_volume["name"] for d in self.datastacks.values())
-        raise not_found(f"aligned volume '{name}' is not served here (aligned volumes: "
+        raise MissingDatastack(f"aligned volume '{name}' is not served here (aligned volumes: "
                         f"{', '.join(names) or 'none'}){suggest(str(name), names)}")

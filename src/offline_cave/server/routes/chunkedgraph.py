@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 from starlette.responses import Response
-from starlette.routing import Route
 
 from offline_cave.contract import layout
-from offline_cave.server.data.store import Datastack, Registry
+from offline_cave.server.data.chunkedgraph import SegmentStore
+from offline_cave.server.data.store import Datastack
 from offline_cave.server.http import (
     Req,
     bad_request,
@@ -33,6 +33,7 @@ SPATIAL_BIT_MASKS = {"1": 10, "2": 10, "3": 9, "4": 8, "5": 7, "6": 6, "7": 5, "
 
 
 def layer_of(node_id: int) -> int:
+    """The chunkedgraph layer of an id (its top byte)."""
     return (int(node_id) >> layout.ROOT_LAYER_SHIFT) & 0xFF
 
 
@@ -66,6 +67,7 @@ def graphene_info(ds: Datastack, base: str) -> dict:
 
 
 def _node_ids(req: Req, key: str = "node_ids") -> list[int]:
+    """The id list of a required JSON body: ``{key: [...]}`` or a bare list."""
     body = req.json_body(required=True)
     if isinstance(body, dict):
         if key not in body:
@@ -77,6 +79,7 @@ def _node_ids(req: Req, key: str = "node_ids") -> list[int]:
 
 
 def _bounds(req: Req) -> tuple | None:
+    """The ``bounds=x0-x1_y0-y1_z0-z1`` query parameter (base voxels), or None."""
     text = req.query.get("bounds")
     if not text:
         return None
@@ -88,223 +91,252 @@ def _bounds(req: Req) -> tuple | None:
 
 
 def _now_or(req: Req, key: str) -> float:
+    """A time query parameter, now when absent."""
     value = req.qtime(key)
     return time.time() if value is None else value
 
 
-def routes(registry: Registry) -> list[Route]:
-    def store(req: Req):
-        ds = registry.by_table_id(req.path_params["tid"])
-        return ds, ds.segments
+def store(req: Req) -> tuple[Datastack, SegmentStore]:
+    """The datastack of the ``{tid}`` path parameter and its chunkedgraph."""
+    ds = req.registry.by_table_id(req.path_params["tid"])
+    return ds, ds.segments
 
-    def check_stop_layer(req: Req) -> None:
-        stop = req.qint("stop_layer")
-        if stop is not None and stop < layout.N_LAYERS and stop != 1:
-            raise bad_request(f"stop_layer={stop}: intermediate chunkedgraph layers are not part "
-                              f"of the offline sample (only supervoxels and roots exist)")
 
-    @endpoint
-    def api_versions(req: Req):
-        return json_response([0, 1])
+def check_stop_layer(req: Req) -> None:
+    """400 for a ``stop_layer`` between supervoxels and roots (the sample has no such layer)."""
+    stop = req.qint("stop_layer")
+    if stop is not None and stop < layout.N_LAYERS and stop != 1:
+        raise bad_request(f"stop_layer={stop}: intermediate chunkedgraph layers are not part "
+                          f"of the offline sample (only supervoxels and roots exist)")
 
-    @endpoint
-    def version(req: Req):
-        return json_response(PCG_VERSION)
 
-    @endpoint
-    def info(req: Req):
-        ds = registry.by_table_id(req.path_params["tid"])
-        return json_response(graphene_info(ds, req.base_url))
+def _root_ids_body(req: Req) -> list[int]:
+    """The ``root_ids`` list of a required JSON object body."""
+    body = req.json_body(required=True)
+    if not isinstance(body, dict) or "root_ids" not in body:
+        raise bad_request("the body must be a JSON object with 'root_ids'")
+    return parse_id_list(body["root_ids"], "'root_ids'")
 
-    @endpoint
-    def roots_binary(req: Req):
-        ds, seg = store(req)
-        check_stop_layer(req)
-        if len(req.body) % 8:
-            raise bad_request(f"roots_binary needs little-endian uint64 ids; got {len(req.body)} "
-                              f"bytes (not a multiple of 8)")
-        svids = np.frombuffer(req.body, dtype="<u8").astype(np.int64)
-        roots = resolve_roots(seg, svids, _now_or(req, "timestamp"))
-        return Response(roots.astype("<u8").tobytes(), media_type="application/octet-stream")
 
-    @endpoint
-    def roots_json(req: Req):
-        ds, seg = store(req)
-        check_stop_layer(req)
-        ids = np.asarray(_node_ids(req), dtype=np.int64)
-        roots = resolve_roots(seg, ids, _now_or(req, "timestamp"))
-        return json_response({"root_ids": roots.tolist()})
+def _required_past(req: Req) -> float:
+    """The required ``timestamp_past`` query parameter."""
+    t_past = req.qtime("timestamp_past")
+    if t_past is None:
+        raise bad_request("'timestamp_past' is required")
+    return t_past
 
-    @endpoint
-    def node_root(req: Req):
-        ds, seg = store(req)
-        check_stop_layer(req)
-        node = parse_int(req.path_params["node"], "node id")
+
+def _require_root(ds: Datastack, seg: SegmentStore, root: int) -> None:
+    """404 unless ``root`` is a root of the chunkedgraph."""
+    if not seg.exists(np.array([root]))[0]:
+        raise not_found(f"root id {root} does not exist in {ds.pcg_table}")
+
+
+@endpoint
+def api_versions(req: Req) -> Response:
+    """The chunkedgraph API versions served."""
+    return json_response([0, 1])
+
+
+@endpoint
+def version(req: Req) -> Response:
+    """The emulated PyChunkedGraph version."""
+    return json_response(PCG_VERSION)
+
+
+@endpoint
+def info(req: Req) -> Response:
+    """The graphene segmentation info."""
+    ds = req.registry.by_table_id(req.path_params["tid"])
+    return json_response(graphene_info(ds, req.base_url))
+
+
+@endpoint
+def roots_binary(req: Req) -> Response:
+    """Roots of little-endian uint64 ids at ``timestamp`` (now by default), as uint64 bytes."""
+    ds, seg = store(req)
+    check_stop_layer(req)
+    if len(req.body) % 8:
+        raise bad_request(f"roots_binary needs little-endian uint64 ids; got {len(req.body)} "
+                          f"bytes (not a multiple of 8)")
+    svids = np.frombuffer(req.body, dtype="<u8").astype(np.int64)
+    roots = seg.resolve_roots(svids, _now_or(req, "timestamp"))
+    return Response(roots.astype("<u8").tobytes(), media_type="application/octet-stream")
+
+
+@endpoint
+def roots_json(req: Req) -> Response:
+    """Roots of a JSON id list at ``timestamp`` (now by default)."""
+    ds, seg = store(req)
+    check_stop_layer(req)
+    ids = np.asarray(_node_ids(req), dtype=np.int64)
+    roots = seg.resolve_roots(ids, _now_or(req, "timestamp"))
+    return json_response({"root_ids": roots.tolist()})
+
+
+@endpoint
+def node_root(req: Req) -> Response:
+    """The root of one node at ``timestamp`` (404 if it has none then)."""
+    ds, seg = store(req)
+    check_stop_layer(req)
+    node = parse_int(req.path_params["node"], "node id")
+    t = _now_or(req, "timestamp")
+    root = int(seg.resolve_roots(np.array([node], np.int64), t)[0])
+    if root == 0:
+        raise not_found(f"node {node} is not a supervoxel or root of {ds.pcg_table} at "
+                        f"{datetime.fromtimestamp(t, UTC).isoformat()}")
+    return json_response({"root_id": root})
+
+
+@endpoint
+def root_timestamps(req: Req) -> Response:
+    """Creation times of roots, or with ``latest`` the last time each was current."""
+    ds, seg = store(req)
+    ids = np.asarray(_node_ids(req), dtype=np.int64)
+    missing = ids[~seg.exists(ids)]
+    if len(missing):
+        raise not_found(f"root id(s) not found in {ds.pcg_table}: "
+                        f"{', '.join(str(i) for i in missing[:10])}")
+    created = seg.created_of(ids)
+    if req.qbool("latest"):
         t = _now_or(req, "timestamp")
-        root = int(resolve_roots(seg, np.array([node], np.int64), t)[0])
-        if root == 0:
-            raise not_found(f"node {node} is not a supervoxel or root of {ds.pcg_table} at "
-                            f"{datetime.fromtimestamp(t, UTC).isoformat()}")
-        return json_response({"root_id": root})
-
-    @endpoint
-    def root_timestamps(req: Req):
-        ds, seg = store(req)
-        ids = np.asarray(_node_ids(req), dtype=np.int64)
-        missing = ids[~seg.exists(ids)]
-        if len(missing):
-            raise not_found(f"root id(s) not found in {ds.pcg_table}: "
-                            f"{', '.join(str(i) for i in missing[:10])}")
-        created = seg.created_of(ids)
-        if req.qbool("latest"):
-            t = _now_or(req, "timestamp")
-            bad = ids[created > t]
-            if len(bad):
-                raise bad_request(f"root id(s) did not exist yet at the timestamp: "
-                                  f"{', '.join(str(i) for i in bad[:10])}")
-            out = np.minimum(seg.expired_of(ids), t)
-        else:
-            out = created
-        return json_response({"timestamp": [float(x) for x in out]})
-
-    @endpoint
-    def is_latest_roots(req: Req):
-        ds, seg = store(req)
-        ids = np.asarray(_node_ids(req), dtype=np.int64)
-        return json_response({"is_latest": seg.is_latest(ids, req.qtime("timestamp")).tolist()})
-
-    @endpoint
-    def leaves(req: Req):
-        ds, seg = store(req)
-        root = parse_int(req.path_params["node"], "root id")
-        if not seg.exists(np.array([root]))[0]:
-            raise not_found(f"root id {root} does not exist in {ds.pcg_table}")
-        return json_response({"leaf_ids": seg.leaves([root], _bounds(req))[root].tolist()})
-
-    @endpoint
-    def leaves_many(req: Req):
-        ds, seg = store(req)
-        ids = _node_ids(req)
-        missing = [i for i, ok in zip(ids, seg.exists(np.asarray(ids, np.int64)), strict=True)
-                   if not ok]
-        if missing:
-            raise not_found(f"root id(s) not found in {ds.pcg_table}: {missing[:10]}")
-        out = seg.leaves(ids, _bounds(req))
-        return json_response({str(k): v.tolist() for k, v in out.items()})
-
-    @endpoint
-    def lineage_graph(req: Req):
-        ds, seg = store(req)
-        body = req.json_body(required=True)
-        if not isinstance(body, dict) or "root_ids" not in body:
-            raise bad_request("the body must be a JSON object with 'root_ids'")
-        ids = parse_id_list(body["root_ids"], "'root_ids'")
-        past = req.qtime("timestamp_past")
-        future = req.qtime("timestamp_future")
-        if future is None:
-            future = req.qtime("timestamp")
-        return json_response(seg.lineage_graph(ids, past, future))
-
-    @endpoint
-    def lineage_graph_single(req: Req):
-        ds, seg = store(req)
-        root = parse_int(req.path_params["node"], "root id")
-        return json_response(seg.lineage_graph([root], req.qtime("timestamp_past"),
-                                               req.qtime("timestamp_future")))
-
-    @endpoint
-    def past_id_mapping(req: Req):
-        ds, seg = store(req)
-        body = req.json_body(required=True)
-        if not isinstance(body, dict) or "root_ids" not in body:
-            raise bad_request("the body must be a JSON object with 'root_ids'")
-        ids = parse_id_list(body["root_ids"], "'root_ids'")
-        t_past = req.qtime("timestamp_past")
-        if t_past is None:
-            raise bad_request("'timestamp_past' is required")
-        past = seg.past_ids(ids, t_past)
-        future: dict[str, list[int]] = {}
-        for r, ps in past.items():
-            for p in ps:
-                future.setdefault(str(p), []).append(r)
-        return json_response({"past_id_map": {str(k): v for k, v in past.items()},
-                              "future_id_map": future})
-
-    @endpoint
-    def valid_nodes(req: Req):
-        ds, seg = store(req)
-        ids = np.asarray(_node_ids(req), dtype=np.int64)
-        start = req.qtime("start_timestamp", -np.inf)
-        end = _now_or(req, "end_timestamp")
-        created = seg.created_of(ids)
-        ok = seg.exists(ids) & (created >= start) & (created <= end)
-        return json_response({"valid_roots": ids[ok].tolist()})
-
-    @endpoint
-    def delta_roots(req: Req):
-        ds, seg = store(req)
-        t_past = req.qtime("timestamp_past")
-        if t_past is None:
-            raise bad_request("'timestamp_past' is required")
-        old, new = seg.delta_roots(t_past, _now_or(req, "timestamp_future"))
-        return json_response({"old_roots": old, "new_roots": new})
-
-    @endpoint
-    def oldest_timestamp(req: Req):
-        ds, seg = store(req)
-        ts = seg.oldest_timestamp()
-        return json_response({"iso": datetime.fromtimestamp(ts, UTC).isoformat()})
-
-    @endpoint
-    def change_log(req: Req):
-        ds, seg = store(req)
-        root = parse_int(req.path_params["node"], "root id")
-        if not seg.exists(np.array([root]))[0]:
-            raise not_found(f"root id {root} does not exist in {ds.pcg_table}")
-        graph = seg.lineage_graph([root], None, None)
-        ops = sorted({n["operation_id"] for n in graph["nodes"] if n["operation_id"]})
-        past = [n["id"] for n in graph["nodes"] if n["id"] != root]
-        n_merges = sum(1 for n in graph["nodes"]
-                       if sum(1 for link in graph["links"] if link["target"] == n["id"]) > 1)
-        return json_response({"n_mergers": n_merges, "n_splits": len(ops) - n_merges,
-                              "operations_ids": ops, "past_ids": past, "user_info": {}})
-
-    base = "/segmentation/api/v1/table/{tid}"
-    return [
-        Route("/segmentation/api/versions", api_versions),
-        Route("/segmentation/api/version", version),
-        Route("/segmentation/table/{tid}/info", info),
-        Route(f"{base}/info", info),
-        Route(f"{base}/roots_binary", roots_binary, methods=["POST"]),
-        Route(f"{base}/roots", roots_json, methods=["POST"]),
-        Route(f"{base}/node/leaves_many", leaves_many, methods=["POST"]),
-        Route(f"{base}/node/{{node}}/root", node_root),
-        Route(f"{base}/node/{{node}}/leaves", leaves),
-        Route(f"{base}/root_timestamps", root_timestamps, methods=["POST"]),
-        Route(f"{base}/is_latest_roots", is_latest_roots, methods=["POST"]),
-        Route(f"{base}/lineage_graph_multiple", lineage_graph, methods=["POST"]),
-        Route(f"{base}/root/{{node}}/lineage_graph", lineage_graph_single),
-        Route(f"{base}/root/{{node}}/change_log", change_log),
-        Route(f"{base}/past_id_mapping", past_id_mapping, methods=["GET", "POST"]),
-        Route(f"{base}/valid_nodes", valid_nodes, methods=["GET", "POST"]),
-        Route(f"{base}/delta_roots", delta_roots),
-        Route(f"{base}/oldest_timestamp", oldest_timestamp),
-    ]
+        bad = ids[created > t]
+        if len(bad):
+            raise bad_request(f"root id(s) did not exist yet at the timestamp: "
+                              f"{', '.join(str(i) for i in bad[:10])}")
+        out = np.minimum(seg.expired_of(ids), t)
+    else:
+        out = created
+    return json_response({"timestamp": [float(x) for x in out]})
 
 
-def resolve_roots(seg, ids: np.ndarray, t: float) -> np.ndarray:
-    """Root at ``t`` of each id: supervoxels are looked up, roots valid at ``t`` map to
-    themselves, anything else (0, unknown ids) gives 0."""
-    ids = np.asarray(ids, dtype=np.int64)
-    out = np.zeros(len(ids), dtype=np.int64)
-    if len(ids) == 0:
-        return out
-    layers = (ids.astype(np.uint64) >> np.uint64(layout.ROOT_LAYER_SHIFT)).astype(np.int64)
-    is_root = layers == layout.N_LAYERS
-    if is_root.any():
-        root_ids = ids[is_root]
-        out[is_root] = np.where(seg.valid_at(root_ids, t), root_ids, 0)
-    is_sv = layers == 1
-    if is_sv.any():
-        out[is_sv] = seg.roots_of(ids[is_sv], t)
-    return out
+@endpoint
+def is_latest_roots(req: Req) -> Response:
+    """Whether each root is current at ``timestamp`` (now by default)."""
+    ds, seg = store(req)
+    ids = np.asarray(_node_ids(req), dtype=np.int64)
+    return json_response({"is_latest": seg.is_latest(ids, req.qtime("timestamp")).tolist()})
+
+
+@endpoint
+def leaves(req: Req) -> Response:
+    """Supervoxels of one root, optionally within ``bounds``."""
+    ds, seg = store(req)
+    root = parse_int(req.path_params["node"], "root id")
+    _require_root(ds, seg, root)
+    return json_response({"leaf_ids": seg.leaves([root], _bounds(req))[root].tolist()})
+
+
+@endpoint
+def leaves_many(req: Req) -> Response:
+    """Supervoxels of several roots, optionally within ``bounds``."""
+    ds, seg = store(req)
+    ids = _node_ids(req)
+    missing = [i for i, ok in zip(ids, seg.exists(np.asarray(ids, np.int64)), strict=True)
+               if not ok]
+    if missing:
+        raise not_found(f"root id(s) not found in {ds.pcg_table}: {missing[:10]}")
+    out = seg.leaves(ids, _bounds(req))
+    return json_response({str(k): v.tolist() for k, v in out.items()})
+
+
+@endpoint
+def lineage_graph(req: Req) -> Response:
+    """The lineage graph around several roots (``timestamp`` stands in for the future end)."""
+    ds, seg = store(req)
+    ids = _root_ids_body(req)
+    past = req.qtime("timestamp_past")
+    future = req.qtime("timestamp_future")
+    if future is None:
+        future = req.qtime("timestamp")
+    return json_response(seg.lineage_graph(ids, past, future))
+
+
+@endpoint
+def lineage_graph_single(req: Req) -> Response:
+    """The lineage graph around one root."""
+    ds, seg = store(req)
+    root = parse_int(req.path_params["node"], "root id")
+    return json_response(seg.lineage_graph([root], req.qtime("timestamp_past"),
+                                           req.qtime("timestamp_future")))
+
+
+@endpoint
+def past_id_mapping(req: Req) -> Response:
+    """Each root's ancestors valid at ``timestamp_past``, and the inverse map."""
+    ds, seg = store(req)
+    ids = _root_ids_body(req)
+    past = seg.past_ids(ids, _required_past(req))
+    future: dict[str, list[int]] = {}
+    for r, ps in past.items():
+        for p in ps:
+            future.setdefault(str(p), []).append(r)
+    return json_response({"past_id_map": {str(k): v for k, v in past.items()},
+                          "future_id_map": future})
+
+
+@endpoint
+def valid_nodes(req: Req) -> Response:
+    """The ids that are roots created between ``start_timestamp`` and ``end_timestamp``."""
+    ds, seg = store(req)
+    ids = np.asarray(_node_ids(req), dtype=np.int64)
+    start = req.qtime("start_timestamp", -np.inf)
+    end = _now_or(req, "end_timestamp")
+    created = seg.created_of(ids)
+    ok = seg.exists(ids) & (created >= start) & (created <= end)
+    return json_response({"valid_roots": ids[ok].tolist()})
+
+
+@endpoint
+def delta_roots(req: Req) -> Response:
+    """Roots retired and created between ``timestamp_past`` and ``timestamp_future``."""
+    ds, seg = store(req)
+    t_past = _required_past(req)
+    old, new = seg.delta_roots(t_past, _now_or(req, "timestamp_future"))
+    return json_response({"old_roots": old, "new_roots": new})
+
+
+@endpoint
+def oldest_timestamp(req: Req) -> Response:
+    """The creation time of the oldest root."""
+    ds, seg = store(req)
+    ts = seg.oldest_timestamp()
+    return json_response({"iso": datetime.fromtimestamp(ts, UTC).isoformat()})
+
+
+@endpoint
+def change_log(req: Req) -> Response:
+    """The edit history of one root: operations, merges, splits and past ids."""
+    ds, seg = store(req)
+    root = parse_int(req.path_params["node"], "root id")
+    _require_root(ds, seg, root)
+    graph = seg.lineage_graph([root], None, None)
+    ops = sorted({n["operation_id"] for n in graph["nodes"] if n["operation_id"]})
+    past = [n["id"] for n in graph["nodes"] if n["id"] != root]
+    n_merges = sum(1 for n in graph["nodes"]
+                   if sum(1 for link in graph["links"] if link["target"] == n["id"]) > 1)
+    return json_response({"n_mergers": n_merges, "n_splits": len(ops) - n_merges,
+                          "operations_ids": ops, "past_ids": past, "user_info": {}})
+
+
+ROUTES = [
+    ("chunkedgraph.api_versions", api_versions, ["GET"]),
+    ("chunkedgraph.version", version, ["GET"]),
+    ("chunkedgraph.graphene_info", info, ["GET"]),
+    ("chunkedgraph.info", info, ["GET"]),
+    ("chunkedgraph.roots_binary", roots_binary, ["POST"]),
+    ("chunkedgraph.roots", roots_json, ["POST"]),
+    ("chunkedgraph.leaves_many", leaves_many, ["POST"]),
+    ("chunkedgraph.node_root", node_root, ["GET"]),
+    ("chunkedgraph.leaves", leaves, ["GET"]),
+    ("chunkedgraph.root_timestamps", root_timestamps, ["POST"]),
+    ("chunkedgraph.is_latest_roots", is_latest_roots, ["POST"]),
+    ("chunkedgraph.lineage_graph_multiple", lineage_graph, ["POST"]),
+    ("chunkedgraph.lineage_graph", lineage_graph_single, ["GET"]),
+    ("chunkedgraph.change_log", change_log, ["GET"]),
+    ("chunkedgraph.past_id_mapping", past_id_mapping, ["GET", "POST"]),
+    ("chunkedgraph.valid_nodes", valid_nodes, ["GET", "POST"]),
+    ("chunkedgraph.delta_roots", delta_roots, ["GET"]),
+    ("chunkedgraph.oldest_timestamp", oldest_timestamp, ["GET"]),
+]
+"""(endpoint name, handler, methods) of the chunkedgraph."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.responses import Response
 
-from offline_cave.server.data.store import Datastack, Registry
+from offline_cave.server.data.store import Datastack
 from offline_cave.server.http import Req, endpoint, json_response, parse_int
 
 INFO_VERSION = "4.5.0"
@@ -38,67 +38,86 @@ def datastack_info(ds: Datastack, base: str) -> dict:
 
 
 def aligned_volume_info(ds: Datastack, base: str) -> dict:
+    """The aligned-volume part of :func:`datastack_info`."""
     return datastack_info(ds, base)["aligned_volume"]
 
 
-def routes(registry: Registry) -> list[Route]:
-    @endpoint
-    def version(req: Req):
-        return json_response(INFO_VERSION)
+@endpoint
+def version(req: Req) -> Response:
+    """The info service's version string."""
+    return json_response(INFO_VERSION)
 
-    @endpoint
-    def api_versions(req: Req):
-        return json_response([2])
 
-    @endpoint
-    def datastacks(req: Req):
-        return json_response(sorted(registry.datastacks))
+@endpoint
+def api_versions(req: Req) -> Response:
+    """The info API versions served."""
+    return json_response([2])
 
-    @endpoint
-    def full(req: Req):
-        ds = registry.get(req.path_params["datastack"])
-        return json_response(datastack_info(ds, req.base_url))
 
-    @endpoint
-    def image_sources(req: Req):
-        ds = registry.get(req.path_params["datastack"])
-        return json_response([aligned_volume_info(ds, req.base_url)])
+@endpoint
+def datastacks(req: Req) -> Response:
+    """Names of the served datastacks."""
+    return json_response(sorted(req.registry.datastacks))
 
-    @endpoint
-    def aligned_volumes(req: Req):
-        return json_response([aligned_volume_info(d, req.base_url)
-                              for d in registry.datastacks.values()])
 
-    @endpoint
-    def aligned_volume(req: Req):
-        ds = registry.by_aligned_volume(req.path_params["name"])
-        return json_response(aligned_volume_info(ds, req.base_url))
+@endpoint
+def full(req: Req) -> Response:
+    """The full datastack dict, every service pointing at this server."""
+    ds = req.registry.get(req.path_params["datastack"])
+    return json_response(datastack_info(ds, req.base_url))
 
-    @endpoint
-    def aligned_volume_by_id(req: Req):
-        wanted = parse_int(req.path_params["id"], "aligned volume id")
-        for d in registry.datastacks.values():
-            if d.aligned_volume["id"] == wanted:
-                return json_response(aligned_volume_info(d, req.base_url))
-        return registry.by_aligned_volume(f"id {wanted}")  # raises 404
 
-    @endpoint
-    def av_datastacks(req: Req):
-        name = req.path_params["name"]
-        registry.by_aligned_volume(name)
-        return json_response(sorted(d.name for d in registry.datastacks.values()
-                                    if d.aligned_volume["name"] == name))
+@endpoint
+def image_sources(req: Req) -> Response:
+    """The datastack's aligned volume as its one image source."""
+    ds = req.registry.get(req.path_params["datastack"])
+    return json_response([aligned_volume_info(ds, req.base_url)])
 
-    base = "/info/api/v2"
-    return [
-        Route("/info/version", version),
-        Route("/info/api/versions", api_versions),
-        Route(f"{base}/datastacks", datastacks),
-        Route(f"{base}/datastack/full/{{datastack}}", full),
-        Route(f"{base}/datastack/{{datastack}}", full),
-        Route(f"{base}/datastack/{{datastack}}/image_sources", image_sources),
-        Route(f"{base}/aligned_volume", aligned_volumes),
-        Route(f"{base}/aligned_volume/id/{{id}}", aligned_volume_by_id),
-        Route(f"{base}/aligned_volume/{{name}}", aligned_volume),
-        Route(f"{base}/aligned_volume/{{name}}/datastacks", av_datastacks),
-    ]
+
+@endpoint
+def aligned_volumes(req: Req) -> Response:
+    """Every served datastack's aligned volume."""
+    return json_response([aligned_volume_info(d, req.base_url)
+                          for d in req.registry.datastacks.values()])
+
+
+@endpoint
+def aligned_volume(req: Req) -> Response:
+    """One aligned volume by name."""
+    ds = req.registry.by_aligned_volume(req.path_params["name"])
+    return json_response(aligned_volume_info(ds, req.base_url))
+
+
+@endpoint
+def aligned_volume_by_id(req: Req) -> Response:
+    """One aligned volume by numeric id (404 naming the served ones otherwise)."""
+    wanted = parse_int(req.path_params["id"], "aligned volume id")
+    for d in req.registry.datastacks.values():
+        if d.aligned_volume["id"] == wanted:
+            return json_response(aligned_volume_info(d, req.base_url))
+    req.registry.by_aligned_volume(f"id {wanted}")  # raises MissingDatastack
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@endpoint
+def av_datastacks(req: Req) -> Response:
+    """Names of the datastacks on one aligned volume."""
+    name = req.path_params["name"]
+    req.registry.by_aligned_volume(name)
+    return json_response(sorted(d.name for d in req.registry.datastacks.values()
+                                if d.aligned_volume["name"] == name))
+
+
+ROUTES = [
+    ("info.version", version, ["GET"]),
+    ("info.api_versions", api_versions, ["GET"]),
+    ("info.datastacks", datastacks, ["GET"]),
+    ("info.datastack_full", full, ["GET"]),
+    ("info.datastack", full, ["GET"]),
+    ("info.image_sources", image_sources, ["GET"]),
+    ("info.aligned_volumes", aligned_volumes, ["GET"]),
+    ("info.aligned_volume_by_id", aligned_volume_by_id, ["GET"]),
+    ("info.aligned_volume", aligned_volume, ["GET"]),
+    ("info.aligned_volume_datastacks", av_datastacks, ["GET"]),
+]
+"""(endpoint name, handler, methods) of the info service."""

@@ -15,7 +15,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 from starlette.responses import Response
-from starlette.routing import Route
 
 from offline_cave.server.data.query import (
     QueryBuilder,
@@ -25,7 +24,8 @@ from offline_cave.server.data.query import (
     format_resolution,
     qident,
 )
-from offline_cave.server.data.store import Datastack, Registry, VersionInfo
+from offline_cave.server.data.store import Datastack, VersionInfo
+from offline_cave.server.endpoints import MATERIALIZE_APIS
 from offline_cave.server.http import (
     Req,
     arrow_response,
@@ -48,6 +48,7 @@ _FILTER_KEYS = ("filter_in_dict", "filter_notin_dict", "filter_equal_dict",
 
 
 def _dict_body(req: Req) -> dict:
+    """The JSON object body of a query (empty -> ``{}``)."""
     body = req.json_body(default={})
     if not isinstance(body, dict):
         raise bad_request(f"the query body must be a JSON object; got {type(body).__name__}")
@@ -55,6 +56,7 @@ def _dict_body(req: Req) -> dict:
 
 
 def _row_cap(ds: Datastack, tables: list[str]) -> int:
+    """The row limit of a query (higher when the synapse table takes part)."""
     return SYNAPSE_ROW_LIMIT if ds.info.get("synapse_table") in tables else QUERY_ROW_LIMIT
 
 
@@ -78,6 +80,7 @@ def _root_filters(body: dict, table: str) -> dict[str, list[int]]:
 
 
 def _jsonable(value: Any) -> Any:
+    """A value of a JSON row (dates as ISO text)."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
@@ -117,6 +120,7 @@ def run_query(ds: Datastack, builder: QueryBuilder, notices: list[str],
 
 
 def _view_schema(src: Source) -> dict[str, dict]:
+    """Column -> ``{"type": ...}`` of a view, as the materialization engine describes it."""
     out: dict[str, dict] = {}
     for c in src.logical_columns():
         if c in src.points:
@@ -128,218 +132,273 @@ def _view_schema(src: Source) -> dict[str, dict]:
     return out
 
 
-def routes(registry: Registry) -> list[Route]:
-    def ds_version(req: Req) -> tuple[Datastack, VersionInfo]:
-        ds = registry.get(req.path_params["datastack"])
-        return ds, ds.version(req.path_params["version"])
+def ds_version(req: Req) -> tuple[Datastack, VersionInfo]:
+    """The datastack and version of the ``{datastack}`` and ``{version}`` path parameters."""
+    ds = req.registry.get(req.path_params["datastack"])
+    return ds, ds.version(req.path_params["version"])
 
-    def query_options(req: Req) -> dict:
-        sample = req.qint("random_sample", minimum=1)
-        return {"count_only": req.qbool("count"), "random_sample": sample}
 
-    def wants_json(req: Req) -> bool:
-        return not req.qbool("arrow_format", True) and not req.qbool("return_pyarrow", True)
+def query_options(req: Req) -> dict:
+    """The builder options read from the query string (``count``, ``random_sample``)."""
+    sample = req.qint("random_sample", minimum=1)
+    return {"count_only": req.qbool("count"), "random_sample": sample}
 
-    # ---- service discovery
-    @endpoint
-    def api_versions(req: Req):
-        return json_response([2, 3])
 
-    @endpoint
-    def server_version(req: Req):
-        return json_response(SERVER_VERSION)
+def wants_json(req: Req) -> bool:
+    """Whether the client asked for JSON rows instead of Arrow."""
+    return not req.qbool("arrow_format", True) and not req.qbool("return_pyarrow", True)
 
-    # ---- versions
-    @endpoint
-    def versions(req: Req):
-        ds = registry.get(req.path_params["datastack"])
-        expired = req.qbool("expired", False)
-        return json_response([v.version for v in ds.versions if expired or v.valid])
 
-    @endpoint
-    def version_meta(req: Req):
-        ds, rec = ds_version(req)
-        return json_response(ds.version_metadata(rec))
+# ---- service discovery
+@endpoint
+def api_versions(req: Req) -> Response:
+    """The materialization API versions served."""
+    return json_response([2, 3])
 
-    @endpoint
-    def versions_metadata(req: Req):
-        ds = registry.get(req.path_params["datastack"])
-        expired = req.qbool("expired", False)
-        return json_response([ds.version_metadata(v) for v in ds.versions if expired or v.valid])
 
-    # ---- tables
-    @endpoint
-    def tables(req: Req):
-        ds, rec = ds_version(req)
-        return json_response(ds.table_names(rec.version))
+@endpoint
+def server_version(req: Req) -> Response:
+    """The emulated materialization engine version."""
+    return json_response(SERVER_VERSION)
 
-    @endpoint
-    def table_count(req: Req):
-        ds, rec = ds_version(req)
-        table = req.path_params["table"]
-        ds.table_meta(table, rec)
-        return json_response(ds.row_count(table, rec))
 
-    @endpoint
-    def table_metadata(req: Req):
-        ds, rec = ds_version(req)
-        return json_response(ds.table_metadata(req.path_params["table"], rec))
+# ---- versions
+@endpoint
+def versions(req: Req) -> Response:
+    """Version numbers (valid ones, or all with ``expired``)."""
+    ds = req.registry.get(req.path_params["datastack"])
+    expired = req.qbool("expired", False)
+    return json_response([v.version for v in ds.versions if expired or v.valid])
 
-    @endpoint
-    def tables_metadata(req: Req):
-        ds, rec = ds_version(req)
-        return json_response([ds.table_metadata(t, rec) for t in ds.table_names(rec.version)])
 
-    @endpoint
-    def unique_string_values(req: Req):
-        ds = registry.get(req.path_params["datastack"])
-        table = req.path_params["table"]
-        mats = ds.materialized_versions()
-        if not mats:
-            raise not_found(f"{ds.name} has no materialized version")
-        rec = mats[-1]
-        ds.table_meta(table, rec)
-        src = ds.source(table, rec)
-        out = {}
-        for c in src.column_order:
-            if column_kind(src.types[c]) == "str":
-                col = ds.db.arrow(f"SELECT DISTINCT {qident(c)} AS v FROM {src.from_sql} "
-                                  f"ORDER BY 1")
-                out[c] = [v for v in col.column("v").to_pylist() if v is not None]
-        return json_response(out)
+@endpoint
+def version_meta(req: Req) -> Response:
+    """One version's metadata."""
+    ds, rec = ds_version(req)
+    return json_response(ds.version_metadata(rec))
 
-    # ---- queries
-    @endpoint
-    def table_query(req: Req):
-        ds, rec = ds_version(req)
-        table = req.path_params["table"]
+
+@endpoint
+def versions_metadata(req: Req) -> Response:
+    """The metadata of every version (valid ones, or all with ``expired``)."""
+    ds = req.registry.get(req.path_params["datastack"])
+    expired = req.qbool("expired", False)
+    return json_response([ds.version_metadata(v) for v in ds.versions if expired or v.valid])
+
+
+# ---- tables
+@endpoint
+def tables(req: Req) -> Response:
+    """Table names at a version."""
+    ds, rec = ds_version(req)
+    return json_response(ds.table_names(rec.version))
+
+
+@endpoint
+def table_count(req: Req) -> Response:
+    """One table's row count at a version."""
+    ds, rec = ds_version(req)
+    table = req.path_params["table"]
+    ds.table_meta(table, rec)
+    return json_response(ds.row_count(table, rec))
+
+
+@endpoint
+def table_metadata(req: Req) -> Response:
+    """One table's metadata at a version."""
+    ds, rec = ds_version(req)
+    return json_response(ds.table_metadata(req.path_params["table"], rec))
+
+
+@endpoint
+def tables_metadata(req: Req) -> Response:
+    """The metadata of every table at a version."""
+    ds, rec = ds_version(req)
+    return json_response([ds.table_metadata(t, rec) for t in ds.table_names(rec.version)])
+
+
+@endpoint
+def unique_string_values(req: Req) -> Response:
+    """The distinct values of every string column at the newest materialized version."""
+    ds = req.registry.get(req.path_params["datastack"])
+    table = req.path_params["table"]
+    mats = ds.materialized_versions()
+    if not mats:
+        raise not_found(f"{ds.name} has no materialized version")
+    rec = mats[-1]
+    ds.table_meta(table, rec)
+    src = ds.source(table, rec)
+    out = {}
+    for c in src.column_order:
+        if column_kind(src.types[c]) == "str":
+            col = ds.db.arrow(f"SELECT DISTINCT {qident(c)} AS v FROM {src.from_sql} "
+                              f"ORDER BY 1")
+            out[c] = [v for v in col.column("v").to_pylist() if v is not None]
+    return json_response(out)
+
+
+# ---- queries
+@endpoint
+def table_query(req: Req) -> Response:
+    """Rows of one table at a version (Arrow, or JSON on request)."""
+    ds, rec = ds_version(req)
+    table = req.path_params["table"]
+    meta = ds.table_meta(table, rec)
+    body = _dict_body(req)
+    src = ds.source(table, rec, root_filters=_root_filters(body, table))
+    builder = QueryBuilder([src], body, row_cap=_row_cap(ds, [table]), **query_options(req))
+    return run_query(ds, builder, [meta.get("notice_text")], wants_json(req))
+
+
+def _join_sources(ds: Datastack, rec: VersionInfo, pairs: Any, body: dict,
+                  at_time: float | None = None) -> tuple[list[Source], list[str]]:
+    """Sources (and notices) of ``[[table, join column], ...]`` pairs, validated."""
+    ok = isinstance(pairs, list) and len(pairs) >= 2 and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+        for p in pairs)
+    if not ok:
+        raise bad_request("'tables' must be a list of [table_name, join_column] pairs, "
+                          "e.g. [[\"cell_types\", \"target_id\"], [\"nuclei\", \"id\"]]; "
+                          f"got {pairs!r:.120}")
+    names = [p[0] for p in pairs]
+    if len(set(names)) != len(names):
+        raise bad_request(f"a table may appear only once in a join; got {names}")
+    sources, notices = [], []
+    for name, col in pairs:
+        meta = ds.table_meta(name, rec)
+        notices.append(meta.get("notice_text"))
+        sources.append(ds.source(name, rec, at_time=at_time, join_column=col,
+                                 root_filters=_root_filters(body, name)))
+    return sources, notices
+
+
+@endpoint
+def join_query(req: Req) -> Response:
+    """Rows of an inner join of tables at a version."""
+    ds, rec = ds_version(req)
+    body = _dict_body(req)
+    sources, notices = _join_sources(ds, rec, body.get("tables"), body)
+    builder = QueryBuilder(sources, body, row_cap=_row_cap(ds, [s.name for s in sources]),
+                           order_by_id=True, **query_options(req))
+    return run_query(ds, builder, notices, wants_json(req))
+
+
+def _live_join_pairs(joins: Any, table: str) -> list[list[str]]:
+    """``[[table, column, table, column], ...]`` as join pairs, ``table`` first."""
+    ok = isinstance(joins, list) and all(
+        isinstance(j, list) and len(j) == 4 and all(isinstance(x, str) for x in j)
+        for j in joins)
+    if not ok:
+        raise bad_request("'join_tables' must be a list of [table, column, table, "
+                          f"column] lists; got {joins!r:.120}")
+    pairs = [[joins[0][0], joins[0][1]], [joins[0][2], joins[0][3]]]
+    for j in joins[1:]:
+        pairs.append([j[2], j[3]])
+    if pairs[0][0] != table and pairs[1][0] == table:
+        pairs[0], pairs[1] = pairs[1], pairs[0]
+    return pairs
+
+
+def _live_version(ds: Datastack, body: dict) -> tuple[float, VersionInfo]:
+    """The body's required ``timestamp`` and the materialized version that serves it."""
+    if "timestamp" not in body or body["timestamp"] is None:
+        raise bad_request("'timestamp' is required in the body")
+    ts = parse_time(body["timestamp"], "'timestamp'")
+    rec = ds.version_at(ts) or (ds.materialized_versions() or [None])[0]
+    if rec is None:
+        raise not_found(f"{ds.name} has no materialized version")
+    return ts, rec
+
+
+@endpoint
+def live_live_query(req: Req) -> Response:
+    """Rows of a table (or a join) at any time, roots re-derived at that time."""
+    ds = req.registry.get(req.path_params["datastack"])
+    body = _dict_body(req)
+    table = body.get("table")
+    if not isinstance(table, str):
+        raise bad_request("'table' (the table name) is required in the body")
+    ts, rec = _live_version(ds, body)
+    joins = body.get("join_tables")
+    if joins:
+        pairs = _live_join_pairs(joins, table)
+        sources, notices = _join_sources(ds, rec, pairs, body, at_time=ts)
+    else:
         meta = ds.table_meta(table, rec)
-        body = _dict_body(req)
-        src = ds.source(table, rec, root_filters=_root_filters(body, table))
-        builder = QueryBuilder([src], body, row_cap=_row_cap(ds, [table]), **query_options(req))
-        return run_query(ds, builder, [meta.get("notice_text")], wants_json(req))
+        notices = [meta.get("notice_text")]
+        sources = [ds.source(table, rec, at_time=ts, root_filters=_root_filters(body, table))]
+    builder = QueryBuilder(sources, body, row_cap=_row_cap(ds, [s.name for s in sources]),
+                           order_by_id=len(sources) > 1, **query_options(req))
+    return run_query(ds, builder, notices, wants_json(req))
 
-    def _join_sources(ds: Datastack, rec: VersionInfo, pairs: Any, body: dict,
-                      at_time: float | None = None) -> tuple[list[Source], list[str]]:
-        ok = isinstance(pairs, list) and len(pairs) >= 2 and all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
-            for p in pairs)
-        if not ok:
-            raise bad_request("'tables' must be a list of [table_name, join_column] pairs, "
-                              "e.g. [[\"cell_types\", \"target_id\"], [\"nuclei\", \"id\"]]; "
-                              f"got {pairs!r:.120}")
-        names = [p[0] for p in pairs]
-        if len(set(names)) != len(names):
-            raise bad_request(f"a table may appear only once in a join; got {names}")
-        sources, notices = [], []
-        for name, col in pairs:
-            meta = ds.table_meta(name, rec)
-            notices.append(meta.get("notice_text"))
-            sources.append(ds.source(name, rec, at_time=at_time, join_column=col,
-                                     root_filters=_root_filters(body, name)))
-        return sources, notices
 
-    @endpoint
-    def join_query(req: Req):
-        ds, rec = ds_version(req)
-        body = _dict_body(req)
-        sources, notices = _join_sources(ds, rec, body.get("tables"), body)
-        builder = QueryBuilder(sources, body, row_cap=_row_cap(ds, [s.name for s in sources]),
-                               order_by_id=True, **query_options(req))
-        return run_query(ds, builder, notices, wants_json(req))
+# ---- views
+@endpoint
+def views(req: Req) -> Response:
+    """View name -> metadata at a version."""
+    ds, rec = ds_version(req)
+    return json_response({v: ds.view_metadata(v, rec) for v in ds.view_names(rec.version)})
 
-    @endpoint
-    def live_live_query(req: Req):
-        ds = registry.get(req.path_params["datastack"])
-        body = _dict_body(req)
-        table = body.get("table")
-        if not isinstance(table, str):
-            raise bad_request("'table' (the table name) is required in the body")
-        if "timestamp" not in body or body["timestamp"] is None:
-            raise bad_request("'timestamp' is required in the body")
-        ts = parse_time(body["timestamp"], "'timestamp'")
-        rec = ds.version_at(ts) or (ds.materialized_versions() or [None])[0]
-        if rec is None:
-            raise not_found(f"{ds.name} has no materialized version")
-        joins = body.get("join_tables")
-        if joins:
-            ok = isinstance(joins, list) and all(
-                isinstance(j, list) and len(j) == 4 and all(isinstance(x, str) for x in j)
-                for j in joins)
-            if not ok:
-                raise bad_request("'join_tables' must be a list of [table, column, table, "
-                                  f"column] lists; got {joins!r:.120}")
-            pairs = [[joins[0][0], joins[0][1]], [joins[0][2], joins[0][3]]]
-            for j in joins[1:]:
-                pairs.append([j[2], j[3]])
-            if pairs[0][0] != table and pairs[1][0] == table:
-                pairs[0], pairs[1] = pairs[1], pairs[0]
-            sources, notices = _join_sources(ds, rec, pairs, body, at_time=ts)
-        else:
-            meta = ds.table_meta(table, rec)
-            notices = [meta.get("notice_text")]
-            sources = [ds.source(table, rec, at_time=ts,
-                                 root_filters=_root_filters(body, table))]
-        builder = QueryBuilder(sources, body, row_cap=_row_cap(ds, [s.name for s in sources]),
-                               order_by_id=len(sources) > 1, **query_options(req))
-        return run_query(ds, builder, notices, wants_json(req))
 
-    # ---- views
-    @endpoint
-    def views(req: Req):
-        ds, rec = ds_version(req)
-        return json_response({v: ds.view_metadata(v, rec) for v in ds.view_names(rec.version)})
+@endpoint
+def view_schemas(req: Req) -> Response:
+    """View name -> column types at a version."""
+    ds, rec = ds_version(req)
+    return json_response({v: _view_schema(ds.source(v, rec))
+                          for v in ds.view_names(rec.version)})
 
-    @endpoint
-    def view_schemas(req: Req):
-        ds, rec = ds_version(req)
-        return json_response({v: _view_schema(ds.source(v, rec))
-                              for v in ds.view_names(rec.version)})
 
-    @endpoint
-    def view_metadata(req: Req):
-        ds, rec = ds_version(req)
-        return json_response(ds.view_metadata(req.path_params["view"], rec))
+@endpoint
+def view_metadata(req: Req) -> Response:
+    """One view's metadata."""
+    ds, rec = ds_version(req)
+    return json_response(ds.view_metadata(req.path_params["view"], rec))
 
-    @endpoint
-    def view_schema(req: Req):
-        ds, rec = ds_version(req)
-        view = req.path_params["view"]
-        ds.view_meta(view, rec)
-        return json_response(_view_schema(ds.source(view, rec)))
 
-    @endpoint
-    def view_query(req: Req):
-        ds, rec = ds_version(req)
-        view = req.path_params["view"]
-        meta = ds.view_meta(view, rec)
-        body = _dict_body(req)
-        src = ds.source(view, rec, root_filters=_root_filters(body, view))
-        builder = QueryBuilder([src], body, row_cap=QUERY_ROW_LIMIT, **query_options(req))
-        return run_query(ds, builder, [meta.get("notice_text")], wants_json(req))
+@endpoint
+def view_schema(req: Req) -> Response:
+    """One view's column types."""
+    ds, rec = ds_version(req)
+    view = req.path_params["view"]
+    ds.view_meta(view, rec)
+    return json_response(_view_schema(ds.source(view, rec)))
 
-    out = [Route("/materialize/api/versions", api_versions),
-           Route("/materialize/version", server_version)]
-    for api in ("v2", "v3"):
-        d = f"/materialize/api/{api}/datastack/{{datastack}}"
-        v = f"{d}/version/{{version}}"
-        out += [
-            Route(f"{d}/versions", versions),
-            Route(f"{d}/metadata", versions_metadata),
-            Route(f"{d}/query", live_live_query, methods=["POST"]),
-            Route(f"{d}/table/{{table}}/unique_string_values", unique_string_values),
-            Route(v, version_meta),
-            Route(f"{v}/tables", tables),
-            Route(f"{v}/tables/metadata", tables_metadata),
-            Route(f"{v}/table/{{table}}/count", table_count),
-            Route(f"{v}/table/{{table}}/metadata", table_metadata),
-            Route(f"{v}/table/{{table}}/query", table_query, methods=["POST"]),
-            Route(f"{v}/query", join_query, methods=["POST"]),
-            Route(f"{v}/views", views),
-            Route(f"{v}/views/schemas", view_schemas),
-            Route(f"{v}/views/{{view}}/metadata", view_metadata),
-            Route(f"{v}/views/{{view}}/schema", view_schema),
-            Route(f"{v}/views/{{view}}/query", view_query, methods=["POST"]),
-        ]
-    return out
 
+@endpoint
+def view_query(req: Req) -> Response:
+    """Rows of one view at a version."""
+    ds, rec = ds_version(req)
+    view = req.path_params["view"]
+    meta = ds.view_meta(view, rec)
+    body = _dict_body(req)
+    src = ds.source(view, rec, root_filters=_root_filters(body, view))
+    builder = QueryBuilder([src], body, row_cap=QUERY_ROW_LIMIT, **query_options(req))
+    return run_query(ds, builder, [meta.get("notice_text")], wants_json(req))
+
+
+_PER_API = [
+    ("versions", versions, ["GET"]),
+    ("versions_metadata", versions_metadata, ["GET"]),
+    ("live_query", live_live_query, ["POST"]),
+    ("unique_string_values", unique_string_values, ["GET"]),
+    ("version", version_meta, ["GET"]),
+    ("tables", tables, ["GET"]),
+    ("tables_metadata", tables_metadata, ["GET"]),
+    ("table_count", table_count, ["GET"]),
+    ("table_metadata", table_metadata, ["GET"]),
+    ("table_query", table_query, ["POST"]),
+    ("join_query", join_query, ["POST"]),
+    ("views", views, ["GET"]),
+    ("view_schemas", view_schemas, ["GET"]),
+    ("view_metadata", view_metadata, ["GET"]),
+    ("view_schema", view_schema, ["GET"]),
+    ("view_query", view_query, ["POST"]),
+]
+
+ROUTES = [
+    ("materialize.api_versions", api_versions, ["GET"]),
+    ("materialize.server_version", server_version, ["GET"]),
+    *[(f"materialize.{api}.{name}", handler, methods)
+      for api in MATERIALIZE_APIS for name, handler, methods in _PER_API],
+]
+"""(endpoint name, handler, methods) of the materialization engine (both API prefixes)."""

@@ -14,11 +14,10 @@ import re
 from pathlib import Path
 
 from starlette.responses import Response
-from starlette.routing import Route
 
 from offline_cave.contract import layout
 from offline_cave.server.data.artefacts import cell_store
-from offline_cave.server.data.store import Registry
+from offline_cave.server.data.store import Datastack
 from offline_cave.server.http import Req, endpoint, json_response, not_found, parse_int
 from offline_cave.server.routes.chunkedgraph import graphene_info
 
@@ -58,69 +57,92 @@ def precomputed_info(info: dict) -> dict:
             "mesh": "mesh", "skeletons": "skeletons", "scales": info["scales"]}
 
 
-def routes(registry: Registry) -> list[Route]:
-    def manifest_for(ds, root: int, with_ids: bool) -> dict:
-        store = cell_store(ds)
-        store.nucleus_for_root(root)  # 404 for unknown roots and fragments
-        out: dict = {"fragments": [f"{root}:0:1"]}
-        if with_ids:
-            out["seg_ids"] = [root]
-        return out
+def manifest_for(ds: Datastack, root: int, with_ids: bool) -> dict:
+    """The legacy mesh manifest of a root (a domain error for unknown roots and fragments)."""
+    store = cell_store(ds)
+    store.nucleus_for_root(root)
+    out: dict = {"fragments": [f"{root}:0:1"]}
+    if with_ids:
+        out["seg_ids"] = [root]
+    return out
 
-    @endpoint
-    def manifest(req: Req):
-        ds = registry.by_table_id(req.path_params["tid"])
-        m = _MANIFEST.fullmatch(req.path_params["seg"])
-        if not m:
-            raise not_found(f"manifest names look like '<root_id>:0'; got "
-                            f"{req.path_params['seg']!r:.60}")
+
+def octet_stream(data: bytes) -> Response:
+    """Binary file contents."""
+    return Response(data, media_type="application/octet-stream")
+
+
+@endpoint
+def manifest(req: Req) -> Response:
+    """The graphene mesh manifest ``{root}:0``."""
+    ds = req.registry.by_table_id(req.path_params["tid"])
+    m = _MANIFEST.fullmatch(req.path_params["seg"])
+    if not m:
+        raise not_found(f"manifest names look like '<root_id>:0'; got "
+                        f"{req.path_params['seg']!r:.60}")
+    root = parse_int(m.group(1), "root id")
+    return json_response(manifest_for(ds, root, req.qbool("return_seg_ids")))
+
+
+def _mesh_file(ds: Datastack, name: str) -> Response | None:
+    """``mesh/<name>`` of the segmentation tree: a fragment, a manifest, or None."""
+    m = _FRAGMENT.fullmatch(name)
+    if m:
         root = parse_int(m.group(1), "root id")
-        return json_response(manifest_for(ds, root, req.qbool("return_seg_ids")))
+        store = cell_store(ds)
+        return octet_stream(store.mesh_fragment(store.nucleus_for_root(root)))
+    m = _MANIFEST.fullmatch(name)
+    if m:
+        root = parse_int(m.group(1), "root id")
+        return json_response(manifest_for(ds, root, False))
+    return None
 
-    @endpoint
-    def seg_tree(req: Req):
-        ds = registry.get(req.path_params["datastack"])
-        rel = req.path_params["path"]
-        if rel == "info":
-            return json_response(precomputed_info(graphene_info(ds, req.base_url)))
-        if rel == "mesh/info":
-            return json_response({"@type": "neuroglancer_legacy_mesh"})
-        if rel.startswith("mesh/"):
-            name = rel[len("mesh/"):]
-            m = _FRAGMENT.fullmatch(name)
-            if m:
-                root = parse_int(m.group(1), "root id")
-                store = cell_store(ds)
-                data = store.mesh_fragment(store.nucleus_for_root(root))
-                return Response(data, media_type="application/octet-stream")
-            m = _MANIFEST.fullmatch(name)
-            if m:
-                root = parse_int(m.group(1), "root id")
-                return json_response(manifest_for(ds, root, False))
-        if rel == "skeletons/info":
-            return json_response(SKELETON_INFO)
-        if rel.startswith("skeletons/") and _SKELETON.fullmatch(rel[len("skeletons/"):]):
-            root = parse_int(rel[len("skeletons/"):], "root id")
-            store = cell_store(ds)
-            sk = store.skeleton(store.nucleus_for_root(root))
-            return Response(store.precomputed(sk), media_type="application/octet-stream")
-        path = safe_path(ds.dir / layout.CACHE_DIR / "seg", rel)
-        if path is not None and path.is_file():
-            return Response(path.read_bytes(), media_type="application/octet-stream")
-        raise not_found(f"no such file in the {ds.name} segmentation tree: {rel[:200]!r}")
 
-    @endpoint
-    def em_tree(req: Req):
-        ds = registry.get(req.path_params["datastack"])
-        rel = req.path_params["path"]
-        if rel == "info":
-            info = graphene_info(ds, req.base_url)
-            return json_response({"type": "image", "data_type": "uint8", "num_channels": 1,
-                                  "scales": info["scales"]})
-        raise not_found("EM imagery is not part of the offline sample")
+def _skeleton_file(ds: Datastack, root_text: str) -> Response:
+    """``skeletons/<root>`` of the segmentation tree: the precomputed skeleton."""
+    root = parse_int(root_text, "root id")
+    store = cell_store(ds)
+    return octet_stream(store.precomputed(store.skeleton(store.nucleus_for_root(root))))
 
-    return [
-        Route("/meshing/api/v1/table/{tid}/manifest/{seg}", manifest),
-        Route("/seg/{datastack}/{path:path}", seg_tree),
-        Route("/em/{datastack}/{path:path}", em_tree),
-    ]
+
+@endpoint
+def seg_tree(req: Req) -> Response:
+    """A file of the precomputed segmentation tree (info, meshes, skeletons, cached files)."""
+    ds = req.registry.get(req.path_params["datastack"])
+    rel = req.path_params["path"]
+    if rel == "info":
+        return json_response(precomputed_info(graphene_info(ds, req.base_url)))
+    if rel == "mesh/info":
+        return json_response({"@type": "neuroglancer_legacy_mesh"})
+    if rel.startswith("mesh/"):
+        answer = _mesh_file(ds, rel[len("mesh/"):])
+        if answer is not None:
+            return answer
+    if rel == "skeletons/info":
+        return json_response(SKELETON_INFO)
+    if rel.startswith("skeletons/") and _SKELETON.fullmatch(rel[len("skeletons/"):]):
+        return _skeleton_file(ds, rel[len("skeletons/"):])
+    path = safe_path(ds.dir / layout.CACHE_DIR / "seg", rel)
+    if path is not None and path.is_file():
+        return octet_stream(path.read_bytes())
+    raise not_found(f"no such file in the {ds.name} segmentation tree: {rel[:200]!r}")
+
+
+@endpoint
+def em_tree(req: Req) -> Response:
+    """The EM image tree: only its info (the sample has no imagery)."""
+    ds = req.registry.get(req.path_params["datastack"])
+    rel = req.path_params["path"]
+    if rel == "info":
+        info = graphene_info(ds, req.base_url)
+        return json_response({"type": "image", "data_type": "uint8", "num_channels": 1,
+                              "scales": info["scales"]})
+    raise not_found("EM imagery is not part of the offline sample")
+
+
+ROUTES = [
+    ("meshing.manifest", manifest, ["GET"]),
+    ("meshing.seg_tree", seg_tree, ["GET"]),
+    ("meshing.em_tree", em_tree, ["GET"]),
+]
+"""(endpoint name, handler, methods) of the meshes and precomputed trees."""

@@ -1,76 +1,53 @@
-"""Schema service (global server): annotation schema names and JSON definitions."""
+"""Schema service (global server): annotation schema names and JSON definitions.
+
+The definitions come from :class:`offline_cave.server.data.schemas.SchemaCatalog`
+(``app.state.schema_catalog``).
+"""
 
 from __future__ import annotations
 
-import threading
+from starlette.responses import Response
 
-from starlette.routing import Route
-
-from offline_cave.server.data import schemas
-from offline_cave.server.data.query import suggest
-from offline_cave.server.data.store import Registry
-from offline_cave.server.http import Req, endpoint, json_response, not_found
+from offline_cave.server.http import Req, endpoint, json_response
 
 
-class SchemaCatalog:
-    """Built-in schema definitions plus definitions derived for unknown schema names."""
-
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self._lock = threading.Lock()
-        self._all: dict[str, dict] | None = None
-
-    def all(self) -> dict[str, dict]:
-        with self._lock:
-            if self._all is None:
-                out = {name: schemas.schema_definition(name) for name in schemas.known_schema_names()}
-                for ds in self.registry.datastacks.values():
-                    for meta in ds.tables.values():
-                        name = meta.get("schema") or meta.get("schema_type")
-                        if name and name not in out:
-                            out[name] = schemas.definition_from_columns(
-                                name, meta.get("columns") or [])
-                self._all = dict(sorted(out.items()))
-            return self._all
-
-    def get(self, name: str) -> dict:
-        catalog = self.all()
-        if name not in catalog:
-            raise not_found(f"schema '{name}' does not exist{suggest(name, list(catalog))}")
-        return catalog[name]
+@endpoint
+def versions(req: Req) -> Response:
+    """The schema API versions served."""
+    return json_response([1, 2])
 
 
-def routes(registry: Registry) -> list[Route]:
-    catalog = SchemaCatalog(registry)
-    registry.schema_catalog = catalog  # type: ignore[attr-defined]
+@endpoint
+def type_list(req: Req) -> Response:
+    """Every schema name."""
+    return json_response(list(req.schema_catalog.all()))
 
-    @endpoint
-    def versions(req: Req):
-        return json_response([1, 2])
 
-    @endpoint
-    def type_list(req: Req):
-        return json_response(list(catalog.all()))
+@endpoint
+def type_one(req: Req) -> Response:
+    """One schema's JSON definition."""
+    return json_response(req.schema_catalog.get(req.path_params["name"]))
 
-    @endpoint
-    def type_one(req: Req):
-        return json_response(catalog.get(req.path_params["name"]))
 
-    @endpoint
-    def types_all(req: Req):
-        return json_response(catalog.all())
+@endpoint
+def types_all(req: Req) -> Response:
+    """Every schema name -> definition."""
+    return json_response(req.schema_catalog.all())
 
-    @endpoint
-    def types_multi(req: Req):
-        names = [n for n in req.query.get("schema_names", "").split(",") if n]
-        return json_response({n: catalog.get(n) for n in names})
 
-    base = "/schema/api/v2"
-    return [
-        Route("/schema/versions", versions),
-        Route("/schema/api/versions", versions),
-        Route(f"{base}/type", type_list),
-        Route(f"{base}/types_all", types_all),
-        Route(f"{base}/types", types_multi, methods=["GET", "POST"]),
-        Route(f"{base}/type/{{name}}", type_one),
-    ]
+@endpoint
+def types_multi(req: Req) -> Response:
+    """The definitions of ``schema_names=a,b,...``."""
+    names = [n for n in req.query.get("schema_names", "").split(",") if n]
+    return json_response({n: req.schema_catalog.get(n) for n in names})
+
+
+ROUTES = [
+    ("schema.versions", versions, ["GET"]),
+    ("schema.api_versions", versions, ["GET"]),
+    ("schema.type_list", type_list, ["GET"]),
+    ("schema.types_all", types_all, ["GET"]),
+    ("schema.types", types_multi, ["GET", "POST"]),
+    ("schema.type", type_one, ["GET"]),
+]
+"""(endpoint name, handler, methods) of the schema service."""

@@ -12,12 +12,11 @@ import gzip
 import re
 
 from starlette.responses import Response
-from starlette.routing import Route
 
 from offline_cave.server.data.artefacts import cell_store
-from offline_cave.server.data.store import Registry
+from offline_cave.server.data.errors import DataError
+from offline_cave.server.data.store import Datastack
 from offline_cave.server.http import (
-    ApiError,
     Req,
     bad_request,
     endpoint,
@@ -36,129 +35,149 @@ _SWC_FORMATS = {"swccompressed", "swc"}
 
 
 def _skvn(value: str) -> int:
+    """A served skeleton version from its path text (400 otherwise)."""
     v = parse_int(value, "skeleton version")
     if v not in SKELETON_VERSIONS:
         raise bad_request(f"unknown skeleton version {v}; valid: {SKELETON_VERSIONS}")
     return v
 
 
-def routes(registry: Registry) -> list[Route]:
-    def one(req: Req, ds_name: str, root_text: str, skvn_text: str, fmt: str) -> Response:
-        ds = registry.get(ds_name)
-        skvn = _skvn(skvn_text)
-        root = parse_int(root_text, "root id")
-        store = cell_store(ds)
-        sk = store.skeleton(store.nucleus_for_root(root))
-        if fmt in _DICT_FORMATS:
-            body = store.flatdict_gz(root, sk, skvn)
-            if fmt == "json":
-                return Response(gzip.decompress(body), media_type="application/json")
-            return Response(body, media_type="application/octet-stream")
-        if fmt in _SWC_FORMATS:
-            text = store.swc(sk)
-            if fmt == "swc":
-                return Response(text, media_type="text/plain")
-            return Response(gzip.compress(text.encode()), media_type="application/octet-stream")
-        if fmt == "precomputed":
-            return Response(store.precomputed(sk), media_type="application/octet-stream")
-        raise bad_request(f"unknown skeleton format '{fmt}'; use flatdict, swccompressed, json, "
-                          f"swc or precomputed")
+def _root_ids_body(req: Req) -> list[int]:
+    """The ``root_ids`` list of a required JSON object body."""
+    body = req.json_body(required=True)
+    if not isinstance(body, dict) or "root_ids" not in body:
+        raise bad_request("the body must be a JSON object with 'root_ids'")
+    return parse_id_list(body["root_ids"], "'root_ids'")
 
-    @endpoint
-    def version(req: Req):
-        return json_response(SKELETON_SERVICE_VERSION)
 
-    @endpoint
-    def versions(req: Req):
-        return json_response(SKELETON_VERSIONS)
-
-    @endpoint
-    def get_skeleton(req: Req):
-        p = req.path_params
-        return one(req, p["datastack"], p["root"], p["skvn"], p["fmt"])
-
-    def bulk_dict(req: Req, ds_name: str, skvn_text: str, fmt: str, ids: list[int]) -> dict:
-        ds = registry.get(ds_name)
-        skvn = _skvn(skvn_text)
-        if fmt not in _DICT_FORMATS | _SWC_FORMATS:
-            raise bad_request(f"unknown skeleton format '{fmt}'; use flatdict or swccompressed")
-        store = cell_store(ds)
-        out: dict[str, str] = {}
-        for root in ids[:MAX_BULK]:
-            try:
-                sk = store.skeleton(store.nucleus_for_root(root))
-            except ApiError:
-                out[str(root)] = "invalid_rid"
-                continue
-            if fmt in _SWC_FORMATS:
-                out[str(root)] = store.swc(sk).encode().hex()
-            else:
-                out[str(root)] = store.flatdict_gz(root, sk, skvn).hex()
-        return out
-
-    @endpoint
-    def bulk(req: Req):
-        p = req.path_params
-        parts = [s for s in p["ids"].split(",") if s.strip()]
-        if not parts:
-            raise bad_request("no root ids given")
-        ids = [parse_int(s, "root id") for s in parts]
-        return json_response(bulk_dict(req, p["datastack"], p["skvn"], p["fmt"], ids))
-
-    @endpoint
-    def cached_bulk(req: Req):
-        p = req.path_params
-        body = req.json_body(required=True)
-        if not isinstance(body, dict) or "root_ids" not in body:
-            raise bad_request("the body must be a JSON object with 'root_ids'")
-        ids = parse_id_list(body["root_ids"], "'root_ids'")
-        return json_response(bulk_dict(req, p["datastack"], p["skvn"], p["fmt"], ids))
-
-    @endpoint
-    def exists(req: Req):
-        ds = registry.get(req.path_params["datastack"])
-        body = req.json_body(required=True)
-        if not isinstance(body, dict) or "root_ids" not in body:
-            raise bad_request("the body must be a JSON object with 'root_ids'")
-        ids = parse_id_list(body["root_ids"], "'root_ids'")
-        store = cell_store(ds)
-        out = {}
-        for root in ids:
-            try:
-                store.nucleus_for_root(root)
-                out[str(root)] = True
-            except ApiError:
-                out[str(root)] = False
-        return json_response(out)
-
-    @endpoint
-    def precomputed_info(req: Req):
-        registry.get(req.path_params["datastack"])
-        return json_response(SKELETON_INFO)
-
-    @endpoint
-    def precomputed_skeleton(req: Req):
-        p = req.path_params
-        ds = registry.get(p["datastack"])
-        seg = p["root"]
-        if not re.fullmatch(r"\d{1,20}", seg):
-            raise not_found(f"no such skeleton file: {seg!r:.60}")
-        root = parse_int(seg, "root id")
-        store = cell_store(ds)
-        sk = store.skeleton(store.nucleus_for_root(root))
+def skeleton_response(ds: Datastack, root: int, skvn: int, fmt: str) -> Response:
+    """One cell's skeleton in format ``fmt`` (see the module docstring)."""
+    store = cell_store(ds)
+    sk = store.skeleton(store.nucleus_for_root(root))
+    if fmt in _DICT_FORMATS:
+        body = store.flatdict_gz(root, sk, skvn)
+        if fmt == "json":
+            return Response(gzip.decompress(body), media_type="application/json")
+        return Response(body, media_type="application/octet-stream")
+    if fmt in _SWC_FORMATS:
+        text = store.swc(sk)
+        if fmt == "swc":
+            return Response(text, media_type="text/plain")
+        return Response(gzip.compress(text.encode()), media_type="application/octet-stream")
+    if fmt == "precomputed":
         return Response(store.precomputed(sk), media_type="application/octet-stream")
+    raise bad_request(f"unknown skeleton format '{fmt}'; use flatdict, swccompressed, json, "
+                      f"swc or precomputed")
 
-    sk = "/skeletoncache/api/v1/{datastack}"
-    return [
-        Route("/skeletoncache/api/version", version),
-        Route("/skeletoncache/api/versions", versions),
-        Route(f"{sk}/async/get_skeleton/{{skvn}}/{{root}}/{{fmt}}", get_skeleton),
-        Route(f"{sk}/precomputed/skeleton/exists", exists, methods=["POST"]),
-        Route(f"{sk}/precomputed/skeleton/info", precomputed_info),
-        Route(f"{sk}/precomputed/skeleton/{{skvn}}/info", precomputed_info),
-        Route(f"{sk}/precomputed/skeleton/{{skvn}}/{{root}}/{{fmt}}", get_skeleton),
-        Route(f"{sk}/precomputed/skeleton/{{root}}", precomputed_skeleton),
-        Route(f"{sk}/bulk/get_skeletons/{{skvn}}/{{fmt}}/{{gen}}/{{ids}}", bulk),
-        Route(f"{sk}/bulk/get_cached_skeletons/{{skvn}}/{{fmt}}", cached_bulk,
-              methods=["POST"]),
-    ]
+
+def bulk_dict(ds: Datastack, skvn_text: str, fmt: str, ids: list[int]) -> dict[str, str]:
+    """``{root: hex}`` for the first :data:`MAX_BULK` roots (``invalid_rid`` for the others)."""
+    skvn = _skvn(skvn_text)
+    if fmt not in _DICT_FORMATS | _SWC_FORMATS:
+        raise bad_request(f"unknown skeleton format '{fmt}'; use flatdict or swccompressed")
+    store = cell_store(ds)
+    out: dict[str, str] = {}
+    for root in ids[:MAX_BULK]:
+        try:
+            sk = store.skeleton(store.nucleus_for_root(root))
+        except DataError:
+            out[str(root)] = "invalid_rid"
+            continue
+        if fmt in _SWC_FORMATS:
+            out[str(root)] = store.swc(sk).encode().hex()
+        else:
+            out[str(root)] = store.flatdict_gz(root, sk, skvn).hex()
+    return out
+
+
+@endpoint
+def version(req: Req) -> Response:
+    """The emulated skeleton service version."""
+    return json_response(SKELETON_SERVICE_VERSION)
+
+
+@endpoint
+def versions(req: Req) -> Response:
+    """The skeleton versions served."""
+    return json_response(SKELETON_VERSIONS)
+
+
+@endpoint
+def get_skeleton(req: Req) -> Response:
+    """One skeleton: ``{skvn}/{root}/{fmt}``."""
+    p = req.path_params
+    ds = req.registry.get(p["datastack"])
+    skvn = _skvn(p["skvn"])
+    root = parse_int(p["root"], "root id")
+    return skeleton_response(ds, root, skvn, p["fmt"])
+
+
+@endpoint
+def bulk(req: Req) -> Response:
+    """Several skeletons, the roots comma-separated in the path."""
+    p = req.path_params
+    parts = [s for s in p["ids"].split(",") if s.strip()]
+    if not parts:
+        raise bad_request("no root ids given")
+    ids = [parse_int(s, "root id") for s in parts]
+    ds = req.registry.get(p["datastack"])
+    return json_response(bulk_dict(ds, p["skvn"], p["fmt"], ids))
+
+
+@endpoint
+def cached_bulk(req: Req) -> Response:
+    """Several skeletons, the roots in a JSON body."""
+    p = req.path_params
+    ids = _root_ids_body(req)
+    ds = req.registry.get(p["datastack"])
+    return json_response(bulk_dict(ds, p["skvn"], p["fmt"], ids))
+
+
+@endpoint
+def exists(req: Req) -> Response:
+    """Whether each root of a JSON body has a skeleton."""
+    ds = req.registry.get(req.path_params["datastack"])
+    ids = _root_ids_body(req)
+    store = cell_store(ds)
+    out = {}
+    for root in ids:
+        try:
+            store.nucleus_for_root(root)
+            out[str(root)] = True
+        except DataError:
+            out[str(root)] = False
+    return json_response(out)
+
+
+@endpoint
+def precomputed_info(req: Req) -> Response:
+    """The precomputed skeleton info."""
+    req.registry.get(req.path_params["datastack"])
+    return json_response(SKELETON_INFO)
+
+
+@endpoint
+def precomputed_skeleton(req: Req) -> Response:
+    """One skeleton in the precomputed format, by root."""
+    p = req.path_params
+    ds = req.registry.get(p["datastack"])
+    seg = p["root"]
+    if not re.fullmatch(r"\d{1,20}", seg):
+        raise not_found(f"no such skeleton file: {seg!r:.60}")
+    root = parse_int(seg, "root id")
+    return skeleton_response(ds, root, 0, "precomputed")
+
+
+ROUTES = [
+    ("skeleton.version", version, ["GET"]),
+    ("skeleton.versions", versions, ["GET"]),
+    ("skeleton.async_skeleton", get_skeleton, ["GET"]),
+    ("skeleton.exists", exists, ["POST"]),
+    ("skeleton.precomputed_info", precomputed_info, ["GET"]),
+    ("skeleton.precomputed_version_info", precomputed_info, ["GET"]),
+    ("skeleton.skeleton", get_skeleton, ["GET"]),
+    ("skeleton.precomputed_skeleton", precomputed_skeleton, ["GET"]),
+    ("skeleton.bulk", bulk, ["GET"]),
+    ("skeleton.cached_bulk", cached_bulk, ["POST"]),
+]
+"""(endpoint name, handler, methods) of the skeleton service."""
