@@ -32,6 +32,7 @@ from offline_cave.contract import layout
 from offline_cave.contract.catalog import SYNTHETIC_NOTICE, TABLES, VIEWS
 from offline_cave.contract.files import file_entry, verify_files
 from offline_cave.contract.geometry import Slab, cortical_to_nm, cortical_to_voxels, slab_for
+from offline_cave.contract.hashing import multiplicative_bucket, unit_hash
 from offline_cave.contract.ids import sparse_sorted_ids, supervoxel_ids
 from offline_cave.contract.params import (
     DATASTACKS,
@@ -606,16 +607,6 @@ def _v1dd_static_tables(cells, is_neuron, pt_vx, nuc_sv, alt_rows, alt_sv, core_
             "functional_coregistration_manual_2": coregistration}
 
 
-def unit_hash(ids: np.ndarray, salt: int) -> np.ndarray:
-    """Deterministic uniforms in [0, 1) from integer ids (splitmix64 finaliser)."""
-    with np.errstate(over="ignore"):
-        z = np.asarray(ids, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(salt + 1)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-
-
 def imaged_cells(cells: pd.DataFrame) -> pd.DataFrame:
     """Excitatory cells seen by the V1DD two-photon sessions of the sample (ground truth).
 
@@ -729,15 +720,14 @@ def _function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.rando
 def _proofreading_table(cells, t_snap, piece_root, core_piece, pt_vx, nuc_sv,
                         alt_rows, alt_sv) -> pd.DataFrame:
     """Proofreading status at a version: proofread axons done by then + dendrite-only rows."""
-    n = len(cells)
     done = cells["proofread_time"].to_numpy() < t_snap
     neuron = cells["cell_class"].isin(["excitatory_neuron", "inhibitory_neuron"]).to_numpy()
     # dendrite-only assessments (strategy_axon 'none'): ~8 % of rows at v1300 (149 of 1,865)
     dendrite_only = neuron & ~cells["proofread_axon"].to_numpy() & (
-        ((cells["nucleus_id"].to_numpy() * 2246822519 >> 5) % 1000) < 5)
+        multiplicative_bucket(cells["nucleus_id"].to_numpy(), 2246822519, 1000, shift=5) < 5)
     rows = np.flatnonzero(done | dendrite_only)
     k = rows.size
-    h = (cells["nucleus_id"].to_numpy()[rows] * 2654435761) % 1000
+    h = multiplicative_bucket(cells["nucleus_id"].to_numpy()[rows], 2654435761, 1000)
     axon = done[rows]
     strategy_axon = np.where(~axon, "none",
                              np.where(h < 80, "axon_fully_extended",
@@ -758,7 +748,6 @@ def _proofreading_table(cells, t_snap, piece_root, core_piece, pt_vx, nuc_sv,
                                                         strategy_dendrite[order], sv[order],
                                                         root[order])
     created = created[order]
-    del n
     return proofreading(np.arange(1, k + 1), pd.Series(created.round("us").as_unit("us")), pt_vx[rows], root,
                         np.ones(k, dtype=bool), axon[order], strategy_dendrite, strategy_axon,
                         sv, root)
