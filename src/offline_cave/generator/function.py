@@ -57,6 +57,7 @@ def imaged_cells(cells: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=["cell_row"])
 
 
+# long but linear: three tables drawn in a fixed order from one generator
 def function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random.Generator):
     """Co-registration and functional property tables for the co-registered cells."""
     rows = np.flatnonzero(cells["coregistered"].to_numpy())

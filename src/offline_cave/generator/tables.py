@@ -81,6 +81,7 @@ def minnie_static_tables(cells, is_neuron, slab, tb_rng, fn_rng) -> dict:
             "digital_twin_properties_bcm_coreg_v4": twin}
 
 
+# long but linear: three short tables (two as closures over the roots) and the NWB sessions
 def v1dd_static_tables(cells, is_neuron, pt_vx, nuc_sv, alt_rows, alt_sv, core_piece, rng,
                         seed, out: Writer) -> dict:
     """Tables of v1dd_public plus its two-photon sessions (NWB, written into ``out``)."""
