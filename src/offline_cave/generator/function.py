@@ -58,7 +58,8 @@ def imaged_cells(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 # long but linear: three tables drawn in a fixed order from one generator
-def function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random.Generator):
+def function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random.Generator
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Co-registration and functional property tables for the co-registered cells."""
     rows = np.flatnonzero(cells["coregistered"].to_numpy())
     # 25 % of cells are matched to two units (19,181 rows for 15,352 roots, fact sheet §2.5)

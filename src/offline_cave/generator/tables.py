@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from offline_cave.contract.files import file_entry
+from offline_cave.contract.geometry import Slab
 from offline_cave.contract.hashing import multiplicative_bucket
 from offline_cave.contract.params import INH_TYPES, V1DD_TYPE_OF
 from offline_cave.generator.annotations import (
@@ -22,7 +23,8 @@ from offline_cave.generator.function import function_tables, imaged_cells
 from offline_cave.generator.writer import Writer
 
 
-def minnie_static_tables(cells, is_neuron, slab, tb_rng, fn_rng) -> dict:
+def minnie_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, slab: Slab,
+                         tb_rng: np.random.Generator, fn_rng: np.random.Generator) -> dict:
     """Tables of minnie65_public that do not change between versions (reference tables)."""
     n = len(cells)
     nucleus_ids = cells["nucleus_id"].to_numpy()
@@ -82,8 +84,10 @@ def minnie_static_tables(cells, is_neuron, slab, tb_rng, fn_rng) -> dict:
 
 
 # long but linear: three short tables (two as closures over the roots) and the NWB sessions
-def v1dd_static_tables(cells, is_neuron, pt_vx, nuc_sv, alt_rows, alt_sv, core_piece, rng,
-                        seed, out: Writer) -> dict:
+def v1dd_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, pt_vx: np.ndarray,
+                       nuc_sv: np.ndarray, alt_rows: np.ndarray, alt_sv: np.ndarray,
+                       core_piece: np.ndarray, rng: np.random.Generator, seed: int,
+                       out: Writer) -> dict:
     """Tables of v1dd_public plus its two-photon sessions (NWB, written into ``out``)."""
     n = len(cells)
     nucleus_ids = cells["nucleus_id"].to_numpy()
@@ -157,8 +161,9 @@ def v1dd_static_tables(cells, is_neuron, pt_vx, nuc_sv, alt_rows, alt_sv, core_p
             "functional_coregistration_manual_2": coregistration}
 
 
-def proofreading_table(cells, t_snap, piece_root, core_piece, pt_vx, nuc_sv,
-                        alt_rows, alt_sv) -> pd.DataFrame:
+def proofreading_table(cells: pd.DataFrame, t_snap: float, piece_root: np.ndarray,
+                       core_piece: np.ndarray, pt_vx: np.ndarray, nuc_sv: np.ndarray,
+                       alt_rows: np.ndarray, alt_sv: np.ndarray) -> pd.DataFrame:
     """Proofreading status at a version: proofread axons done by then + dendrite-only rows."""
     done = cells["proofread_time"].to_numpy() < t_snap
     neuron = cells["cell_class"].isin(["excitatory_neuron", "inhibitory_neuron"]).to_numpy()
