@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -52,3 +55,32 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
         except OSError:
             pass
         raise
+
+
+@contextmanager
+def building_dir(dest: Path) -> Iterator[Path]:
+    """A fresh temporary directory next to ``dest`` to build into; removed if the block fails.
+
+    Use with :func:`swap_in` at the end of the block, so ``dest`` is never half-written.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def swap_in(tmp: Path, dest: Path) -> None:
+    """Replace the directory ``dest`` by ``tmp`` (same parent): the old one is moved aside
+    first and deleted after, so ``dest`` is always either the old or the new directory."""
+    tmp, dest = Path(tmp), Path(dest)
+    old = None
+    if dest.exists():
+        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+        dest.rename(old)
+    tmp.rename(dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

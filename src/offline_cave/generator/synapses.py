@@ -51,8 +51,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
-from scipy.special import ndtri
 
+from offline_cave.contract.hashing import pair_normal, splitmix64
 from offline_cave.contract.params import EXC_TYPES, INH_TYPES, LAYER_BOUNDS_UM, DatastackParams
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,31 +121,7 @@ SYNAPSE_COLUMNS = (
     "size",
 )
 
-_M1 = np.uint64(0x9E3779B97F4A7C15)
-_M2 = np.uint64(0xBF58476D1CE4E5B9)
-_M3 = np.uint64(0x94D049BB133111EB)
-
-
 # --- small helpers ---------------------------------------------------------------------------
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
-    x = x + _M1
-    x = (x ^ (x >> np.uint64(30))) * _M2
-    x = (x ^ (x >> np.uint64(27))) * _M3
-    return x ^ (x >> np.uint64(31))
-
-
-def _pair_normal(a: np.ndarray, b: np.ndarray, salt: int) -> np.ndarray:
-    """A standard-normal number that is a deterministic function of (a, b, salt)."""
-    with np.errstate(over="ignore"):
-        h = _mix64(
-            _mix64(np.asarray(a).astype(np.uint64) ^ np.uint64(salt))
-            ^ np.asarray(b).astype(np.uint64)
-        )
-    u = ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
-    return ndtri(u)
-
-
 def _path_distance(parent: np.ndarray, seglen: np.ndarray) -> np.ndarray:
     """Path length (um) from each node to its tree root, by pointer jumping (vectorised).
 
@@ -364,7 +340,7 @@ class _Weights:
         nz = w > 0
         pre_nz = pre[nz]
         post_nz = np.broadcast_to(post[:, None], pre.shape)[nz]
-        z = _pair_normal(self.nuc[pre_nz], self.nuc[post_nz], self.salt)
+        z = pair_normal(self.nuc[pre_nz], self.nuc[post_nz], self.salt)
         sd = AFFINITY_SD[pg[nz]]
         w[nz] *= np.exp(sd * z - 0.5 * sd * sd)
         return w, ii
@@ -418,7 +394,7 @@ def _external_fragments(pos: np.ndarray, rng: np.random.Generator) -> np.ndarray
     del q
     salt = int(rng.integers(1, 2**62))
     # per-cube random direction and run length, hashed from the cube index (no np.unique)
-    direction = np.stack([_pair_normal(cube, np.full(n, j), salt) for j in range(3)], axis=1)
+    direction = np.stack([pair_normal(cube, np.full(n, j), salt) for j in range(3)], axis=1)
     proj = np.sum((pos - lo) * _unit(direction), axis=1)  # |proj| < sqrt(3) * extent
     del direction
     span = 4.0 * float(np.linalg.norm(extent)) + 4.0
@@ -431,7 +407,7 @@ def _external_fragments(pos: np.ndarray, rng: np.random.Generator) -> np.ndarray
     rank = np.arange(n) - np.repeat(first, np.diff(np.append(first, n)))
     min_run = 2 if EXTERNAL_FRAGMENT_SYNAPSES >= 2 else 1
     max_run = max(int(round(2 * EXTERNAL_FRAGMENT_SYNAPSES)) - min_run, min_run)
-    h = _mix64(sorted_cube.astype(np.uint64) ^ np.uint64(salt))
+    h = splitmix64(sorted_cube.astype(np.uint64) ^ np.uint64(salt))
     run = (h % np.uint64(max_run - min_run + 1)).astype(np.int64) + min_run
     new_piece = new_cube | (rank % run == 0)
     ids = np.empty(n, dtype=np.int64)
@@ -571,7 +547,7 @@ def place_synapses(
     post_nuc = nuc[sites.cell]
     conn_key = np.where(external, -ext_id, pre_nuc)  # external keys < 0: no collisions
     rho = SIZE_CONNECTION_RHO
-    z = _pair_normal(conn_key, post_nuc, salt_size)
+    z = pair_normal(conn_key, post_nuc, salt_size)
     del conn_key
     z *= np.sqrt(rho)
     z += np.sqrt(1.0 - rho) * rng.standard_normal(m)

@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -34,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from offline_cave.contract.files import file_entry, verify_files
+from offline_cave.contract.files import building_dir, file_entry, swap_in, verify_files
 from offline_cave.contract.params import V1DD_PLANE_DEPTHS_UM
 from offline_cave.generator.twophoton import model as phys
 
@@ -163,10 +160,8 @@ def write_sessions(out_dir: str | Path, imaged: pd.DataFrame, seed: int, force: 
         return [out_dir / s["file"] for s in manifest["sessions"]]
     if out_dir.exists():
         say(f"v1dd sessions: rebuilding {out_dir}: {reason}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with building_dir(out_dir) as tmp:
         ref = (float(df["x_um"].mean()), float(df["z_um"].mean()))
         sessions, truths, files = [], [], {}
         for (column, volume), rows in df.groupby(["column", "volume"], sort=True):
@@ -196,16 +191,7 @@ def write_sessions(out_dir: str | Path, imaged: pd.DataFrame, seed: int, force: 
                     "elapsed_s": round(time.perf_counter() - t0, 2), "sessions": sessions,
                     "files": files}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        old = None
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        swap_in(tmp, out_dir)
     size_mb = sum(f["bytes"] for f in files.values()) / 1e6
     say(f"v1dd sessions: wrote {len(sessions)} sessions to {out_dir} ({size_mb:.1f} MB) in "
         f"{time.perf_counter() - t0:.1f} s")
