@@ -19,7 +19,7 @@ STR = "string"
 BOOL = "boolean"
 
 # schema name -> ordered (field, kind); kinds: bound/spatial points or scalar types. Field kinds
-# follow EMAnnotationSchemas (fact sheet §2.0): a bound point P is stored as P_position_x/_y/_z
+# follow EMAnnotationSchemas (datasets-facts §2.0): a bound point P is stored as P_position_x/_y/_z
 # (voxels), P_supervoxel_id and P_root_id; a plain spatial point only as P_position_x/_y/_z.
 SCHEMA_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "nucleus_detection": (("volume", FLOAT), ("pt", BOUND), ("bb_start", SPATIAL),

@@ -1,6 +1,6 @@
 """Realistic identifiers: root ids, supervoxel ids, nucleus, synapse and annotation ids.
 
-Formats follow the public MICrONS data (fact sheet §1.4):
+Formats follow the public MICrONS data (datasets-facts §1.4):
 
 * root id: ``(12 << 56) + counter`` -- an 18-digit uint64 whose top byte is the chunkedgraph's
   top layer (12), e.g. ``864691135xxxxxxxxx``. Counters of the public roots run ~3.59e9..8.74e9

@@ -15,7 +15,7 @@ def imaged_cells(cells: pd.DataFrame) -> pd.DataFrame:
     """Excitatory cells seen by the V1DD two-photon sessions of the sample (ground truth).
 
     Five imaging columns tile the slab (a 2 x 2 grid and a centre column overlapping all
-    four); each volume is 6 planes 16 um apart (fact sheet §4.1). Only excitatory cells express
+    four); each volume is 6 planes 16 um apart (datasets-facts §4.1). Only excitatory cells express
     GCaMP (Slc17a7-Cre). One cell can be seen in two sessions (the centre column overlaps).
     A quarter of the imaged cells are left unmatched to EM (nucleus_id 0 in the match).
     """
@@ -62,7 +62,7 @@ def function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random
                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Co-registration and functional property tables for the co-registered cells."""
     rows = np.flatnonzero(cells["coregistered"].to_numpy())
-    # 25 % of cells are matched to two units (19,181 rows for 15,352 roots, fact sheet §2.5)
+    # 25 % of cells are matched to two units (19,181 rows for 15,352 roots, datasets-facts §2.5)
     reps = np.where(rng.random(rows.size) < 0.25, 2, 1)
     unit_rows = np.repeat(rows, reps)
     m = unit_rows.size

@@ -220,7 +220,7 @@ def _place_cells(params: DatastackParams, seed: int, scale: float) -> CellStage:
     slab = slab_for(params, scale)
     cells = place_cells(params, slab, _rng(seed, "cells"))
     n = len(cells)
-    # nucleus ids are sparse (fact sheet §1.4: 144k ids over 1..7.3e5)
+    # nucleus ids are sparse (datasets-facts §1.4: 144k ids over 1..7.3e5)
     id_space = int(max(7.3e5 * max(scale, 1.0), 10 * n))
     cells.insert(0, "nucleus_id", sparse_sorted_ids(_rng(seed, "ids"), n, 1000, id_space))
     cells = cells.sample(frac=1.0, random_state=seed).reset_index(drop=True)

@@ -24,7 +24,7 @@ from offline_cave.contract.params import (
     DatastackParams,
 )
 
-# share of extra detections that are not cells (small false positives; fact sheet §2.2)
+# share of extra detections that are not cells (small false positives; datasets-facts §2.2)
 FALSE_DETECTION_SHARE = 0.06
 
 
@@ -80,7 +80,7 @@ def mtype_of(cell_type: str, depth_um: float) -> str:
 
 
 def cardinal_biased_orientations(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Preferred orientations in [0, pi) with the cardinal bias seen in mouse V1 (fact sheet §3.9)."""
+    """Preferred orientations in [0, pi) with the cardinal bias of mouse V1 (datasets-facts §3.9)."""
     uniform = rng.uniform(0.0, np.pi, size=n)
     cardinal = (rng.integers(0, 2, size=n) * np.pi / 2 + rng.vonmises(0.0, 8.0, size=n) / 2)
     return np.where(rng.random(n) < 0.35, cardinal, uniform) % np.pi

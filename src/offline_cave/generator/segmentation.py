@@ -17,7 +17,7 @@ import pandas as pd
 
 from offline_cave.contract.ids import mint_counters, root_ids_from_counters
 
-# root counters of the public data run ~3.59e9 .. 8.74e9 (fact sheet §1.4)
+# root counters of the public data run ~3.59e9 .. 8.74e9 (datasets-facts §1.4)
 BASE_COUNTER_RANGE = (3.59e9, 6.9e9)
 EDIT_COUNTER_RANGE = (6.9e9, 8.74e9)
 SEGMENTATION_START = "2020-10-01T00:00:00"

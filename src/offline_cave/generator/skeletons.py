@@ -28,7 +28,7 @@ The morphology rules follow the textbook picture of mouse visual cortex neurons 
 apical/basal/axon layout by type; PV basket, SST Martinotti, VIP bipolar and layer-1
 neurogliaform interneurons); the numbers (lengths, branch orders, radii) are *assumed* priors
 (see ``_PyrSpec`` and the interneuron builders), sized against the one public proofread example
-(7,445 vertices, 92 branch points, dendrite 7.24 mm, axon 7.60 mm; fact sheet section 3.12):
+(7,445 vertices, 92 branch points, dendrite 7.24 mm, axon 7.60 mm; datasets-facts section 3.12):
 inside the slab a pyramidal cell has 3-6 mm of dendrite, ~1,500-3,500 vertices and 40-120
 branch points, an interneuron 1.5-3 mm of dendrite; unclipped local axons are 2-6 mm
 (pyramidal) and 5-15 mm (basket, Martinotti).

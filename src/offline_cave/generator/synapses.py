@@ -39,7 +39,7 @@ Algorithm (``place_synapses``)
 separate soma-less fragments in the unproofread segmentation.
 
 All positions are micrometres in the cortical frame (x lateral, y depth below pia, z).
-Every constant below is an *assumed* prior unless it cites the fact sheet.
+Every constant below is an *assumed* prior unless it cites datasets-facts.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ QUERY_K = 10  # at most this many nearest axon nodes per site
 QUERY_EPS = 1.0  # approximate kNN (cKDTree eps): ~35 % faster, same candidate statistics
 CHUNK_SITES = 200_000  # sites per vectorised block (bounds memory: ~100 MB per block)
 CALIBRATION_SITES = 60_000  # sites used to fit the external-axon weight
-CLEFT_MEAN_UM, CLEFT_SD_UM = 0.44, 0.16  # pre_pt-post_pt distance (fact sheet: median 440 nm,
+CLEFT_MEAN_UM, CLEFT_SD_UM = 0.44, 0.16  # pre_pt-post_pt distance (datasets-facts: median 440 nm,
 CLEFT_RANGE_UM = (0.1, 1.2)  # 10-90 % 230-645 nm)
 SIZE_CONNECTION_RHO = 0.4  # correlation of ln(size) between synapses of one connection
 OSI_REF = 0.3  # OSI of a typical cell (cells.py draws Beta(2, 4), median ~0.31)
@@ -85,8 +85,8 @@ _GROUP_OF_TYPE = {**{t: 0 for t in EXC_TYPES}, "BC": 1, "MC": 2, "BPC": 3, "NGC"
 BOUTON_FACTOR = np.array([1.0, 2.5, 2.5, 2.0, 2.0], dtype=np.float32)
 # sd of the ln pair affinity by pre group. 2.3 gives 1.35-1.55 synapses per local connection
 # at keep fraction 0.1 and the real cell density (target 1.3-1.6; real proofread cell 1.47,
-# fact sheet §3.5); the mean grows with the keep fraction. Neurogliaform cells rarely make
-# multi-synapse connections (fact sheet §3.8), so their pair affinity is nearly flat.
+# datasets-facts §3.5); the mean grows with the keep fraction. Neurogliaform cells rarely make
+# multi-synapse connections (datasets-facts §3.8), so their pair affinity is nearly flat.
 AFFINITY_SD = np.array([2.3, 2.3, 2.3, 2.3, 0.4])
 # post-type preference by pre group (rows) and post group (columns E, BC, MC, BPC, NGC)
 POST_TYPE_FACTOR = np.array(
@@ -94,7 +94,7 @@ POST_TYPE_FACTOR = np.array(
         [1.0, 1.0, 1.0, 1.0, 1.0],  # E targets everyone
         [1.0, 0.8, 0.3, 0.3, 0.3],  # BC: pyramidal cells and other basket cells
         [1.0, 0.5, 0.1, 0.5, 0.3],  # MC: avoids other SST/Martinotti cells
-        [0.15, 1.0, 3.0, 0.5, 0.5],  # BPC (VIP): disinhibition, prefers MC (fact sheet §3.8)
+        [0.15, 1.0, 3.0, 0.5, 0.5],  # BPC (VIP): disinhibition, prefers MC (datasets-facts §3.8)
         [1.0, 1.0, 1.0, 1.0, 1.0],  # NGC: diffuse
     ],
     dtype=np.float32,

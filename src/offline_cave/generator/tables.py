@@ -97,7 +97,7 @@ def v1dd_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, pt_vx: np.nda
     v1dd_type[true_type == "23P"] = np.where(depth[true_type == "23P"] < 200, "L2IT", "L3IT")
     six_it = true_type == "6P-IT"
     v1dd_type[six_it] = np.where(depth[six_it] > 795, "L6SP", "L6IT")
-    # typed only >= 50 um from the volume's lateral borders (fact sheet §2.10); tiny test
+    # typed only >= 50 um from the volume's lateral borders (datasets-facts §2.10); tiny test
     # slabs use a fifth of their width instead
     x, z = cells["x_um"].to_numpy(), cells["z_um"].to_numpy()
     margin = min(50.0, 0.2 * (x.max() - x.min()), 0.2 * (z.max() - z.min()))
@@ -146,7 +146,7 @@ def v1dd_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, pt_vx: np.nda
         cols["pt_root_id"] = piece_root[core_piece[match_rows]]
         for key in ("column", "volume", "plane", "roi"):
             cols[key] = matched[key].to_numpy().astype(np.int64)
-        cols["residual"] = np.zeros(len(matched))  # 0 in this manual table (fact sheet §2.10)
+        cols["residual"] = np.zeros(len(matched))  # 0 in this manual table (datasets-facts §2.10)
         cols["score"] = np.zeros(len(matched))
         return pd.DataFrame(cols)
 

@@ -1,4 +1,4 @@
-"""Id formats and coordinate frames of the sample (fact sheet §1.3-1.4)."""
+"""Id formats and coordinate frames of the sample (datasets-facts §1.3-1.4)."""
 
 import numpy as np
 import pytest
@@ -33,7 +33,7 @@ def test_supervoxel_ids_decode_to_their_chunk():
     cx = (sv >> 46) & 1023
     cy = (sv >> 36) & 1023
     cz = (sv >> 26) & 1023
-    # the fact sheet's decoding of real minnie65 supervoxels
+    # datasets-facts decoding of real minnie65 supervoxels
     assert np.array_equal(cx, np.floor((pts[:, 0] / 2 - 26385) / 256).astype(int))
     assert np.array_equal(cy, np.floor((pts[:, 1] / 2 - 30308) / 256).astype(int))
     assert np.array_equal(cz, np.floor((pts[:, 2] - 14850) / 512).astype(int))
@@ -57,7 +57,7 @@ def test_cortical_frame_round_trips_through_standard_transform():
 
 
 def test_pia_lies_near_the_real_y_with_a_tilt():
-    # fact sheet §1.3: raw pia near y = 0.4 mm (here ~ 83,5xx voxels) sloping ~5 degrees
+    # datasets-facts §1.3: raw pia near y = 0.4 mm (here ~ 83,5xx voxels) sloping ~5 degrees
     pia = geometry.cortical_to_voxels(np.array([[650.0, 0, 860], [950.0, 0, 860]]), MINNIE)
     assert 75_000 < pia[0, 1] < 90_000
     slope = np.degrees(np.arctan2((pia[1, 1] - pia[0, 1]) * 4, (pia[1, 0] - pia[0, 0]) * 4))

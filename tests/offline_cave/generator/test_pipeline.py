@@ -56,7 +56,7 @@ def synapses(ds) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- schemas
-# column lists from the fact sheet (§2.1-2.6), positions split as served
+# column lists from datasets-facts (§2.1-2.6), positions split as served
 SPLIT = ("_x", "_y", "_z")
 
 
@@ -141,7 +141,7 @@ def test_id_formats(ds, synapses):
     assert {len(str(r)) for r in roots[:1000]} == {18}
     svs = np.concatenate([synapses.pre_pt_supervoxel_id, nuc.pt_supervoxel_id[nuc.pt_supervoxel_id > 0]])
     assert np.all(svs >> 56 == 1)
-    # supervoxel chunk coordinates decode to the point's position (fact sheet §1.4)
+    # supervoxel chunk coordinates decode to the point's position (datasets-facts §1.4)
     x = synapses.pre_pt_position_x.to_numpy()
     cx = (synapses.pre_pt_supervoxel_id.to_numpy() >> 46) & 1023
     assert np.array_equal(cx, np.floor((x / 2 - 26385) / 256).astype(int))
@@ -164,7 +164,7 @@ def test_sample_size_is_a_tenth_of_the_volume(ds, synapses):
 # ----------------------------------------------------------------------------- biology
 def test_class_shares(typed):
     share = typed.classification_system.value_counts(normalize=True)
-    # fact sheet §2.3: 70.6 % E, 8.7 % I, 20.7 % non-neuronal; tolerance +-2 points
+    # datasets-facts §2.3: 70.6 % E, 8.7 % I, 20.7 % non-neuronal; tolerance +-2 points
     assert share["excitatory_neuron"] == pytest.approx(0.706, abs=0.02)
     assert share["inhibitory_neuron"] == pytest.approx(0.087, abs=0.02)
     assert share["nonneuron"] == pytest.approx(0.207, abs=0.02)
@@ -185,7 +185,7 @@ def test_per_layer_type_proportions(typed):
     assert exc_by_layer.loc["L5", ["5P-IT", "5P-ET", "5P-NP"]].sum() > 0.9
     assert exc_by_layer.loc["L6", ["6P-IT", "6P-CT"]].sum() > 0.9
     assert by_layer.loc["L1", "NGC"] > 0.7
-    # inhibitory share of neurons ~11 % overall (fact sheet §3.3), +-3 points
+    # inhibitory share of neurons ~11 % overall (datasets-facts §3.3), +-3 points
     inh = (neurons.classification_system == "inhibitory_neuron").mean()
     assert inh == pytest.approx(0.11, abs=0.03)
 
@@ -193,7 +193,7 @@ def test_per_layer_type_proportions(typed):
 def test_synapse_sizes_are_lognormal_multiples_of_four(synapses):
     size = synapses["size"].to_numpy()
     assert (size % 4 == 0).all() and size.min() > 0
-    # fact sheet §3.6: ln(size) mean 7.94, sd 1.17; tolerance 0.05
+    # datasets-facts §3.6: ln(size) mean 7.94, sd 1.17; tolerance 0.05
     assert np.log(size).mean() == pytest.approx(7.94, abs=0.05)
     assert np.log(size).std() == pytest.approx(1.17, abs=0.05)
 

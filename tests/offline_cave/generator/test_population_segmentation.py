@@ -17,7 +17,7 @@ def cell_frame():
 def test_class_shares_match_the_soma_model(cell_frame):
     typed = cell_frame[cell_frame.cell_class != "false_detection"]
     share = typed.cell_class.value_counts(normalize=True)
-    # fact sheet §2.3: 70.6 % E, 8.7 % I, 20.7 % non-neuronal; tolerance 1.5 points
+    # datasets-facts §2.3: 70.6 % E, 8.7 % I, 20.7 % non-neuronal; tolerance 1.5 points
     assert share["excitatory_neuron"] == pytest.approx(0.706, abs=0.015)
     assert share["inhibitory_neuron"] == pytest.approx(0.087, abs=0.015)
     assert share["nonneuron"] == pytest.approx(0.207, abs=0.015)

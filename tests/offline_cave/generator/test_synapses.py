@@ -133,7 +133,7 @@ def test_synapses_sit_between_axon_and_dendrite_surface(population, synapses):
     pre = sample[["pre_x_um", "pre_y_um", "pre_z_um"]].to_numpy(np.float64)
     ctr = sample[["ctr_x_um", "ctr_y_um", "ctr_z_um"]].to_numpy(np.float64)
     gap = np.linalg.norm(pre - post, axis=1)
-    # real pre-post distance: median 440 nm, 10-90 % 230-645 nm (fact sheet); +-50 nm
+    # real pre-post distance: median 440 nm, 10-90 % 230-645 nm (datasets-facts); +-50 nm
     assert abs(np.median(gap) - 0.44) < 0.05
     q10, q90 = np.percentile(gap, [10, 90])
     assert 0.18 < q10 < 0.28 and 0.59 < q90 < 0.70
@@ -177,7 +177,7 @@ def test_sizes_are_lognormal_multiples_of_four(synapses):
     size = synapses["size"].to_numpy()
     assert (size % 4 == 0).all() and (size >= 4).all()
     ln = np.log(size)
-    # ln N(7.94, 1.17^2) (fact sheet §3.6); rounding to 4 barely matters: +-0.03
+    # ln N(7.94, 1.17^2) (datasets-facts §3.6); rounding to 4 barely matters: +-0.03
     assert abs(ln.mean() - MINNIE.synapse_ln_mean) < 0.03
     assert abs(ln.std() - MINNIE.synapse_ln_sd) < 0.03
 
@@ -266,7 +266,7 @@ def test_external_fragments_group_a_few_nearby_synapses(synapses):
 def test_multi_synapse_connections(synapses):
     n = _connections(synapses)
     # the lognormal pair affinity clusters synapses into connections; target 1.3-1.6
-    # synapses per connection (real proofread cell: 1.47, fact sheet §3.5)
+    # synapses per connection (real proofread cell: 1.47, datasets-facts §3.5)
     assert 1.3 < n.mean() < 1.7
     assert (n >= 3).mean() > 0.05
     assert n.max() >= 8

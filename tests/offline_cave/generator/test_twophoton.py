@@ -3,7 +3,7 @@
 
 The files are read back with plain ``pynwb`` (``NWBHDF5IO`` and ``read_nwb``) and analysed the
 way a student would: mean dF/F in the 2 s grating window minus the 1 s before it. The layout
-checks follow fact sheet §4.2-4.3; the recovery checks compare against the latent tuning of
+checks follow datasets-facts §4.2-4.3; the recovery checks compare against the latent tuning of
 the stand-in imaged-cell frame. Tolerances are stated next to each assertion.
 """
 
@@ -134,7 +134,7 @@ def test_top_level_fields(nwbs):
     assert s.genotype == "Slc17a7-IRES2-Cre;Camk2a-tTA;Ai94"
     assert s.age == "P147D" and s.age__reference == "birth"
     ages = [int(n.subject.age[1:-1]) for n in nwbs.values()]
-    assert all(97 <= a <= 198 for a in ages)  # fact sheet §4.1
+    assert all(97 <= a <= 198 for a in ages)  # datasets-facts §4.1
     assert len({n.session_id for n in nwbs.values()}) == 3
 
 

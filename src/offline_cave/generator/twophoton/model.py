@@ -1,8 +1,8 @@
 """Synthetic V1DD two-photon sessions: a response model and an NWB writer.
 
 One session is one (column, volume) of the V1 Deep Dive: six planes 16 um apart imaged at 6 Hz
-each (fact sheet §4.1), written as one NWB (HDF5) file in the layout of the public files
-(fact sheet §4.2): ``processing['plane-N']`` with RoiResponseSeries ``dff`` (%) and ``events``
+each (datasets-facts §4.1), written as one NWB (HDF5) file in the layout of the public files
+(datasets-facts §4.2): ``processing['plane-N']`` with RoiResponseSeries ``dff`` (%) and ``events``
 (a.u.), a ``roi_table`` keyed by (column, volume, plane, roi), projection images;
 ``processing['behavior']`` with ``running_speed`` and ``eye_tracking``; ``intervals['epochs']``
 and ``intervals['stimulus_table']``; stimulus templates of the sparse noise and natural images.
@@ -58,7 +58,7 @@ from scipy.signal import lfilter
 from offline_cave.contract.params import V1DD_PLANE_DEPTHS_UM
 
 # ----------------------------------------------------------------------------- constants
-SUBJECT_ID = "409828"  # the EM "golden mouse" (fact sheet §1.5, §4.1)
+SUBJECT_ID = "409828"  # the EM "golden mouse" (datasets-facts §1.5, §4.1)
 SUBJECT_GENOTYPE = "Slc17a7-IRES2-Cre;Camk2a-tTA;Ai94"  # as written in the example file (§4.2)
 SUBJECT_SEX = "M"
 SUBJECT_SPECIES = "Mus musculus"
@@ -68,20 +68,20 @@ INSTITUTION = "Allen Institute"
 KEYWORDS = ("V1", "2p", "visual coding", "multi-plane")
 SESSION_DESCRIPTION = "V1 Deep Dive, Golden Mouse"
 DEVICE_EQUIPMENT_ID = 722885523
-# the fact sheet's example session (column 2, volume 3): its real date, time and session id
+# datasets-facts example session (column 2, volume 3): its real date, time and session id
 EXAMPLE_SESSION = {(2, 3): (dt.datetime(2018, 11, 27, 12, 29, 5), "786071018")}
 
 N_PLANES = 6
 PLANE_SPACING_UM = 16.0
-IMAGING_RATE_HZ = 6.0  # per plane (DeepScope 37 fps over 6 planes, fact sheet §4.1)
-RUNNING_RATE_HZ = 60.0  # fact sheet §4.2: 209,040 samples in ~60 min, ~58 Hz
-EYE_RATE_HZ = 30.0  # fact sheet §4.2: ~30 Hz
-FOV_UM = 400.0  # one V1DD column (fact sheet §4.1)
+IMAGING_RATE_HZ = 6.0  # per plane (DeepScope 37 fps over 6 planes, datasets-facts §4.1)
+RUNNING_RATE_HZ = 60.0  # datasets-facts §4.2: 209,040 samples in ~60 min, ~58 Hz
+EYE_RATE_HZ = 30.0  # datasets-facts §4.2: ~30 Hz
+FOV_UM = 400.0  # one V1DD column (datasets-facts §4.1)
 IMAGE_PX = 128
 DFF_QUANTUM = 1.0 / 16.0  # % -- storage resolution of dff
 EVENT_QUANTUM = 1.0 / 64.0  # a.u.
 
-# gratings (fact sheet §4.3)
+# gratings (datasets-facts §4.3)
 DIRECTIONS_DEG = np.arange(0.0, 360.0, 30.0)
 SPATIAL_FREQUENCIES_CPD = (0.04, 0.08)
 TEMPORAL_FREQUENCY_HZ = 1.0
@@ -128,7 +128,7 @@ class PhysiologyError(ValueError):
 class Design:
     """Durations of one session's stimulus blocks (s). Gratings always show all 8 repeats.
 
-    The real sessions are ~60 min (fact sheet §4.2); the sample keeps both grating blocks
+    The real sessions are ~60 min (datasets-facts §4.2); the sample keeps both grating blocks
     whole (2 x 24 conditions x 8 repeats x 3 s = 1152 s) and shortens everything else.
     """
 
@@ -178,7 +178,7 @@ def _pacific(naive: dt.datetime) -> dt.datetime:
 def session_meta(column: int, volume: int) -> SessionMeta:
     """Date, session id and plane ids of the sample's session (column, volume).
 
-    Ages run over the documented 97-198 days (fact sheet §4.1); column 2 volume 3 keeps the
+    Ages run over the documented 97-198 days (datasets-facts §4.1); column 2 volume 3 keeps the
     real example's date and session id (§4.2). Everything else is invented.
     """
     column, volume = int(column), int(volume)
@@ -198,7 +198,7 @@ def session_meta(column: int, volume: int) -> SessionMeta:
 
 
 def plane_depths_um(volume: int) -> tuple[int, ...]:
-    """Nominal depths (um) of planes 0..5 of a volume, shallowest first (fact sheet §4.1)."""
+    """Nominal depths (um) of planes 0..5 of a volume, shallowest first (datasets-facts §4.1)."""
     if volume not in V1DD_PLANE_DEPTHS_UM:
         raise PhysiologyError(f"volume {volume} is not one of the V1DD volumes "
                               f"{sorted(V1DD_PLANE_DEPTHS_UM)}")
@@ -830,7 +830,7 @@ def identifier(meta: SessionMeta, seed: int) -> str:
 
 
 def build_nwbfile(data: SessionData):
-    """The in-memory ``pynwb.NWBFile`` of a simulated session (V1DD layout, fact sheet §4.2)."""
+    """The in-memory ``pynwb.NWBFile`` of a simulated session (datasets-facts §4.2)."""
     from hdmf.common import DynamicTable, VectorData
     from pynwb import NWBFile, TimeSeries
     from pynwb.base import ImageReferences, Images

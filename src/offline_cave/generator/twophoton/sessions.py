@@ -39,10 +39,10 @@ SESSIONS_SUBDIR = "v1dd_sessions"  # <data_dir>/v1dd_sessions for the standalone
 MANIFEST = "MANIFEST.json"
 TRUTH_PARQUET = "rois_truth.parquet"
 FORMAT_VERSION = "1"
-# sessions of the stand-in frame, in order: L2/3-L4 (the fact sheet's example), L2/3, L5, ...
+# sessions of the stand-in frame, in order: L2/3-L4 (datasets-facts example), L2/3, L5, ...
 STANDIN_SESSIONS = ((2, 3), (1, 2), (5, 5), (3, 1), (4, 4))
 # column centres (um, cortical x and z) of the stand-in frame: a 2 x 2 grid of 400 um columns
-# and a centre column overlapping a quarter of each (fact sheet §4.1; *assumed* numbering)
+# and a centre column overlapping a quarter of each (datasets-facts §4.1; *assumed* numbering)
 STANDIN_COLUMN_CENTERS_UM = {1: (-200.0, -200.0), 2: (200.0, -200.0), 3: (-200.0, 200.0),
                              4: (200.0, 200.0), 5: (0.0, 0.0)}
 # surround suppression by layer: stronger in L2/3 than in L5 (the windowed-vs-full contrast)

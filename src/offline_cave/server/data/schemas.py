@@ -8,7 +8,7 @@ dict of the shape caveclient's TableManager parses::
                      "BoundSpatialPoint": {...}, "SpatialPoint": {...}}}
 
 The fields of every schema are listed in :mod:`offline_cave.contract.catalog`; field kinds
-follow EMAnnotationSchemas (fact sheet §2.0): a *bound* spatial point ``P`` becomes
+follow EMAnnotationSchemas (datasets-facts §2.0): a *bound* spatial point ``P`` becomes
 the columns ``P_position`` (voxels), ``P_supervoxel_id`` and ``P_root_id``; a plain spatial
 point only ``P_position``; scalars keep their name. Floats are ``{"type": "number",
 "format": "float"}`` (TableManager ignores a bare ``number``), integers ``{"type": "integer"}``.
