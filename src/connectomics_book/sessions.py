@@ -1,16 +1,23 @@
 """Find the NWB file of a V1DD two-photon session: ``session_path(column, volume)``.
 
 The one function pages call to get physiology data; they then open the file with
-``pynwb.read_nwb(path)`` exactly as with the public files.
+``pynwb.read_nwb(path)`` exactly as with the public files. Where the files are comes from the
+course's source registry (:mod:`connectomics_book.sources`): a local directory, or a server
+the files are downloaded from once (with a progress bar) into a cache and reused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import tempfile
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from connectomics_book import sources
 
 #: Environment variable naming the directory with the real V1DD NWB files.
 ENV_NWB_DIR = "V1DD_NWB_DIR"
@@ -40,9 +47,11 @@ def session_path(column: int, volume: int, data_dir: str | os.PathLike | None = 
         (column, volume, plane, roi).
     data_dir
         A directory holding session files. When omitted, the directory in the environment
-        variable ``V1DD_NWB_DIR`` is used; when that is unset too, the course's generated
-        sample (``$OFFLINE_CAVE_DATA``, default a ``sample-data`` directory in the working
-        directory or one of its parents; sessions under ``v1dd_public/sessions/`` or
+        variable ``V1DD_NWB_DIR`` is used; when that is unset too, the location the source
+        registry gives for ``v1dd_sessions`` (a directory, or a server whose files are
+        downloaded into ``~/.cache/connectomics_book/v1dd_sessions/``), then the course's
+        generated sample (``$OFFLINE_CAVE_DATA``, default a ``sample-data`` directory in the
+        working directory or one of its parents; sessions under ``v1dd_public/sessions/`` or
         ``v1dd_sessions/``). A directory you name is the only place searched: the synthetic
         sample never silently replaces real data.
 
@@ -78,7 +87,10 @@ def session_path(column: int, volume: int, data_dir: str | os.PathLike | None = 
     elif os.environ.get(ENV_NWB_DIR):
         directories = [Path(os.environ[ENV_NWB_DIR])]
     else:
-        directories = _sample_directories()
+        where = sources.location(sources.V1DD_SESSIONS.name)
+        if where and urlsplit(where).scheme in ("http", "https"):
+            return download_session(where, column, volume)
+        directories = ([Path(where)] if where else []) + _sample_directories()
     found: dict[tuple[int, int], Path] = {}
     for directory in directories:
         index = available_sessions(directory)
@@ -90,9 +102,87 @@ def session_path(column: int, volume: int, data_dir: str | os.PathLike | None = 
     pairs = ", ".join(f"({c}, {v})" for c, v in sorted(found)) or "none"
     raise FileNotFoundError(
         f"no V1DD session for column {column}, volume {volume} in {where}. Sessions available "
-        f"there (column, volume): {pairs}. Set {ENV_NWB_DIR} to the directory with the public "
-        f"V1DD NWB files, or generate the course sample (make sample)."
+        f"there (column, volume): {pairs}. {sources.V1DD_SESSIONS.how_to_get} (Or generate "
+        f"the course sample: make sample.)"
     )
+
+
+def download_session(base_url: str, column: int, volume: int) -> Path:
+    """The cached copy of session (``column``, ``volume``) from a session server.
+
+    ``base_url`` serves ``manifest`` (JSON ``{"sessions": [{column, volume, subject_id, file,
+    bytes, sha256}]}``) and ``file/<name>``. A file is downloaded once, checked against its
+    size and SHA-256, and kept under :func:`connectomics_book.sources.cache_dir`; later calls
+    reuse it while it still matches.
+    """
+    base_url = base_url.rstrip("/")
+    listing = _get(base_url, "manifest").json()["sessions"]
+    matches = [s for s in listing if (int(s["column"]), int(s["volume"])) == (column, volume)]
+    if not matches:
+        pairs = ", ".join(sorted({f"({s['column']}, {s['volume']})" for s in listing}))
+        raise FileNotFoundError(f"no V1DD session for column {column}, volume {volume} at "
+                                f"{base_url}. Sessions there (column, volume): {pairs or 'none'}.")
+    entry = next((s for s in matches if str(s.get("subject_id")) == GOLDEN_MOUSE), matches[0])
+    name = str(entry["file"])
+    if Path(name).name != name or name.startswith("."):
+        raise ValueError(f"unexpected session file name from {base_url}: {name!r}")
+    parts = urlsplit(base_url)
+    folder = sources.cache_dir(sources.V1DD_SESSIONS.name) / re.sub(
+        r"[^A-Za-z0-9._-]", "_", parts.netloc)
+    path = folder / name
+    if path.is_file() and path.stat().st_size == entry["bytes"] \
+            and _sha256(str(path), path.stat().st_mtime) == entry["sha256"]:
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    _fetch(base_url, name, path, int(entry["bytes"]), str(entry["sha256"]))
+    return path
+
+
+def _get(base_url: str, rel: str, **kwargs):
+    """GET ``base_url/rel`` with the reader's token for that server; errors in words."""
+    import requests
+    from caveclient.auth import AuthClient
+
+    parts = urlsplit(base_url)
+    token = AuthClient(server_address=f"{parts.scheme}://{parts.netloc}").token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = requests.get(f"{base_url}/{rel}", headers=headers, timeout=60, **kwargs)
+    if response.status_code != 200:
+        try:
+            message = response.json().get("message", "")
+        except ValueError:
+            message = response.text[:200]
+        raise OSError(f"{base_url}/{rel} answered {response.status_code}: {message}")
+    return response
+
+
+def _fetch(base_url: str, name: str, path: Path, size: int, digest: str) -> None:
+    """Download one file to ``path`` through a temporary file, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    response = _get(base_url, f"file/{name}", stream=True)
+    sha = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh, tqdm(total=size, unit="B", unit_scale=True,
+                                             desc=f"downloading {name}") as bar:
+            for chunk in response.iter_content(1 << 20):
+                fh.write(chunk)
+                sha.update(chunk)
+                bar.update(len(chunk))
+        if sha.hexdigest() != digest:
+            raise OSError(f"the download of {name} from {base_url} does not match its "
+                          f"checksum; try again")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@cache
+def _sha256(path: str, mtime: float) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def available_sessions(directory: str | os.PathLike) -> dict[tuple[int, int], Path]:

@@ -8,7 +8,11 @@
   dummy token for this server only. caveclient and cloud-volume look for this server-specific
   file before ``cave-secret.json``, so the offline server gets the dummy and a real token is
   never sent to it (the server refuses requests that carry no token, as the public services
-  do, and accepts any other).
+  do, and accepts any other);
+
+and, when the server has ``v1dd_public``, the course package's sources file
+``<home>/.config/connectomics_book/sources.json`` (the pages then download the V1DD session
+files from this server), merged the same way.
 
 It never creates or changes a token file the public services use (``cave-secret.json``, the
 ``global.*-cave-secret.json`` files): a student who has no token yet can still save one later
@@ -39,6 +43,13 @@ MAP_FILE = "cave_datastack_to_server_map.json"
 TOKEN_FILE = "cave-secret.json"
 MARKER = "offline_cave"
 UNDO_DIR = "offline_cave-undo"
+# The course package's source registry (connectomics_book.sources): where the pages download
+# the V1DD session files from; the server serves them under SESSIONS_PATH. A test checks that
+# these names agree with the course package.
+SOURCES_FILE = Path(".config") / "connectomics_book" / "sources.json"
+SESSIONS_SOURCE = "v1dd_sessions"
+SESSIONS_DATASTACK = "v1dd_public"
+SESSIONS_PATH = f"/sessions/api/v1/datastack/{SESSIONS_DATASTACK}"
 JOURNAL = "journal.json"
 
 
@@ -190,6 +201,32 @@ class Journal:
         return self.dir / entry["backup"] if entry.get("backup") else None
 
 
+def _read_dict(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _merge_json(journal: Journal, path: Path, current: dict, updates: dict[str, str],
+                mode: int) -> bool:
+    """Write ``current`` updated with ``updates`` to a JSON map file; False if nothing changed.
+
+    The entries' previous values are journalled too, so that undo can put back just those
+    when someone else changed the file meanwhile.
+    """
+    wanted = {**current, **updates}
+    if wanted == current and path.exists():
+        return False
+    journal.record(path)
+    previous = journal.data["files"][journal._rel(path)].setdefault("map_entries", {})
+    for name in updates:
+        previous.setdefault(name, current.get(name))
+    _write(journal, path, _json_bytes(wanted), mode)
+    return True
+
+
 def _write(journal: Journal, path: Path, data: bytes, mode: int) -> None:
     journal.record(path)
     write_atomic(path, data, mode=mode)
@@ -228,15 +265,14 @@ def configure_home(server_url: str, home: str | Path, datastacks: list[str] | No
 
     journal.make_dirs(sdir)
     changed = []
-    wanted = {**current, **{name: url for name in datastacks}}
-    if wanted != current or not map_path.exists():
-        journal.record(map_path)
-        entry = journal.data["files"][journal._rel(map_path)]
-        previous = entry.setdefault("map_entries", {})
-        for name in datastacks:
-            previous.setdefault(name, current.get(name))
-        _write(journal, map_path, _json_bytes(wanted), 0o644)
+    if _merge_json(journal, map_path, current, {name: url for name in datastacks}, 0o644):
         changed.append(map_path)
+    if SESSIONS_DATASTACK in datastacks:
+        sources_path = home / SOURCES_FILE
+        journal.make_dirs(sources_path.parent)
+        if _merge_json(journal, sources_path, _read_dict(sources_path),
+                       {SESSIONS_SOURCE: f"{url}{SESSIONS_PATH}"}, 0o644):
+            changed.append(sources_path)
     written = not token_path.exists() or foreign_token
     if written:
         _write(journal, token_path, _json_bytes({"token": secrets.token_hex(16), MARKER: True}),

@@ -41,6 +41,7 @@ from offline_cave.server.routes import (
     materialize,
     meshing,
     schema,
+    sessions,
     skeleton,
 )
 
@@ -117,7 +118,8 @@ def root(req: Req) -> Response:
                           "info": f"{req.base_url}/info/api/v2/datastacks"})
 
 
-ROUTE_MODULES = (info, schema, materialize, chunkedgraph, l2cache, skeleton, meshing, annotation)
+ROUTE_MODULES = (info, schema, materialize, chunkedgraph, l2cache, skeleton, meshing, annotation,
+                 sessions)
 ROUTES = [("root", root, ["GET"])]
 """(endpoint name, handler, methods) of the app itself."""
 

@@ -18,6 +18,7 @@ SEGMENTATION = "/segmentation/api/v1/table/{tid}"
 L2CACHE = "/l2cache/api/v1"
 SKELETONS = "/skeletoncache/api/v1/{datastack}"
 ANNOTATION = "/annotation/api/v2/aligned_volume/{av}"
+SESSIONS = "/sessions/api/v1/datastack/{datastack}"
 
 
 def _materialize(api: str) -> dict[str, str]:
@@ -114,5 +115,8 @@ ENDPOINTS: dict[str, str] = {
     "annotation.table": f"{ANNOTATION}/table/{{table}}",
     "annotation.count": f"{ANNOTATION}/table/{{table}}/count",
     "annotation.annotations": f"{ANNOTATION}/table/{{table}}/annotations",
+    # two-photon session files of the sample (no CAVE service: see routes/sessions.py)
+    "sessions.manifest": f"{SESSIONS}/manifest",
+    "sessions.file": f"{SESSIONS}/file/{{file}}",
 }
 """Endpoint name -> Starlette path template, in matching order."""

@@ -74,7 +74,8 @@ def test_configure_never_touches_the_public_token_files(tmp_path: Path) -> None:
     result = configure_home(URL, home, DATASTACKS)
     assert result.default_token == "kept (real)"
     assert {name: (sdir / name).read_bytes() for name in public} == public
-    assert set(result.changed) == {result.map_path, result.token_path}
+    sources = home / ".config" / "connectomics_book" / "sources.json"
+    assert set(result.changed) == {result.map_path, result.token_path, sources}
 
     empty = tmp_path / "student"
     result = configure_home(URL, empty, DATASTACKS)
@@ -139,3 +140,20 @@ def test_cli_unconfigure_says_what_it_did(tmp_path: Path, capsys: pytest.Capture
     assert list(home.iterdir()) == []
     assert main(["unconfigure", "--home", str(home)]) == 0
     assert "nothing to undo" in capsys.readouterr().out
+
+
+def test_the_course_package_finds_the_sessions_where_configure_points(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """configure and connectomics_book.sources agree on the file, the key and the URL."""
+    from connectomics_book import sources
+
+    home = tmp_path / "student"
+    configure_home(URL, home, DATASTACKS)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv(sources.ENV_SOURCES_FILE, raising=False)
+    assert sources.location("v1dd_sessions") == f"{URL}/sessions/api/v1/datastack/v1dd_public"
+    unconfigure_home(home)
+    assert sources.location("v1dd_sessions") == sources.V1DD_SESSIONS.public
+    # a server without v1dd_public leaves the sources alone
+    configure_home(URL, home, ["minnie65_public"])
+    assert not (home / ".config").exists()

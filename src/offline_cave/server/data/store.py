@@ -32,6 +32,7 @@ from offline_cave.server.data.errors import (
     MissingView,
 )
 from offline_cave.server.data.query import Source, qident, qstring, suggest
+from offline_cave.server.data.sessions import SessionFiles
 
 log = logging.getLogger("offline_cave.server")
 
@@ -95,6 +96,11 @@ class Datastack:
     @property
     def name(self) -> str:
         return str(self.info.get("name") or self.dir.name)
+
+    @cached_property
+    def sessions(self) -> SessionFiles:
+        """The two-photon session files of this datastack (verified before serving)."""
+        return SessionFiles(self.dir, self.name)
 
     @property
     def pcg_table(self) -> str:
