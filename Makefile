@@ -48,13 +48,14 @@ SUMMARY = grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* =+$$' $(1)
 STEP = s=$$(date +%s); $(MAKE) $(1); echo "[time] $(1): $$(( $$(date +%s) - s )) s"
 
 .PHONY: help venv sample book test test-live unit notebooks html check-html screenshot \
-	lock environment.yml ipynb clean _offline-pages _pages
+	lock environment.yml ipynb clean _offline-pages _pages test-classroom
 
 help:
 	@echo "make venv       create/refresh $(VENV) from requirements.lock (uv $(UV_VERSION))"
 	@echo "make sample     generate the synthetic sample of the datastacks into $(SAMPLE)/"
 	@echo "make book       execute every page once against the sample; HTML in $(BUILD)/html"
 	@echo "make test       unit tests + notebooks + book + checks of the HTML (what CI runs)"
+	@echo "make test-classroom  an offline class played: serve, two students configure/run/undo"
 	@echo "make test-live  the notebooks against the real public datastacks (network + token)"
 	@echo "make lock       recompile requirements.lock from requirements.in (needs PyPI)"
 	@echo "make environment.yml   derive the conda environment from the lock"
@@ -114,6 +115,7 @@ test:
 	$(call STEP,_offline-pages); \
 	$(call STEP,check-html); \
 	$(call STEP,screenshot); \
+	$(call STEP,test-classroom); \
 	echo "[time] make test total wall time: $$(( $$(date +%s) - t0 )) s"; \
 	echo "unit tests:"; $(call SUMMARY,$(LOGS)/unit.log); \
 	echo "notebooks:"; $(call SUMMARY,$(NB_LOG))
@@ -121,6 +123,11 @@ test:
 unit: venv
 	mkdir -p $(LOGS)
 	$(PY) -m pytest tests -n $(JOBS) 2>&1 | tee $(LOGS)/unit.log
+
+# README "Teach the course offline", played: a server, two student HOMEs that configure, run
+# every page (V1DD sessions downloaded from the server) and unconfigure, byte-identical after.
+test-classroom: venv sample
+	$(PY) .ci/classroom_check.py --data $(SAMPLE) --jobs $(JOBS)
 
 check-html:
 	$(PY) .ci/check_html.py $(BUILD)/html $(PROVENANCE)
