@@ -5,8 +5,6 @@ Every anatomical check is computed from the grown skeleton (cortical frame, um, 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -315,18 +313,6 @@ def test_any_type_grows_at_any_depth_in_the_slab(depth: float) -> None:
         assert np.all(sk.parent[1:] < np.arange(1, n)) and np.all(sk.parent[1:] >= 0)
         assert np.all(sk.vertices >= box_min) and np.all(sk.vertices <= box_max)
         np.testing.assert_array_equal(sk.vertices[0], soma)
-
-
-def test_growth_is_fast() -> None:
-    # generous guard against per-node Python loops (the budget is <= 5 ms per neuron)
-    rng = np.random.default_rng(0)
-    types = list(PYRAMIDAL + INTERNEURONS) * 4
-    start = time.perf_counter()
-    for cell_type in types:
-        soma = np.array([0.0, DEPTH[cell_type], 0.0])
-        grow_skeleton(cell_type, soma, rng, BOUNDS, BIG_MIN, BIG_MAX)
-    per_cell_ms = (time.perf_counter() - start) / len(types) * 1e3
-    assert per_cell_ms < 40.0
 
 
 def test_neuron_types_constant() -> None:
