@@ -79,6 +79,38 @@ def synapses_problems(text: str) -> list[str]:
     return problems
 
 
+def microns_problems(text: str) -> list[str]:
+    """02_microns: volume counts kept apart from table row counts; minnie35; deprecated table.
+
+    The whole volume (minnie65 + minnie35) has >200,000 cells and ~524 million synapses; the
+    public tables hold 144,120 nuclei and 337,312,429 synapses (datasets-facts §2.1, §2.2,
+    §3.1). Nothing in the facts says minnie35 is "not in" the datastack.
+    """
+    prose, _ = split_page(text)
+    problems = label_caveat_problems(prose)
+    text_flat = flat(prose)
+    for count in ("144,120", "337,312,429"):
+        if count not in text_flat:
+            problems.append(f"the table row count {count} is missing")
+    for sentence in re.split(r"(?<=[.:])\s", text_flat):
+        volume_count = re.search(r"200,000|524 million", sentence)
+        if volume_count and re.search(r"nucleus_detection_v0|synapses_pni_2|row", sentence):
+            problems.append(f"a whole-volume count next to a table: {sentence[:80]!r}")
+        if volume_count and "volume" not in sentence:
+            problems.append(f"a whole-volume count not said to be of the volume: "
+                            f"{sentence[:80]!r}")
+    if re.search(r"minnie35\*?,? is not in", text_flat):
+        problems.append("claims minnie35 is not in the datastack (not in the facts)")
+    if "functional_properties_v3_bcm" in text_flat:
+        if not re.search(r"functional_properties_v3_bcm`? is deprecated", text_flat):
+            problems.append("functional_properties_v3_bcm is not said to be deprecated")
+    if "digital_twin_properties_bcm_coreg_v4" not in text_flat:
+        problems.append("the replacement digital_twin_properties_bcm_coreg_v4 is not named")
+    if re.search(r"cell type to every nucleus|predicted for every", text_flat):
+        problems.append("claims every nucleus has a cell type (94,014 of 144,120 rows)")
+    return problems
+
+
 #: (old wording, check) pairs: each excerpt is from the page before issue #13 and must fail.
 OLD_SYNAPSES = """---
 jupytext:
@@ -96,7 +128,27 @@ pd.crosstab(is_autapse.rename("autapse"), between_df["valid"])
 ```
 """
 
+OLD_MICRONS = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+- **Size.** The imaged block measures roughly 1.4 × 0.87 × 0.84 mm. The public datastack
+  `minnie65_public` covers the larger of its two parts, called *minnie65*; the other part,
+  *minnie35*, is not in it.
+
+Every voxel of the block was segmented, and networks detected the synapses and the cell
+nuclei. Across the whole block that is more than 200,000 cells and about 524 million
+synapses {footcite:p}`microns2025`. Each nucleus is a row in the table `nucleus_detection_v0`,
+each synapse a row in `synapses_pni_2`.
+
+A model trained on the ultrastructure of soma and nucleus assigned a cell type to every
+nucleus: inhibitory types (`BC` basket, `MC` Martinotti, `BPC` bipolar, `NGC` neurogliaform).
+"""
+
 PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
+    "background/02_microns.md": (microns_problems, OLD_MICRONS),
     "programmatic_access/04_synapses.md": (synapses_problems, OLD_SYNAPSES),
 }
 
