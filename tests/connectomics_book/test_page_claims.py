@@ -111,6 +111,26 @@ def microns_problems(text: str) -> list[str]:
     return problems
 
 
+#: Strategy values of proofreading_status_and_strategy (datasets-facts §2.4).
+STRATEGIES = ("axon_fully_extended", "axon_partially_extended", "axon_interareal",
+              "axon_column_truncated", "dendrite_clean", "dendrite_extended")
+
+
+def cells_problems(text: str) -> list[str]:
+    """03_cells: label caveats, the full strategy list, no typed verdicts on outputs."""
+    prose, _ = split_page(text)
+    problems = label_caveat_problems(prose)
+    text_flat = flat(prose)
+    problems += [f"strategy {name} missing from the strategy list" for name in STRATEGIES
+                 if f"`{name}`" not in text_flat]
+    # verdicts on what a crosstab or share will show, typed before the output exists
+    for verdict in (r"the two mostly agree", r"gets wrong", r"Proofreading is not spread evenly",
+                    r"inhibitory cells the two vocabularies line up"):
+        if re.search(verdict, text_flat):
+            problems.append(f"a typed verdict on an output: {verdict!r}")
+    return problems
+
+
 #: (old wording, check) pairs: each excerpt is from the page before issue #13 and must fail.
 OLD_SYNAPSES = """---
 jupytext:
@@ -147,8 +167,29 @@ A model trained on the ultrastructure of soma and nucleus assigned a cell type t
 nucleus: inhibitory types (`BC` basket, `MC` Martinotti, `BPC` bipolar, `NGC` neurogliaform).
 """
 
+OLD_CELLS = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Joined on the nucleus id (`target_id`), the two mostly agree; the off-diagonal cells are
+nuclei that one of the models gets wrong. Four inhibitory types (`BC` basket, `MC`
+Martinotti, `BPC` bipolar, `NGC` neurogliaform). Across the inhibitory cells the two
+vocabularies line up:
+
+The strategy says how far the proofreading went: a `dendrite_extended` or
+`axon_fully_extended` compartment was also followed to its ends, while
+`axon_partially_extended` means the main branches were followed; `axon_interareal` marks
+axons traced into another visual area.
+
+Proofreading is not spread evenly over cell types, which matters for any comparison
+between types:
+"""
+
 PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
     "background/02_microns.md": (microns_problems, OLD_MICRONS),
+    "programmatic_access/03_cells.md": (cells_problems, OLD_CELLS),
     "programmatic_access/04_synapses.md": (synapses_problems, OLD_SYNAPSES),
 }
 
