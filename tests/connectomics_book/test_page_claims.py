@@ -131,6 +131,29 @@ def cells_problems(text: str) -> list[str]:
     return problems
 
 
+def versions_problems(text: str) -> list[str]:
+    """05_versions: the edit comparison is computed; timestamps are not limited to the present.
+
+    caveclient 8.2.1 ``query_table(timestamp=...)`` calls ``live_query``, which starts from the
+    newest version at or before the timestamp (any served version, v117 of 2021 included,
+    datasets-facts §1.2) and fails only before the oldest one.
+    """
+    prose, code = split_page(text)
+    problems = []
+    text_flat = flat(prose)
+    if re.search(r"(are|were|get) edited more (than|often)", text_flat):
+        problems.append("prose types that proofread cells are edited more than others")
+    if not re.search(r'"more often than" if \w+ > \w+', code):
+        problems.append("the comparison of edit shares is not written from computed numbers")
+    if re.search(r"after the latest snapshot", text_flat):
+        problems.append("timestamp= limited to moments after the latest snapshot")
+    if "get_versions_metadata" not in code:
+        problems.append("the range of possible timestamps is not read from the service")
+    if not re.search(r"query_table\([^)]*timestamp=(?!now\b)\w+", code):
+        problems.append("no timestamp query at a moment other than now")
+    return problems
+
+
 #: (old wording, check) pairs: each excerpt is from the page before issue #13 and must fail.
 OLD_SYNAPSES = """---
 jupytext:
@@ -187,10 +210,34 @@ Proofreading is not spread evenly over cell types, which matters for any compari
 between types:
 """
 
+OLD_VERSIONS = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Proofread cells are edited more than others. `is_latest_roots` checks, for each root id,
+whether it is still current.
+
+```{code-cell} ipython3
+is_current = client.chunkedgraph.is_latest_roots(pinned_proofread["pt_root_id"].tolist())
+```
+
+Materialized versions are snapshots; a query with `timestamp=` instead of a version asks
+about any moment after the latest snapshot, including now.
+
+```{code-cell} ipython3
+now = dt.datetime.now(dt.UTC)
+live_df = client.materialize.query_table(
+    "nucleus_detection_v0", filter_equal_dict={"id": nucleus_id}, timestamp=now)
+```
+"""
+
 PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
     "background/02_microns.md": (microns_problems, OLD_MICRONS),
     "programmatic_access/03_cells.md": (cells_problems, OLD_CELLS),
     "programmatic_access/04_synapses.md": (synapses_problems, OLD_SYNAPSES),
+    "programmatic_access/05_versions.md": (versions_problems, OLD_VERSIONS),
 }
 
 
