@@ -1,0 +1,254 @@
+"""What the pages' prose claims about their own outputs is computed, and true of the real data.
+
+The pages run against whatever datastack the client reaches, so a sentence that types a
+number or a direction the page's own cells compute can silently disagree with the output.
+Each check below reads one page's source (prose = markdown cells, code = code cells) and
+returns the problems it finds; ``test_page_claims`` runs it on the page, and
+``test_claim_checks_can_fail`` proves every check catches the wording it was written against
+(excerpts of the pages before issue #13). Facts cited as ``datasets-facts §x.y``
+(docs/datasets-facts.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import jupytext
+import pytest
+
+from tests.fixtures.paths import REPO_ROOT
+
+CHAPTERS = REPO_ROOT / "chapters"
+
+
+def split_page(text: str) -> tuple[str, str]:
+    """(prose, code) of a MyST notebook: markdown cells joined, code cells joined."""
+    notebook = jupytext.reads(text, fmt="md:myst")
+    prose = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    return prose, code
+
+
+def flat(text: str) -> str:
+    """Whitespace collapsed, so that a phrase may wrap across lines."""
+    return re.sub(r"\s+", " ", text)
+
+
+#: The caveats of aibs_metamodel_celltypes_v661's labels (datasets-facts §2.3; the table's
+#: page in the MICrONS tutorial): each pattern must occur in the prose of a page using them.
+LABEL_CAVEATS = {
+    "BPC = all putative VIP cells": r"`BPC`[^.]*VIP",
+    "MC = all putative SST cells": r"`MC`[^.]*(SST|somatostatin)",
+    "NGC = all layer-1 interneurons": r"`NGC`[^.]*layer[- ]1",
+    "layer-5 inhibitory cells called excitatory": r"layer[- ]5 inhibitory[^.]*excitatory",
+}
+
+
+def label_caveat_problems(prose: str) -> list[str]:
+    text = flat(prose)
+    return [f"missing cell-type caveat: {name}" for name, pattern in LABEL_CAVEATS.items()
+            if not re.search(pattern, text, re.IGNORECASE)]
+
+
+def synapses_problems(text: str) -> list[str]:
+    """04_synapses: autapses found by pre == post, counted in code; per-cell normalisation."""
+    prose, code = split_page(text)
+    problems = label_caveat_problems(prose)
+    if re.search(r"valid\s*=\s*False", prose):
+        problems.append("prose says autapses are marked valid = False (datasets-facts §2.1: "
+                        "the public rows' valid is bookkeeping)")
+    if re.search(r"crosstab\(.*\[\s*[\"']valid[\"']\s*\]", code):
+        problems.append("a crosstab on the valid column")
+    if not re.search(r"\[\s*\"pre_pt_root_id\"\s*\]\s*==\s*\w+\[\s*\"post_pt_root_id\"\s*\]",
+                     code):
+        problems.append("autapses are not found as rows with pre_pt_root_id == post_pt_root_id")
+    if not re.search(r"is_autapse\.sum\(\)", code) or not re.search(r"is_autapse\.mean\(\)",
+                                                                      code):
+        problems.append("the autapse count and share are not computed on the page")
+    if re.search(r"np\.outer\(", code):
+        problems.append("connectivity normalised by the number of cell pairs (n^2)")
+    if not re.search(r"\.div\([^)]*sum\(axis=1\)[^)]*axis=0\)|normalize=\"index\"", code):
+        problems.append("no per-presynaptic-cell normalisation (rows divided by their sums)")
+    if "bootstrap" not in prose.lower() or "rng.integers" not in code:
+        problems.append("no cell-level bootstrap interval for the per-type means")
+    if not re.search(r"yerr=", code):
+        problems.append("no figure with the bootstrap intervals (error bars)")
+    if re.search(r"preferred targets", prose) and "schneidermizell2025" not in prose:
+        problems.append("a direction of targeting is claimed without the published source")
+    return problems
+
+
+def microns_problems(text: str) -> list[str]:
+    """02_microns: volume counts kept apart from table row counts; minnie35; deprecated table.
+
+    The whole volume (minnie65 + minnie35) has >200,000 cells and ~524 million synapses; the
+    public tables hold 144,120 nuclei and 337,312,429 synapses (datasets-facts §2.1, §2.2,
+    §3.1). Nothing in the facts says minnie35 is "not in" the datastack.
+    """
+    prose, _ = split_page(text)
+    problems = label_caveat_problems(prose)
+    text_flat = flat(prose)
+    for count in ("144,120", "337,312,429"):
+        if count not in text_flat:
+            problems.append(f"the table row count {count} is missing")
+    for sentence in re.split(r"(?<=[.:])\s", text_flat):
+        volume_count = re.search(r"200,000|524 million", sentence)
+        if volume_count and re.search(r"nucleus_detection_v0|synapses_pni_2|row", sentence):
+            problems.append(f"a whole-volume count next to a table: {sentence[:80]!r}")
+        if volume_count and "volume" not in sentence:
+            problems.append(f"a whole-volume count not said to be of the volume: "
+                            f"{sentence[:80]!r}")
+    if re.search(r"minnie35\*?,? is not in", text_flat):
+        problems.append("claims minnie35 is not in the datastack (not in the facts)")
+    if "functional_properties_v3_bcm" in text_flat:
+        if not re.search(r"functional_properties_v3_bcm`? is deprecated", text_flat):
+            problems.append("functional_properties_v3_bcm is not said to be deprecated")
+    if "digital_twin_properties_bcm_coreg_v4" not in text_flat:
+        problems.append("the replacement digital_twin_properties_bcm_coreg_v4 is not named")
+    if re.search(r"cell type to every nucleus|predicted for every", text_flat):
+        problems.append("claims every nucleus has a cell type (94,014 of 144,120 rows)")
+    return problems
+
+
+#: Strategy values of proofreading_status_and_strategy (datasets-facts §2.4).
+STRATEGIES = ("axon_fully_extended", "axon_partially_extended", "axon_interareal",
+              "axon_column_truncated", "dendrite_clean", "dendrite_extended")
+
+
+def cells_problems(text: str) -> list[str]:
+    """03_cells: label caveats, the full strategy list, no typed verdicts on outputs."""
+    prose, _ = split_page(text)
+    problems = label_caveat_problems(prose)
+    text_flat = flat(prose)
+    problems += [f"strategy {name} missing from the strategy list" for name in STRATEGIES
+                 if f"`{name}`" not in text_flat]
+    # verdicts on what a crosstab or share will show, typed before the output exists
+    for verdict in (r"the two mostly agree", r"gets wrong", r"Proofreading is not spread evenly",
+                    r"inhibitory cells the two vocabularies line up"):
+        if re.search(verdict, text_flat):
+            problems.append(f"a typed verdict on an output: {verdict!r}")
+    return problems
+
+
+def versions_problems(text: str) -> list[str]:
+    """05_versions: the edit comparison is computed; timestamps are not limited to the present.
+
+    caveclient 8.2.1 ``query_table(timestamp=...)`` calls ``live_query``, which starts from the
+    newest version at or before the timestamp (any served version, v117 of 2021 included,
+    datasets-facts §1.2) and fails only before the oldest one.
+    """
+    prose, code = split_page(text)
+    problems = []
+    text_flat = flat(prose)
+    if re.search(r"(are|were|get) edited more (than|often)", text_flat):
+        problems.append("prose types that proofread cells are edited more than others")
+    if not re.search(r'"more often than" if \w+ > \w+', code):
+        problems.append("the comparison of edit shares is not written from computed numbers")
+    if re.search(r"after the latest snapshot", text_flat):
+        problems.append("timestamp= limited to moments after the latest snapshot")
+    if "get_versions_metadata" not in code:
+        problems.append("the range of possible timestamps is not read from the service")
+    if not re.search(r"query_table\([^)]*timestamp=(?!now\b)\w+", code):
+        problems.append("no timestamp query at a moment other than now")
+    return problems
+
+
+#: (old wording, check) pairs: each excerpt is from the page before issue #13 and must fail.
+OLD_SYNAPSES = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Rows are the axons of one presynaptic type: the inhibitory rows show each interneuron type's
+preferred targets. The table marks them `valid = False`, and `synapse_query` drops them.
+
+```{code-cell} ipython3
+synapses_per_pair = counts / np.outer(n_cells, n_cells)
+is_autapse = between_df["pre_pt_root_id"] == between_df["post_pt_root_id"]
+pd.crosstab(is_autapse.rename("autapse"), between_df["valid"])
+```
+"""
+
+OLD_MICRONS = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+- **Size.** The imaged block measures roughly 1.4 × 0.87 × 0.84 mm. The public datastack
+  `minnie65_public` covers the larger of its two parts, called *minnie65*; the other part,
+  *minnie35*, is not in it.
+
+Every voxel of the block was segmented, and networks detected the synapses and the cell
+nuclei. Across the whole block that is more than 200,000 cells and about 524 million
+synapses {footcite:p}`microns2025`. Each nucleus is a row in the table `nucleus_detection_v0`,
+each synapse a row in `synapses_pni_2`.
+
+A model trained on the ultrastructure of soma and nucleus assigned a cell type to every
+nucleus: inhibitory types (`BC` basket, `MC` Martinotti, `BPC` bipolar, `NGC` neurogliaform).
+"""
+
+OLD_CELLS = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Joined on the nucleus id (`target_id`), the two mostly agree; the off-diagonal cells are
+nuclei that one of the models gets wrong. Four inhibitory types (`BC` basket, `MC`
+Martinotti, `BPC` bipolar, `NGC` neurogliaform). Across the inhibitory cells the two
+vocabularies line up:
+
+The strategy says how far the proofreading went: a `dendrite_extended` or
+`axon_fully_extended` compartment was also followed to its ends, while
+`axon_partially_extended` means the main branches were followed; `axon_interareal` marks
+axons traced into another visual area.
+
+Proofreading is not spread evenly over cell types, which matters for any comparison
+between types:
+"""
+
+OLD_VERSIONS = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Proofread cells are edited more than others. `is_latest_roots` checks, for each root id,
+whether it is still current.
+
+```{code-cell} ipython3
+is_current = client.chunkedgraph.is_latest_roots(pinned_proofread["pt_root_id"].tolist())
+```
+
+Materialized versions are snapshots; a query with `timestamp=` instead of a version asks
+about any moment after the latest snapshot, including now.
+
+```{code-cell} ipython3
+now = dt.datetime.now(dt.UTC)
+live_df = client.materialize.query_table(
+    "nucleus_detection_v0", filter_equal_dict={"id": nucleus_id}, timestamp=now)
+```
+"""
+
+PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
+    "background/02_microns.md": (microns_problems, OLD_MICRONS),
+    "programmatic_access/03_cells.md": (cells_problems, OLD_CELLS),
+    "programmatic_access/04_synapses.md": (synapses_problems, OLD_SYNAPSES),
+    "programmatic_access/05_versions.md": (versions_problems, OLD_VERSIONS),
+}
+
+
+@pytest.mark.parametrize("page", sorted(PAGE_CHECKS))
+def test_page_claims(page):
+    check, _ = PAGE_CHECKS[page]
+    problems = check((CHAPTERS / page).read_text(encoding="utf-8"))
+    assert not problems, f"{page}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("page", sorted(PAGE_CHECKS))
+def test_claim_checks_can_fail(page):
+    check, old_wording = PAGE_CHECKS[page]
+    assert check(old_wording), f"the check of {page} does not catch the old wording"
