@@ -11,7 +11,7 @@ import jupytext
 import pytest
 
 from connectomics_book.build.pages import is_myst_notebook, toc_pages
-from connectomics_book.constants import COLAB_INSTALL, DISPLAY_SETUP, FIGURE_FORMAT, PANDAS_OPTIONS
+from connectomics_book.constants import COLAB_PIP, DISPLAY_SETUP, FIGURE_FORMAT, PANDAS_OPTIONS
 from tests.fixtures.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -257,7 +257,7 @@ def test_colab_twin_has_the_code_and_no_outputs(tmp_path):
 
     nb = nbformat.reads(make_ipynb.render_ipynb(page), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert [c.source for c in code] == [make_ipynb.setup_source(), "print('hi')"]
+    assert [c.source for c in code] == [make_ipynb.setup_source(page), "print('hi')"]
     assert all(c.outputs == [] for c in code) and nb.metadata.kernelspec.name == "python3"
     assert "jupytext" not in nb.metadata
 
@@ -308,21 +308,41 @@ def test_pages_without_nwb_leave_out_exactly_the_physiology_pages(capsys):
 
 
 def test_colab_twins_start_with_the_setup_cell():
-    """The first cell of every twin installs the pins on Colab and sets the display options,
-    both from connectomics_book.constants; no other cell does."""
+    """The first cell of every twin installs the page's pins on Colab and sets the display
+    options from connectomics_book.constants; pages that talk to CAVE then get the token note
+    and cell; no other cell installs or sets options."""
     import nbformat
 
     make_ipynb = _load_make_ipynb()
-    setup = make_ipynb.setup_source()
-    assert COLAB_INSTALL in setup and DISPLAY_SETUP in setup
-    assert setup.index(COLAB_INSTALL) < setup.index(DISPLAY_SETUP)  # pandas after its install
     for page in make_ipynb.notebook_pages(ROOT):
+        setup = make_ipynb.setup_source(page)
+        line = make_ipynb.install_line(page)
+        assert line.startswith(COLAB_PIP) and line in setup and DISPLAY_SETUP in setup
+        assert setup.index(line) < setup.index(DISPLAY_SETUP)  # pandas after its install
         cells = nbformat.read(page.with_suffix(".ipynb"), as_version=4).cells
         first = cells[0]
         assert first.cell_type == "code" and first.source == setup, page.name
         assert first.metadata.get("tags") == ["remove-cell"], page.name
+        rest = cells[1:]
+        if make_ipynb.talks_to_cave(page):
+            note, token = cells[1], cells[2]
+            assert note.cell_type == "markdown" and "lost when the runtime" in note.source
+            assert token.cell_type == "code" and token.source == make_ipynb.token_source(page)
+            assert "ensure_token(" in token.source
+            rest = cells[3:]
+        assert not any("ensure_token" in c.source for c in rest), page.name
         assert not any("google.colab" in c.source or "set_option(" in c.source
-                       for c in cells[1:]), page.name
+                       or "%pip" in c.source for c in rest), page.name
+
+
+def test_cave_pages_get_the_token_cell_of_their_datastacks():
+    make_ipynb = _load_make_ipynb()
+    pages = {p.relative_to(CHAPTERS).as_posix(): p for p in make_ipynb.notebook_pages(ROOT)}
+    assert make_ipynb.talks_to_cave(pages["programmatic_access/02_tables.md"])
+    assert not make_ipynb.talks_to_cave(pages["background/01_em_connectomics.md"])
+    assert make_ipynb.token_datastacks(pages["v1dd/04_function_to_structure.md"]) == [
+        "v1dd_public"]
+    assert make_ipynb.token_datastacks(pages["meshes/01_meshes.md"]) == ["minnie65_public"]
 
 
 #: The IPython startup file of the book build (the Makefile sets IPYTHONDIR=.ci/ipython).
