@@ -164,3 +164,10 @@ ipynb: venv
 
 clean:
 	rm -rf $(BUILD)
+
+# The Colab twins, each in a fresh venv holding exactly its install line (the course package
+# from this checkout instead of git+REPOSITORY_URL, plus nbmake/pytest to run them), executed
+# against the sample with `offline_cave exec`: tools/colab_check.py reports pass/fail per twin.
+.PHONY: test-colab
+test-colab: venv sample
+	$(PY) tools/colab_check.py --data $(SAMPLE)

@@ -54,6 +54,7 @@ def ensure_token(*datastacks: str, ask: Callable[[str], str] = getpass.getpass) 
     unless that server's token file already exists in this runtime, the token is read from the
     Colab secret ``TOKEN_SECRETS[datastack]`` or typed at a ``getpass`` prompt (not echoed),
     then saved with ``CAVEclient(server_address=...).auth.save_token(token=..., overwrite=True)``.
+    MICrONS is saved last, so its token is also the one in the default ``cave-secret.json``.
     Outside Colab it returns at once, touching nothing.
     """
     if not on_colab():
@@ -61,7 +62,9 @@ def ensure_token(*datastacks: str, ask: Callable[[str], str] = getpass.getpass) 
     from caveclient import CAVEclient
     from caveclient.datastack_lookup import handle_server_address
 
-    for datastack in datastacks or (DATASTACK,):
+    # MICrONS last: save_token also writes the default cave-secret.json, which then holds the
+    # token of the server most pages use.
+    for datastack in sorted(datastacks or (DATASTACK,), key=lambda name: name == DATASTACK):
         server = GLOBAL_SERVERS[datastack]
         handle_server_address(datastack, server, write=True, do_log=False)
         if _server_token_file(server).is_file():

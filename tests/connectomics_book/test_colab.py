@@ -185,8 +185,8 @@ def test_ensure_token_reads_the_colab_secret_and_never_prints_it(monkeypatch,
                                                                   fake_caveclient, capsys):
     _fake_colab(monkeypatch, {"CAVE_TOKEN": "secret-microns", "V1DD_CAVE_TOKEN": "secret-v1dd"})
     assert colab.ensure_token("minnie65_public", "v1dd_public", ask=_no_prompt) is None
-    assert _FakeAuth.saved == [(GLOBAL_SERVERS["minnie65_public"], "secret-microns", True),
-                               (V1DD_SERVER, "secret-v1dd", True)]
+    assert _FakeAuth.saved == [(V1DD_SERVER, "secret-v1dd", True),  # MICrONS last (default)
+                               (GLOBAL_SERVERS["minnie65_public"], "secret-microns", True)]
     assert fake_caveclient == GLOBAL_SERVERS  # CAVEclient("v1dd_public") finds its server
     out = capsys.readouterr().out
     assert "secret-" not in out and "CAVE_TOKEN" in out and "saved" in out

@@ -11,7 +11,13 @@ import jupytext
 import pytest
 
 from connectomics_book.build.pages import is_myst_notebook, toc_pages
-from connectomics_book.constants import COLAB_PIP, DISPLAY_SETUP, FIGURE_FORMAT, PANDAS_OPTIONS
+from connectomics_book.constants import (
+    COLAB_PIP,
+    DISPLAY_SETUP,
+    FIGURE_FORMAT,
+    GLOBAL_SERVERS,
+    PANDAS_OPTIONS,
+)
 from tests.fixtures.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -34,13 +40,20 @@ VERBS = set(
     """.split()
 )
 
+#: How a page may name a server (``server_address=``): only the public global servers, by
+#: their constants (connectomics_book.constants) or their addresses. Any other value would
+#: point a page somewhere else.
+PUBLIC_SERVER_NAMES = (r"MICRONS_SERVER\b", r"V1DD_SERVER\b", r"GLOBAL_SERVERS\[",
+                       *(re.escape(f'"{url}"') for url in GLOBAL_SERVERS.values()))
+
 #: What a page may not mention: where it runs is decided outside it.
 FORBIDDEN = {
     "a loopback host": re.compile(r"localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]"),
     "a port": re.compile(r"https?://[^/\s:]+:\d+|\bport\s*=|--port\b", re.IGNORECASE),
     "the offline stand-in": re.compile(r"offline_cave|\bOFFLINE\b|synthetic sample", re.I),
     "an environment switch": re.compile(
-        r"os\.environ|os\.getenv|%env\b|%set_env\b|\bserver_address\s*=|MPLBACKEND|CAVE_TOKEN"
+        r"os\.environ|os\.getenv|%env\b|%set_env\b|MPLBACKEND|CAVE_TOKEN|"
+        r"\bserver_address\s*=(?!\s*(?:" + "|".join(PUBLIC_SERVER_NAMES) + r"))"
     ),
 }
 
@@ -200,6 +213,38 @@ def test_checks_can_fail(tmp_path):
     assert any("end with the sections" in p for p in problems)
     hits = {what for what, pattern in FORBIDDEN.items() if pattern.search(bad.read_text())}
     assert hits == {"a loopback host", "a port", "an environment switch"}
+
+
+def test_only_public_servers_may_be_named():
+    switch = FORBIDDEN["an environment switch"]
+    for ok in ("CAVEclient(server_address=V1DD_SERVER)", "server_address = MICRONS_SERVER",
+               "CAVEclient(server_address=GLOBAL_SERVERS[name])",
+               'CAVEclient(server_address="https://global.em.brain.allentech.org")'):
+        assert not switch.search(ok), ok
+    for bad in ('CAVEclient(server_address="https://my.server.org")', "server_address=url",
+                "CAVEclient(server_address=os.environ['X'])"):
+        assert switch.search(bad), bad
+
+
+SETUP_PAGE = CHAPTERS / "programmatic_access" / "01_setup.md"
+
+
+def test_setup_page_shows_both_global_servers():
+    """The setup page teaches both global servers: each datastack with its server, where to
+    create each token, and code that runs with a client of each server."""
+    text = SETUP_PAGE.read_text(encoding="utf-8")
+    code = "\n".join(cell.source for cell in jupytext.read(SETUP_PAGE, fmt="md:myst").cells
+                     if cell.cell_type == "code")
+    for datastack, server in GLOBAL_SERVERS.items():
+        assert datastack in text and server in text, datastack
+        assert f"{server}/auth/api/v1/create_token" in text, server
+    assert "CAVEclient(server_address=V1DD_SERVER)" in code
+    assert "MICRONS_SERVER" in code and "GLOBAL_SERVERS" in code
+    assert code.count(".auth.get_new_token()") == 2
+    assert code.count(".auth.save_token(") == 2 and "overwrite=True" in code
+    assert ".server_address" in code
+    for error in ("401 Client Error", "403 Client Error", "AuthException"):
+        assert error in text, error
 
 
 def test_setup_and_import_checks_can_fail(tmp_path):
