@@ -5,7 +5,8 @@ For each distinct install line of the twins (``chapters/**/*.ipynb``, first cell
 
 1. creates a fresh venv with ``uv venv`` (the Python running this script);
 2. installs exactly the words of that line after ``%pip install -q`` with ``uv pip install``,
-   with two stated exceptions: the course package comes from this checkout (its path instead
+   with two stated exceptions: the course package comes from this checkout (a copy of its
+   sources instead
    of ``"microns-v1dd-course @ git+<REPOSITORY_URL>"``, so what is tested is the code here, not
    what was last pushed), and ``nbmake`` and ``pytest`` (pinned from requirements.lock) are
    added to execute the notebooks; they bring ``ipykernel``, which Colab's runtime has;
@@ -79,6 +80,19 @@ def runner_pins(lock: Path = ROOT / "requirements.lock") -> list[str]:
     return [pins[name] for name in RUNNER]
 
 
+def course_copy(work: Path, root: Path = ROOT) -> Path:
+    """A copy of the course distribution's sources (pyproject.toml, README.md, src/), so that
+    building it leaves no build/ or egg-info in the checkout."""
+    target = work / "course"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(root / name, target / name)
+    shutil.copytree(root / "src", target / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return target
+
+
 def twins(root: Path = ROOT) -> list[Path]:
     sys.path.insert(0, str(root / "tools"))
     from make_ipynb import notebook_pages
@@ -139,7 +153,8 @@ def run_group(reqs: list[str], group: list[Path], data: Path, work: Path,
                 if name == twin or name.endswith(twin) or twin.endswith(name):
                     failed = case.find("failure") if case.find("failure") is not None \
                         else case.find("error")
-                    detail = "" if failed is None else (failed.get("message") or "")[:300]
+                    message = "" if failed is None else failed.get("message") or ""
+                    detail = re.sub(r"(\x1b|#x1B)\[[0-9;]*m", "", message)[:300]
                     results[twin] = ("failed" if failed is not None else "passed",
                                      float(case.get("time", 0)), detail)
     return results
@@ -161,11 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="colab-check-"))
     work.mkdir(parents=True, exist_ok=True)
 
+    course = course_copy(work)
     groups: dict[tuple[str, ...], list[Path]] = {}
     for twin in twins():
         if args.only in twin.relative_to(ROOT).as_posix():
             nb = nbformat.read(twin, as_version=4)
-            groups.setdefault(tuple(requirements(nb)), []).append(twin)
+            groups.setdefault(tuple(requirements(nb, course)), []).append(twin)
     t0 = time.monotonic()
     results: dict[str, tuple[str, float, str]] = {}
     try:

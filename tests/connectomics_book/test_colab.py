@@ -229,3 +229,11 @@ def test_colab_check_installs_the_line_with_the_course_from_the_checkout(tmp_pat
     assert str(tmp_path) in requirements and "plotly==7.1.0" in requirements
     assert not any("git+" in r for r in requirements)
     assert len(requirements) == len(shlex.split(colab_check.install_words(nb)))
+
+
+def test_colab_check_builds_the_course_from_a_copy(tmp_path):
+    course = colab_check.course_copy(tmp_path)
+    assert (course / "pyproject.toml").is_file() and (course / "README.md").is_file()
+    assert (course / "src" / "connectomics_book" / "colab.py").is_file()
+    assert (course / "src" / "offline_cave" / "__main__.py").is_file()  # `offline_cave exec`
+    assert not list(course.rglob("__pycache__"))
