@@ -3,13 +3,14 @@
 For each distinct install line of the twins (``chapters/**/*.ipynb``, first cell, written by
 ``tools/make_ipynb.py``) this script
 
-1. creates a fresh venv with ``uv venv`` (the Python running this script);
+1. creates a fresh venv with ``uv venv`` (default: the Python running this script; Colab
+   runs 3.12, pass ``--python`` to try another interpreter);
 2. installs exactly the words of that line after ``%pip install -q`` with ``uv pip install``,
    with two stated exceptions: the course package comes from this checkout (a copy of its
-   sources instead
-   of ``"microns-v1dd-course @ git+<REPOSITORY_URL>"``, so what is tested is the code here, not
-   what was last pushed), and ``nbmake`` and ``pytest`` (pinned from requirements.lock) are
-   added to execute the notebooks; they bring ``ipykernel``, which Colab's runtime has;
+   sources instead of ``"microns-v1dd-course @ git+<REPOSITORY_URL>"``, so what is tested is
+   the code here, not what was last pushed), and ``nbmake`` and ``pytest`` (pinned from
+   requirements.lock) are added to execute the notebooks; they bring ``ipykernel``, which
+   Colab's runtime has;
 3. executes the twins with that line under ``python -m offline_cave exec`` (a temporary
    server with the sample and an isolated HOME configured for it), with an empty IPython
    profile (no book startup file: the twin's own first cell sets the display options) and no
@@ -24,6 +25,7 @@ here instead of executed; in the fresh venv the setup cell skips it and only set
 options, and the token cell (``connectomics_book.colab.ensure_token``) does nothing.
 
 usage: python tools/colab_check.py [--data DIR] [--work DIR] [--only SUBSTRING] [--keep]
+                                  [--python PYTHON]
 (run from the repository root; `make test-colab`)
 """
 
@@ -108,7 +110,8 @@ def uv() -> str:
 
 
 def run_group(reqs: list[str], group: list[Path], data: Path, work: Path,
-              timeout: int) -> dict[str, tuple[str, float, str]]:
+              timeout: int, interpreter: str = sys.executable
+              ) -> dict[str, tuple[str, float, str]]:
     """Fresh venv with ``reqs`` + the runner; execute ``group``; {twin: (result, s, detail)}."""
     key = hashlib.sha256(" ".join(reqs).encode()).hexdigest()[:10]
     venv, run = work / f"venv-{key}", work / f"run-{key}"
@@ -117,7 +120,7 @@ def run_group(reqs: list[str], group: list[Path], data: Path, work: Path,
     env = {k: v for k, v in os.environ.items()
            if k not in {"PYTHONPATH", "MPLBACKEND", "VIRTUAL_ENV", "IPYTHONDIR"}}
     t0 = time.monotonic()
-    subprocess.run([uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True,
+    subprocess.run([uv(), "venv", "-q", "--python", interpreter, str(venv)], check=True,
                    env=env)
     python = venv / "bin" / "python"
     install = [uv(), "pip", "install", "-q", "--python", str(python), *reqs, *runner_pins()]
@@ -169,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="only twins whose path contains this")
     parser.add_argument("--keep", action="store_true", help="keep the venvs and copies")
     parser.add_argument("--timeout", type=int, default=600, help="per-cell timeout, s")
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter of the fresh venvs (default: this one)")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: no sample (make sample, or pass --data)")
@@ -188,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         for index, (reqs, group) in enumerate(groups.items(), 1):
             print(f"[colab-check] install line {index}/{len(groups)}: {len(group)} twin(s)",
                   flush=True)
-            results.update(run_group(list(reqs), group, data, work, args.timeout))
+            results.update(run_group(list(reqs), group, data, work, args.timeout,
+                                     args.python))
     finally:
         if args.work is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
