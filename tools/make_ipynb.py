@@ -211,8 +211,9 @@ def token_markdown(md_path: Path) -> str:
     from connectomics_book.colab import TOKEN_SECRETS
 
     stacks = token_datastacks(md_path)
-    secrets = ", ".join(f"`{TOKEN_SECRETS[s]}` (token of {GLOBAL_SERVERS[s]}, for `{s}`)"
-                        for s in stacks)
+    secrets = " and ".join(f"`{TOKEN_SECRETS[s]}` (the token of {GLOBAL_SERVERS[s]}, for "
+                           f"`{s}`)" for s in stacks)
+    several = len(stacks) > 1
     setup_page = ROOT / "chapters" / "programmatic_access" / "01_setup.md"
     return "\n".join([
         "> **Your CAVE token on Colab**",
@@ -221,9 +222,12 @@ def token_markdown(md_path: Path) -> str:
         f"([get one]({page_url(setup_page)})).",
         "> A Colab runtime is a fresh machine: a token saved in it with `auth.save_token` is "
         "lost when the runtime is recycled, so save it again in every new runtime.",
-        "> Easiest: store it once as a Colab secret (key icon in the left bar) named "
-        f"{secrets}, and give this notebook access to it. The next cell then saves it in "
-        "the runtime; without the secret it asks for the token without showing it.",
+        f"> Easiest: store {'them' if several else 'it'} once as "
+        f"{'Colab secrets' if several else 'a Colab secret'} (key icon in the left bar) named "
+        f"{secrets}, "
+        f"and give this notebook access. The next cell then saves "
+        f"{'them' if several else 'it'} in the runtime; without a secret it asks for the "
+        "token without showing it.",
         "> The token is never printed or written into the notebook. Outside Colab the cell "
         "does nothing.",
     ])
