@@ -56,6 +56,7 @@ help:
 	@echo "make book       execute every page once against the sample; HTML in $(BUILD)/html"
 	@echo "make test       unit tests + notebooks + book + checks of the HTML (what CI runs)"
 	@echo "make test-classroom  an offline class played: serve, two students configure/run/undo"
+	@echo "make test-colab every Colab twin in a fresh venv holding exactly its install line"
 	@echo "make test-live  the notebooks against the real public datastacks (network + token)"
 	@echo "make lock       recompile requirements.lock from requirements.in (needs PyPI)"
 	@echo "make environment.yml   derive the conda environment from the lock"
@@ -171,3 +172,10 @@ ipynb: venv
 
 clean:
 	rm -rf $(BUILD)
+
+# The Colab twins, each in a fresh venv holding exactly its install line (the course package
+# from this checkout instead of git+REPOSITORY_URL, plus nbmake/pytest to run them), executed
+# against the sample with `offline_cave exec`: tools/colab_check.py reports pass/fail per twin.
+.PHONY: test-colab
+test-colab: venv sample
+	$(PY) tools/colab_check.py --data $(SAMPLE)

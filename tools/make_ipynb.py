@@ -14,15 +14,27 @@ become links that work from Colab: to the other page's twin opened in Colab, or 
 GitHub when it has no code.
 
 The pages carry no setup code. Each twin starts with a setup cell (tagged ``remove-cell``)
-written here from :mod:`connectomics_book.constants`: on Colab it installs the pinned packages
-(``COLAB_INSTALL``), then it sets the book's display options (``DISPLAY_SETUP``, which the book
-build runs from ``.ci/ipython/profile_default/startup/``).
+written here: on Colab it installs what the page imports (:func:`install_line`), then it sets
+the book's display options (``DISPLAY_SETUP``, which the book build runs from
+``.ci/ipython/profile_default/startup/``).
+
+The install line is derived, never kept by hand: the top-level modules the page's code imports
+(and, for each ``connectomics_book`` module it imports, that module's own imports), mapped to
+their distributions with ``importlib.metadata.packages_distributions()`` of the environment
+this runs in (the book's venv), each pinned to ``requirements.lock``; plus
+``constants.NWB_REQUIREMENTS`` for pages that read NWB sessions; then the course package from
+``constants.REPOSITORY_URL``. A module that maps to no locked distribution is an error.
+
+Pages that talk to CAVE (import ``caveclient``) get two more cells after the setup: a note
+that a token saved in a Colab runtime is lost with it, and a cell calling
+``connectomics_book.colab.ensure_token`` (Colab secrets or ``getpass``; a no-op elsewhere).
 
 usage: python tools/make_ipynb.py [--check]   (run from the repository root)
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from functools import cache
@@ -31,8 +43,16 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from connectomics_book.build.pages import is_myst_notebook, toc_pages
-from connectomics_book.constants import COLAB_INSTALL, DISPLAY_SETUP
+from connectomics_book.build.pages import is_myst_notebook, reads_nwb_sessions, toc_pages
+from connectomics_book.constants import (
+    COLAB_PIP,
+    COURSE_REQUIREMENT,
+    DATASTACK,
+    DISPLAY_SETUP,
+    GLOBAL_SERVERS,
+    NWB_REQUIREMENTS,
+    V1DD_DATASTACK,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIB = ROOT / "resources" / "references.bib"
@@ -47,19 +67,180 @@ _BIBLIOGRAPHY = re.compile(r"^```\{footbibliography\}[ \t]*\n```[ \t]*$", re.MUL
 
 
 SETUP_TAGS = ["remove-cell"]
+LOCK = ROOT / "requirements.lock"
+SRC = ROOT / "src"
+#: Top-level packages of the course distribution (installed from REPOSITORY_URL).
+COURSE_PACKAGES = {"connectomics_book", "offline_cave"}
+#: Modules that exist only on Colab (imported by connectomics_book.colab there).
+COLAB_ONLY = {"google"}
+#: Modules of the running kernel itself (Colab's own IPython; ipykernel elsewhere): never
+#: reinstalled under a live kernel, so not in the install line.
+KERNEL_PROVIDED = {"IPython", "ipykernel", "matplotlib_inline", "traitlets", "jupyter_client"}
 
 
-def setup_source() -> str:
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@cache
+def lock_pins(lock: Path = LOCK) -> dict[str, str]:
+    """``{normalised distribution name: "name==version"}`` of requirements.lock."""
+    pins = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line and not line.startswith("-"):
+            name, version = line.split("==", 1)
+            pins[_normalise(name)] = f"{name.strip()}=={version.strip().split()[0]}"
+    return pins
+
+
+@cache
+def _distributions_of_modules() -> dict[str, tuple[str, ...]]:
+    from importlib.metadata import packages_distributions
+
+    return {module: tuple(dists) for module, dists in packages_distributions().items()}
+
+
+def code_imports(source: str) -> set[str]:
+    """Dotted names of the modules a cell (or file) imports, anywhere in its code."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    tree = ast.parse(TransformerManager().transform_cell(source))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def _course_module_file(name: str) -> Path | None:
+    base = SRC.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_modules(sources: list[str]) -> set[str]:
+    """Top-level modules that ``sources`` import, following the course package's modules
+    (``connectomics_book.sessions`` brings what sessions.py imports)."""
+    seen, todo, top = set(), set(), set()
+    for source in sources:
+        todo |= code_imports(source)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        top.add(name.split(".")[0])
+        if name.split(".")[0] in COURSE_PACKAGES:
+            path = _course_module_file(name)
+            if path is not None:
+                todo |= code_imports(path.read_text(encoding="utf-8"))
+    return top
+
+
+def requirements_for(modules: set[str], *, nwb: bool = False) -> list[str]:
+    """Pinned requirements (``name==version`` from the lock) of the distributions providing
+    ``modules``; the standard library, the course package, Colab-only modules and the
+    kernel's own modules (``KERNEL_PROVIDED``) need none."""
+    pins, extra = lock_pins(), {}
+    if nwb:
+        extra = {req.split("==")[0].replace("-", "_"): req for req in NWB_REQUIREMENTS}
+    found = set(extra.values())
+    for module in sorted(modules):
+        if (module in sys.stdlib_module_names or module in COURSE_PACKAGES
+                or module in COLAB_ONLY or module in KERNEL_PROVIDED or module in extra):
+            continue
+        dists = [d for d in _distributions_of_modules().get(module, ()) if _normalise(d) in pins]
+        if not dists:
+            raise LookupError(f"module {module!r} is provided by no distribution of "
+                              f"requirements.lock (is it installed in this environment?)")
+        found |= {pins[_normalise(d)] for d in dists}
+    return sorted(found, key=str.lower)
+
+
+def page_sources(md_path: Path) -> list[str]:
+    """The code of a page's cells."""
+    nb = jupytext.read(md_path, fmt="md:myst")
+    return [cell.source for cell in nb.cells if cell.cell_type == "code"]
+
+
+def talks_to_cave(md_path: Path) -> bool:
+    """True for a page whose code imports caveclient."""
+    return "caveclient" in imported_modules(page_sources(md_path))
+
+
+def token_datastacks(md_path: Path) -> list[str]:
+    """The datastacks whose token a page needs: those whose constant it imports."""
+    imported = set().union(*map(code_imports, page_sources(md_path)))
+    names = {"DATASTACK": DATASTACK, "V1DD_DATASTACK": V1DD_DATASTACK}
+    wanted = [stack for name, stack in names.items()
+              if {f"connectomics_book.constants.{name}", f"connectomics_book.{name}"} & imported]
+    return wanted or [DATASTACK]
+
+
+def install_line(md_path: Path) -> str:
+    """The Colab install line of a page's twin (see the module docstring)."""
+    sources = page_sources(md_path) + [DISPLAY_SETUP]
+    if talks_to_cave(md_path):
+        sources.append(token_source(md_path))
+    requirements = requirements_for(imported_modules(sources), nwb=reads_nwb_sessions(md_path))
+    return " ".join([COLAB_PIP, *requirements, COURSE_REQUIREMENT])
+
+
+def setup_source(md_path: Path) -> str:
     """The first cell of every twin: the Colab install, then the book's display options."""
     return "\n".join([
-        "# Setup (written by tools/make_ipynb.py): on Google Colab, install the course's pinned",
-        "# packages; then the display options of the book.",
+        "# Setup (written by tools/make_ipynb.py): on Google Colab, install what this page",
+        "# imports, pinned to the course's lock; then the display options of the book.",
         "import sys",
         "",
         'if "google.colab" in sys.modules:',
-        f"    {COLAB_INSTALL}",
+        f"    {install_line(md_path)}",
         "",
         DISPLAY_SETUP,
+    ])
+
+
+def token_markdown(md_path: Path) -> str:
+    """The note before the token cell of a page that talks to CAVE."""
+    from connectomics_book.colab import TOKEN_SECRETS
+
+    stacks = token_datastacks(md_path)
+    secrets = " and ".join(f"`{TOKEN_SECRETS[s]}` (the token of {GLOBAL_SERVERS[s]}, for "
+                           f"`{s}`)" for s in stacks)
+    several = len(stacks) > 1
+    setup_page = ROOT / "chapters" / "programmatic_access" / "01_setup.md"
+    return "\n".join([
+        "> **Your CAVE token on Colab**",
+        ">",
+        "> This page sends requests to the public CAVE services, which need your token "
+        f"([get one]({page_url(setup_page)})).",
+        "> A Colab runtime is a fresh machine: a token saved in it with `auth.save_token` is "
+        "lost when the runtime is recycled, so save it again in every new runtime.",
+        f"> Easiest: store {'them' if several else 'it'} once as "
+        f"{'Colab secrets' if several else 'a Colab secret'} (key icon in the left bar) named "
+        f"{secrets}, "
+        f"and give this notebook access. The next cell then saves "
+        f"{'them' if several else 'it'} in the runtime; without a secret it asks for the "
+        "token without showing it.",
+        "> The token is never printed or written into the notebook. Outside Colab the cell "
+        "does nothing.",
+    ])
+
+
+def token_source(md_path: Path) -> str:
+    """The cell of a page that talks to CAVE that saves the token in a Colab runtime."""
+    args = ", ".join(f'"{s}"' for s in token_datastacks(md_path))
+    return "\n".join([
+        "# On Google Colab only: save your CAVE token in this runtime (does nothing elsewhere).",
+        "from connectomics_book.colab import ensure_token",
+        "",
+        f"ensure_token({args})",
     ])
 
 
@@ -156,8 +337,13 @@ def render_ipynb(md_path: Path) -> str:
     nb.metadata.pop("jupytext", None)  # the twin is not a paired file
     nb.metadata["colab"] = {"provenance": []}
     nb.metadata["connectomics_book"] = {"note": HEADER.format(name=md_path.name)}
-    setup = nbformat.v4.new_code_cell(setup_source(), metadata={"tags": list(SETUP_TAGS)})
-    nb.cells.insert(0, setup)
+    setup = nbformat.v4.new_code_cell(setup_source(md_path), metadata={"tags": list(SETUP_TAGS)})
+    added = [setup]
+    if talks_to_cave(md_path):
+        added += [nbformat.v4.new_markdown_cell(token_markdown(md_path)),
+                  nbformat.v4.new_code_cell(token_source(md_path),
+                                            metadata={"tags": list(SETUP_TAGS)})]
+    nb.cells[0:0] = added
     cited: list[str] = []
     for index, cell in enumerate(nb.cells):
         cell.id = f"cell-{index}"  # stable ids: the twins only change when a page does

@@ -30,32 +30,25 @@ DATASTACK_VERSIONS: tuple[tuple[str, int], ...] = (
 #: Public repository of the book (placeholder until the course is published).
 REPOSITORY_URL = "https://github.com/example-org/microns-v1dd-book"
 
-#: The packages a page needs on Google Colab, pinned to requirements.lock
-#: (tests/connectomics_book/test_env.py proves every pin matches the lock).
-COLAB_PACKAGES: tuple[str, ...] = (
-    "caveclient==8.2.1",
-    "cloud-volume==12.15.2",
-    "meshparty==2.0.3",
-    "trimesh==5.2.0",
-    "skeleton-plot==0.1.0",
-    "navis==1.12.0",
-    "standard-transform==2.0.0",
-    "nglui==4.9.0",
-    "pynwb==4.2.0",
-    "matplotlib==3.11.2",
-    "pandas==2.3.3",
-    "numpy==2.4.6",
-    "scipy==1.17.1",
-    "seaborn==0.13.2",
-    "pyarrow==26.0.1",
-)
+#: The global CAVE server of each public datastack. Each issues its own tokens (created at
+#: ``<server>/auth/api/v1/create_token``); a client for ``v1dd_public`` must be told its server
+#: once, caveclient then remembers it.
+MICRONS_SERVER = "https://global.daf-apis.com"
+V1DD_SERVER = "https://global.em.brain.allentech.org"
+GLOBAL_SERVERS: dict[str, str] = {DATASTACK: MICRONS_SERVER, V1DD_DATASTACK: V1DD_SERVER}
 
-#: The install line of the setup cell that tools/make_ipynb.py writes first into every Colab
-#: twin (it runs on Colab only; the pages themselves carry no setup cell).
-#: The course package itself (no dependencies of its own) comes from the repository.
-COLAB_INSTALL = (
-    "%pip install -q " + " ".join(COLAB_PACKAGES) + f' "microns-v1dd-course @ git+{REPOSITORY_URL}"'
-)
+#: Distribution name of the course package (pyproject.toml), and how Colab installs it: from
+#: the one repository above.
+COURSE_DISTRIBUTION = "microns-v1dd-course"
+COURSE_REQUIREMENT = f'"{COURSE_DISTRIBUTION} @ git+{REPOSITORY_URL}"'
+#: The command of the install line that tools/make_ipynb.py writes into the setup cell of each
+#: Colab twin, followed by the distributions that page imports, pinned to requirements.lock
+#: (derived per page from its imports; never kept by hand), then ``COURSE_REQUIREMENT``.
+COLAB_PIP = "%pip install -q"
+#: Distributions a twin needs that requirements.lock does not hold, with the pin checked
+#: against the lock (``uv pip compile -c requirements.lock``): the public V1DD NWB sessions are
+#: Zarr stores, read with hdmf_zarr. Added to the twins of the pages that read NWB sessions.
+NWB_REQUIREMENTS: tuple[str, ...] = ("hdmf-zarr==0.13.0",)
 
 #: Display options of every page: compact pandas tables and the inline figure format.
 PANDAS_OPTIONS: dict[str, int] = {

@@ -67,18 +67,35 @@ def test_requirements_in_pins_match_the_lock():
     assert {name: lock.get(name) for name in pins} == pins
 
 
-def test_colab_packages_use_the_lock_pins():
+def _twin_install_lines() -> dict[str, str]:
+    import nbformat
+
+    lines = {}
+    for twin in sorted((ROOT / "chapters").rglob("*.ipynb")):
+        if "_build" in twin.parts:
+            continue
+        setup = nbformat.read(twin, as_version=4).cells[0].source
+        (line,) = [line.strip() for line in setup.splitlines() if "%pip install" in line]
+        lines[twin.relative_to(ROOT).as_posix()] = line
+    return lines
+
+
+def test_colab_install_lines_use_the_lock_pins():
+    """Every twin's install line pins only versions of requirements.lock (or, for what the
+    lock lacks, constants.NWB_REQUIREMENTS) and installs the course package from the one
+    configured repository."""
     lock = {_normalise(name): version for name, version in LOCK.items()}
-    colab = _pins(list(constants.COLAB_PACKAGES))
-    assert {name: lock.get(name) for name in colab} == colab
-
-
-def test_colab_install_line_installs_exactly_the_colab_packages():
-    words = constants.COLAB_INSTALL.split()
-    assert words[:3] == ["%pip", "install", "-q"]
-    pinned = [word for word in words if "==" in word]
-    assert pinned == list(constants.COLAB_PACKAGES)
-    assert f"git+{constants.REPOSITORY_URL}" in constants.COLAB_INSTALL
+    extra = _pins(list(constants.NWB_REQUIREMENTS))
+    assert not set(extra) & set(lock), "pin it from the lock instead"
+    lines = _twin_install_lines()
+    assert len(lines) >= 15
+    for twin, line in lines.items():
+        assert line.startswith(constants.COLAB_PIP + " "), twin
+        assert line.endswith(" " + constants.COURSE_REQUIREMENT), twin
+        assert f"git+{constants.REPOSITORY_URL}" in line
+        pinned = _pins([w for w in line.split() if "==" in w])
+        assert {n: {**lock, **extra}.get(n) for n in pinned} == pinned, twin
+        assert "ipython" not in pinned, twin  # never reinstalled under Colab's kernel
 
 
 def test_book_and_colab_install_name_the_same_repository():

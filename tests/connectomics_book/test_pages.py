@@ -11,7 +11,13 @@ import jupytext
 import pytest
 
 from connectomics_book.build.pages import is_myst_notebook, toc_pages
-from connectomics_book.constants import COLAB_INSTALL, DISPLAY_SETUP, FIGURE_FORMAT, PANDAS_OPTIONS
+from connectomics_book.constants import (
+    COLAB_PIP,
+    DISPLAY_SETUP,
+    FIGURE_FORMAT,
+    GLOBAL_SERVERS,
+    PANDAS_OPTIONS,
+)
 from tests.fixtures.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -34,13 +40,20 @@ VERBS = set(
     """.split()
 )
 
+#: How a page may name a server (``server_address=``): only the public global servers, by
+#: their constants (connectomics_book.constants) or their addresses. Any other value would
+#: point a page somewhere else.
+PUBLIC_SERVER_NAMES = (r"MICRONS_SERVER\b", r"V1DD_SERVER\b", r"GLOBAL_SERVERS\[",
+                       *(re.escape(f'"{url}"') for url in GLOBAL_SERVERS.values()))
+
 #: What a page may not mention: where it runs is decided outside it.
 FORBIDDEN = {
     "a loopback host": re.compile(r"localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]"),
     "a port": re.compile(r"https?://[^/\s:]+:\d+|\bport\s*=|--port\b", re.IGNORECASE),
     "the offline stand-in": re.compile(r"offline_cave|\bOFFLINE\b|synthetic sample", re.I),
     "an environment switch": re.compile(
-        r"os\.environ|os\.getenv|%env\b|%set_env\b|\bserver_address\s*=|MPLBACKEND|CAVE_TOKEN"
+        r"os\.environ|os\.getenv|%env\b|%set_env\b|MPLBACKEND|CAVE_TOKEN|"
+        r"\bserver_address\s*=(?!\s*(?:" + "|".join(PUBLIC_SERVER_NAMES) + r"))"
     ),
 }
 
@@ -202,6 +215,38 @@ def test_checks_can_fail(tmp_path):
     assert hits == {"a loopback host", "a port", "an environment switch"}
 
 
+def test_only_public_servers_may_be_named():
+    switch = FORBIDDEN["an environment switch"]
+    for ok in ("CAVEclient(server_address=V1DD_SERVER)", "server_address = MICRONS_SERVER",
+               "CAVEclient(server_address=GLOBAL_SERVERS[name])",
+               'CAVEclient(server_address="https://global.em.brain.allentech.org")'):
+        assert not switch.search(ok), ok
+    for bad in ('CAVEclient(server_address="https://my.server.org")', "server_address=url",
+                "CAVEclient(server_address=os.environ['X'])"):
+        assert switch.search(bad), bad
+
+
+SETUP_PAGE = CHAPTERS / "programmatic_access" / "01_setup.md"
+
+
+def test_setup_page_shows_both_global_servers():
+    """The setup page teaches both global servers: each datastack with its server, where to
+    create each token, and code that runs with a client of each server."""
+    text = SETUP_PAGE.read_text(encoding="utf-8")
+    code = "\n".join(cell.source for cell in jupytext.read(SETUP_PAGE, fmt="md:myst").cells
+                     if cell.cell_type == "code")
+    for datastack, server in GLOBAL_SERVERS.items():
+        assert datastack in text and server in text, datastack
+        assert f"{server}/auth/api/v1/create_token" in text, server
+    assert "CAVEclient(server_address=V1DD_SERVER)" in code
+    assert "MICRONS_SERVER" in code and "GLOBAL_SERVERS" in code
+    assert code.count(".auth.get_new_token()") == 2
+    assert code.count(".auth.save_token(") == 2 and "overwrite=True" in code
+    assert ".server_address" in code
+    for error in ("401 Client Error", "403 Client Error", "AuthException"):
+        assert error in text, error
+
+
 def test_setup_and_import_checks_can_fail(tmp_path):
     hidden = tmp_path / "hidden.md"
     hidden.write_text(
@@ -257,7 +302,7 @@ def test_colab_twin_has_the_code_and_no_outputs(tmp_path):
 
     nb = nbformat.reads(make_ipynb.render_ipynb(page), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert [c.source for c in code] == [make_ipynb.setup_source(), "print('hi')"]
+    assert [c.source for c in code] == [make_ipynb.setup_source(page), "print('hi')"]
     assert all(c.outputs == [] for c in code) and nb.metadata.kernelspec.name == "python3"
     assert "jupytext" not in nb.metadata
 
@@ -308,21 +353,41 @@ def test_pages_without_nwb_leave_out_exactly_the_physiology_pages(capsys):
 
 
 def test_colab_twins_start_with_the_setup_cell():
-    """The first cell of every twin installs the pins on Colab and sets the display options,
-    both from connectomics_book.constants; no other cell does."""
+    """The first cell of every twin installs the page's pins on Colab and sets the display
+    options from connectomics_book.constants; pages that talk to CAVE then get the token note
+    and cell; no other cell installs or sets options."""
     import nbformat
 
     make_ipynb = _load_make_ipynb()
-    setup = make_ipynb.setup_source()
-    assert COLAB_INSTALL in setup and DISPLAY_SETUP in setup
-    assert setup.index(COLAB_INSTALL) < setup.index(DISPLAY_SETUP)  # pandas after its install
     for page in make_ipynb.notebook_pages(ROOT):
+        setup = make_ipynb.setup_source(page)
+        line = make_ipynb.install_line(page)
+        assert line.startswith(COLAB_PIP) and line in setup and DISPLAY_SETUP in setup
+        assert setup.index(line) < setup.index(DISPLAY_SETUP)  # pandas after its install
         cells = nbformat.read(page.with_suffix(".ipynb"), as_version=4).cells
         first = cells[0]
         assert first.cell_type == "code" and first.source == setup, page.name
         assert first.metadata.get("tags") == ["remove-cell"], page.name
+        rest = cells[1:]
+        if make_ipynb.talks_to_cave(page):
+            note, token = cells[1], cells[2]
+            assert note.cell_type == "markdown" and "lost when the runtime" in note.source
+            assert token.cell_type == "code" and token.source == make_ipynb.token_source(page)
+            assert "ensure_token(" in token.source
+            rest = cells[3:]
+        assert not any("ensure_token" in c.source for c in rest), page.name
         assert not any("google.colab" in c.source or "set_option(" in c.source
-                       for c in cells[1:]), page.name
+                       or "%pip" in c.source for c in rest), page.name
+
+
+def test_cave_pages_get_the_token_cell_of_their_datastacks():
+    make_ipynb = _load_make_ipynb()
+    pages = {p.relative_to(CHAPTERS).as_posix(): p for p in make_ipynb.notebook_pages(ROOT)}
+    assert make_ipynb.talks_to_cave(pages["programmatic_access/02_tables.md"])
+    assert not make_ipynb.talks_to_cave(pages["background/01_em_connectomics.md"])
+    assert make_ipynb.token_datastacks(pages["v1dd/04_function_to_structure.md"]) == [
+        "v1dd_public"]
+    assert make_ipynb.token_datastacks(pages["meshes/01_meshes.md"]) == ["minnie65_public"]
 
 
 #: The IPython startup file of the book build (the Makefile sets IPYTHONDIR=.ci/ipython).
