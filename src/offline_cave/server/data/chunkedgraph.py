@@ -185,10 +185,10 @@ class SegmentStore:
 
     def leaves(self, roots: list[int], bounds: tuple | None = None) -> dict[int, np.ndarray]:
         """Supervoxels of each root; ``bounds`` ((x0,x1),(y0,y1),(z0,z1)) in base voxels."""
-        out = {int(r): np.zeros(0, np.int64) for r in roots}
+        out = {int(r): np.zeros(0, np.int64) for r in roots}  # de-duplicated, in order
         if not roots:
             return out
-        q = pa.table({"root_id": pa.array(np.asarray(roots, dtype=np.int64))})
+        q = pa.table({"root_id": pa.array(np.asarray(list(out), dtype=np.int64))})
         sql = (f"SELECT rp.root_id, p.supervoxel_id FROM q "
                f"JOIN read_parquet({qstring(str(self.root_pieces_path))}) rp ON rp.root_id = q.root_id "
                f"JOIN read_parquet({qstring(str(self.pieces_path))}) p ON p.piece_id = rp.piece_id "
@@ -199,8 +199,11 @@ class SegmentStore:
         if bounds is not None and len(sv):
             sv_mask = self._in_bounds(sv, bounds)
             rid, sv = rid[sv_mask], sv[sv_mask]
-        for r in out:
-            out[r] = sv[rid == r]
+        # rows come sorted by root: one split instead of a scan per root
+        if len(rid):
+            starts = np.flatnonzero(np.r_[True, rid[1:] != rid[:-1]])
+            for a, b in zip(starts, [*starts[1:], len(rid)], strict=True):
+                out[int(rid[a])] = sv[a:b]
         return out
 
     def _in_bounds(self, sv: np.ndarray, bounds: tuple) -> np.ndarray:
