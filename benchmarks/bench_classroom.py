@@ -49,10 +49,10 @@ def student(k: int, url: str, home: str, version: int, cells: list[int], nuclei:
     """One student's session: ``rounds`` rounds of the mix; latencies per kind and errors."""
     os.environ["HOME"] = home
     os.environ["CLOUD_VOLUME_DIR"] = str(Path(home) / ".cloudvolume")
+    import logging
+
     import requests
     from caveclient import CAVEclient
-
-    import logging
 
     logging.getLogger("caveclient").setLevel(logging.ERROR)  # the sample notice, per query
     client = CAVEclient(DATASTACK, version=version)
@@ -65,21 +65,21 @@ def student(k: int, url: str, home: str, version: int, cells: list[int], nuclei:
     for i in range(rounds):
         root = cells[(k * rounds + i) % len(cells)]
         ops = {
-            "syn_in": lambda: client.materialize.query_table(
+            "syn_in": lambda root=root: client.materialize.query_table(
                 synapses, filter_equal_dict={"post_pt_root_id": root}),
-            "syn_out": lambda: client.materialize.query_table(
+            "syn_out": lambda root=root: client.materialize.query_table(
                 synapses, filter_equal_dict={"pre_pt_root_id": root}),
-            "celltypes": lambda: client.materialize.query_table(
+            "celltypes": lambda root=root: client.materialize.query_table(
                 "aibs_metamodel_celltypes_v661",
                 filter_in_dict={"cell_type": ["BC", "MC", "BPC", "NGC"]}),
-            "nuclei": lambda: client.materialize.query_table(
+            "nuclei": lambda root=root: client.materialize.query_table(
                 "nucleus_detection_v0",
                 filter_in_dict={"id": [int(x) for x in rng.choice(nuclei, 200)]}),
-            "roots": lambda: client.chunkedgraph.get_roots(
+            "roots": lambda root=root: client.chunkedgraph.get_roots(
                 [int(x) for x in rng.choice(svids, 500)]),
-            "leaves": lambda: client.chunkedgraph.get_leaves(root),
-            "skeleton": lambda: client.skeleton.get_skeleton(root),
-            "mesh": lambda: session.get(f"{url}/seg/{DATASTACK}/mesh/{root}:0:1",
+            "leaves": lambda root=root: client.chunkedgraph.get_leaves(root),
+            "skeleton": lambda root=root: client.skeleton.get_skeleton(root),
+            "mesh": lambda root=root: session.get(f"{url}/seg/{DATASTACK}/mesh/{root}:0:1",
                                         headers=token, timeout=120).raise_for_status(),
         }
         for kind in KINDS:
@@ -93,6 +93,61 @@ def student(k: int, url: str, home: str, version: int, cells: list[int], nuclei:
                     traceback.print_exc(limit=1)
             times[kind].append(time.perf_counter() - t)
     return times, errors, notes
+
+
+class Sampler:
+    """A poor man's sampling profiler of this process's threads (the server's)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import collections
+        import threading
+
+        self.leaf: collections.Counter = collections.Counter()
+        self.ours: collections.Counter = collections.Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval: float) -> None:
+        import threading
+
+        me = threading.get_ident()
+        while not self._stop.wait(interval):
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                top = f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}"
+                if top in ("threading.py:wait", "selectors.py:select", "queue.py:get",
+                           "base_events.py:_run_once", "threading.py:_wait_for_tstate_lock"):
+                    continue
+                self.samples += 1
+                self.leaf[top] += 1
+                seen = set()
+                f = frame
+                while f is not None:
+                    if "offline_cave" in f.f_code.co_filename:
+                        name = f"{Path(f.f_code.co_filename).name}:{f.f_code.co_name}"
+                        if name not in seen:
+                            seen.add(name)
+                            self.ours[name] += 1
+                    f = f.f_back
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self, n: int = 12) -> None:
+        print(f"server thread samples (busy): {self.samples}")
+        print("  innermost frames:")
+        for name, c in self.leaf.most_common(n):
+            print(f"    {100 * c / max(1, self.samples):5.1f}%  {name}")
+        print("  offline_cave functions (inclusive):")
+        for name, c in self.ours.most_common(n):
+            print(f"    {100 * c / max(1, self.samples):5.1f}%  {name}")
 
 
 def pick(ds_dir: Path, version: int) -> tuple[list[int], list[int], list[int]]:
@@ -116,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--version", type=int, default=1300)
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the server's threads and print where they spend time")
     args = parser.parse_args(argv)
 
     from offline_cave.client.runner import offline_server
@@ -124,11 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     rss0 = rss_mb()
     with offline_server(args.data, datastacks=[DATASTACK], generate=False) as (url, home):
         ctx = get_context("spawn")
+        sampler = Sampler()
         t0 = time.perf_counter()
         with ProcessPoolExecutor(args.students, mp_context=ctx) as pool:
             futures = [pool.submit(student, k, url, str(home), args.version, cells, nuclei,
                                    svids, args.rounds) for k in range(args.students)]
-            results = [f.result() for f in futures]
+            if args.profile:
+                with sampler:
+                    results = [f.result() for f in futures]
+            else:
+                results = [f.result() for f in futures]
         wall = time.perf_counter() - t0
         rss, hwm = rss_mb(), rss_mb("VmHWM")
     print(f"{args.students} students x {args.rounds} rounds x {len(KINDS)} kinds on {args.data} "
@@ -144,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {note}")
     print(f"server process RSS: {rss:.0f} MB now, {hwm:.0f} MB peak (before serving "
           f"{rss0:.0f} MB)")
+    if args.profile:
+        sampler.report()
     return 1 if n_err else 0
 
 
