@@ -30,6 +30,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -62,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
     srv.add_argument("--seed", type=int, default=0)
     srv.add_argument("--scale", type=_positive_float, default=1.0)
+    from offline_cave.server.limits import Limits
+
+    d = Limits()
+    lim = srv.add_argument_group("per-request limits (each answers a 4xx naming the limit)")
+    lim.add_argument("--max-ids", type=_positive_int, default=d.max_ids,
+                     help=f"distinct ids in one request or filter column (default {d.max_ids})")
+    lim.add_argument("--max-body-bytes", type=_positive_int, default=d.max_body_bytes,
+                     help=f"request body size, counted as it arrives (default "
+                          f"{d.max_body_bytes})")
+    lim.add_argument("--max-rows", type=_positive_int, default=d.max_rows,
+                     help=f"rows of one query response; the largest limit and random_sample "
+                          f"(default {d.max_rows})")
+    lim.add_argument("--read-timeout", type=_positive_float, default=d.read_timeout,
+                     help=f"seconds to wait for more of a request body (default "
+                          f"{d.read_timeout:g})")
+    lim.add_argument("--query-timeout", type=_positive_float, default=d.query_timeout,
+                     help=f"seconds one database query may run (default {d.query_timeout:g})")
 
     cfg = sub.add_parser("configure", help="point caveclient/cloud-volume at a server")
     cfg.add_argument("--server", required=True, help="e.g. http://127.0.0.1:8765")
@@ -104,6 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from offline_cave.prepare import SampleMissingError, prepare_data
     from offline_cave.server import (
         WILDCARD_HOSTS,
+        Limits,
         PortInUseError,
         bind_socket,
         create_app,
@@ -135,7 +163,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # under its own name for it, so the URLs the info service hands out (local_server,
     # segmentation_source) are built from each request's Host header, not from `url`.
     wildcard = args.host in WILDCARD_HOSTS
-    app = create_app(data_dir, public_url=None if wildcard else url)
+    limits = Limits(max_ids=args.max_ids, max_body_bytes=args.max_body_bytes,
+                    max_rows=args.max_rows, read_timeout=args.read_timeout,
+                    query_timeout=args.query_timeout)
+    app = create_app(data_dir, public_url=None if wildcard else url, limits=limits)
     server = uvicorn_server(app)
     names = ", ".join(p.name for p in found)
 

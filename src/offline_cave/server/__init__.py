@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 from offline_cave.server.app import create_app
+from offline_cave.server.limits import Limits
 
-__all__ = ["create_app", "ServerThread", "bind_socket", "url_for", "uvicorn_server",
+__all__ = ["create_app", "Limits", "ServerThread", "bind_socket", "url_for", "uvicorn_server",
            "PortInUseError", "WILDCARD_HOSTS"]
 
 log = logging.getLogger("offline_cave.server")
@@ -70,11 +71,12 @@ class ServerThread:
     """The app served by uvicorn in a daemon thread on ``host:port`` (0 = a free port)."""
 
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int = 0,
-                 datastacks: list[str] | None = None) -> None:
+                 datastacks: list[str] | None = None, limits: Limits | None = None) -> None:
         self.sock = bind_socket(host, port)
         self.port = self.sock.getsockname()[1]
         self.url = url_for(host, self.port)
-        self.app = create_app(data_dir, public_url=self.url, datastacks=datastacks)
+        self.app = create_app(data_dir, public_url=self.url, datastacks=datastacks,
+                              limits=limits)
         self.server = uvicorn_server(self.app)
         self.thread = threading.Thread(target=self._run, name="offline-cave-server",
                                        daemon=True)

@@ -10,10 +10,15 @@ Like the public services, every request must carry a token (``Authorization: Bea
 to get one. Any token is accepted, and tokens are never logged. Open, as their real
 counterparts are public buckets read without a token: the landing page ``/`` and the
 precomputed trees ``/seg/...`` (mesh fragments) and ``/em/...``.
+
+Request bodies are bounded while they arrive (:class:`BodyLimits`): past ``max_body_bytes``
+the answer is a 413 at once (a chunked body is never buffered whole), and a body that stops
+arriving for ``read_timeout`` seconds is a 408 (see :mod:`offline_cave.server.limits`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -33,6 +38,7 @@ from offline_cave.server.data.schemas import SchemaCatalog
 from offline_cave.server.data.store import Registry
 from offline_cave.server.endpoints import ENDPOINTS
 from offline_cave.server.http import Req, endpoint, error_response, json_response
+from offline_cave.server.limits import Limits
 from offline_cave.server.routes import (
     annotation,
     chunkedgraph,
@@ -110,6 +116,88 @@ class TokenRequired:
         await send({"type": "http.response.body", "body": body})
 
 
+class _BodyRefused(Exception):
+    """Raised inside the app by :class:`BodyLimits`' receive; answered by the middleware."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def _send_json(send, status: int, message: str) -> None:
+    body = json.dumps({"message": message, "error": message, "code": status}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimits:
+    """ASGI middleware: the request body's size and arrival time are bounded as it streams.
+
+    A declared ``Content-Length`` over the limit is refused before anything is read; otherwise
+    bytes are counted as they arrive, and the request is answered 413 as soon as the count
+    passes ``max_body_bytes`` (so a chunked body of any size costs at most the limit), or 408
+    when the next piece does not come within ``read_timeout`` seconds.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        app = scope.get("app")
+        limits: Limits = getattr(getattr(app, "state", None), "limits", None) or Limits()
+        too_large = (f"request body larger than {limits.max_body_bytes} bytes (the server's "
+                     f"limit, serve --max-body-bytes)")
+        for key, value in scope.get("headers", []):
+            if key == b"content-length" and value.isdigit() \
+                    and int(value) > limits.max_body_bytes:
+                await _send_json(send, 413, too_large)
+                return
+        received = 0
+        complete = False
+        started = False
+
+        async def bounded_receive():
+            nonlocal received, complete
+            if complete:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), limits.read_timeout)
+            except TimeoutError:
+                raise _BodyRefused(408, f"the request body stopped arriving for "
+                                        f"{limits.read_timeout:g} s (the server's read "
+                                        f"timeout, serve --read-timeout)") from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limits.max_body_bytes:
+                    raise _BodyRefused(413, too_large)
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
+            return message
+
+        async def tracking_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, tracking_send)
+        except _BodyRefused as exc:
+            if started:  # pragma: no cover - a handler never answers before its body is read
+                raise
+            log.info("%d: %s %s: %s", exc.status, scope.get("method"), scope.get("path"),
+                     exc.message)
+            await _send_json(send, exc.status, exc.message)
+
+
 @endpoint
 def root(req: Req) -> Response:
     """The landing page: what this server is and where its datastacks are listed."""
@@ -169,17 +257,21 @@ async def unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(data_dir: str | Path, *, public_url: str | None = None,
-               datastacks: list[str] | None = None) -> Starlette:
+               datastacks: list[str] | None = None, limits: Limits | None = None) -> Starlette:
     """Build the app serving every complete datastack directory under ``data_dir``.
 
     ``public_url`` (``http://127.0.0.1:PORT``) is what the info service advertises as
-    ``local_server``; if None, each request's own base URL is used.
+    ``local_server``; if None, each request's own base URL is used. ``limits`` bound every
+    request (default :class:`~offline_cave.server.limits.Limits`).
     """
-    registry = Registry(Path(data_dir), datastacks)
-    app = Starlette(routes=build_routes(), middleware=[Middleware(TokenRequired)],
+    limits = limits or Limits()
+    registry = Registry(Path(data_dir), datastacks, query_timeout=limits.query_timeout)
+    app = Starlette(routes=build_routes(),
+                    middleware=[Middleware(BodyLimits), Middleware(TokenRequired)],
                     exception_handlers={HTTPException: http_error, Exception: unexpected})
     app.router.redirect_slashes = False
     app.state.registry = registry
+    app.state.limits = limits
     app.state.schema_catalog = SchemaCatalog(registry)
     app.state.public_url = public_url.rstrip("/") if public_url else None
     app.state.errors = ErrorCounter()

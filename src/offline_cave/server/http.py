@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from offline_cave.server.data import errors
+from offline_cave.server.data.errors import shown
+from offline_cave.server.limits import MAX_JSON_DEPTH, Limits
 
 if TYPE_CHECKING:
     from offline_cave.server.data.schemas import SchemaCatalog
@@ -34,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("offline_cave.server")
 
-MAX_BODY_BYTES = 256 * 1024 * 1024
 INT64_MAX = 2**63 - 1
 ARROW_CONTENT_TYPE = "data.arrow"
 
@@ -58,6 +60,9 @@ DATA_ERROR_STATUS: dict[type[errors.DataError], int] = {
     errors.MissingSchema: 404,
     errors.MissingRoot: 404,
     errors.MissingArtefact: 404,
+    errors.TooMany: 400,
+    errors.QueryTimeout: 503,
+    errors.OutOfResources: 503,
 }
 """HTTP status of every domain error (the nearest listed class of its MRO decides)."""
 
@@ -97,6 +102,11 @@ class Req:
         return self.app_state.registry
 
     @property
+    def limits(self) -> Limits:
+        """The per-request limits (``app.state.limits``)."""
+        return getattr(self.app_state, "limits", None) or Limits()
+
+    @property
     def schema_catalog(self) -> SchemaCatalog:
         """The schema definitions (``app.state.schema_catalog``)."""
         return self.app_state.schema_catalog
@@ -107,10 +117,14 @@ class Req:
             if required:
                 raise bad_request("this endpoint needs a JSON request body")
             return default
+        depth = json_depth(self.body)
+        if depth > MAX_JSON_DEPTH:
+            raise bad_request(f"request body is nested {depth} levels deep; at most "
+                              f"{MAX_JSON_DEPTH} levels of [ and {{ are accepted")
         try:
             return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise bad_request(f"request body is not valid JSON: {exc}") from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise bad_request(f"request body is not valid JSON: {shown(exc)}") from None
 
     def qbool(self, key: str, default: bool = False) -> bool:
         """A query-string boolean as sent by caveclient (``True``/``False``)."""
@@ -140,6 +154,19 @@ class Req:
         return parse_time(value, f"query parameter '{key}'")
 
 
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON text (strings skipped), without recursion."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return 0  # cannot be deeper than the limit: skip the scan
+    text = np.frombuffer(_JSON_STRING.sub(b'""', body), dtype=np.uint8)
+    steps = (np.isin(text, (ord("["), ord("{"))).astype(np.int32)
+             - np.isin(text, (ord("]"), ord("}"))))
+    return int(np.cumsum(steps).max()) if len(steps) else 0
+
+
 def parse_int(value: Any, what: str, *, allow_negative: bool = True) -> int:
     """An int64 from JSON/URL text; 400 on anything else."""
     if isinstance(value, bool):
@@ -157,15 +184,25 @@ def parse_int(value: Any, what: str, *, allow_negative: bool = True) -> int:
     return value
 
 
-def parse_id_list(value: Any, what: str) -> list[int]:
-    """A JSON list of int64 ids (a single id is accepted as a one-element list)."""
+def parse_id_list(value: Any, what: str, max_ids: int | None = None) -> list[int]:
+    """A JSON list of int64 ids (a single id is accepted as a one-element list).
+
+    With ``max_ids``, more than that many *distinct* ids is a 400 (repeats are free).
+    """
     if isinstance(value, int | str) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list):
         raise bad_request(f"{what} must be a list of integer ids; got {type(value).__name__}")
-    if len(value) > 5_000_000:
-        raise bad_request(f"{what}: too many ids ({len(value)})")
-    return [parse_int(v, what) for v in value]
+    ids = [parse_int(v, what) for v in value]
+    check_id_count(len(set(ids)), what, max_ids)
+    return ids
+
+
+def check_id_count(n_distinct: int, what: str, max_ids: int | None) -> None:
+    """400 when a request holds more than ``max_ids`` distinct ids."""
+    if max_ids is not None and n_distinct > max_ids:
+        raise bad_request(f"{what}: {n_distinct} distinct ids; this server answers at most "
+                          f"{max_ids} per request (serve --max-ids); split the request")
 
 
 def parse_time(value: Any, what: str) -> float:
@@ -209,7 +246,12 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
     return JSONResponse(obj, status_code=status, headers=headers)
 
 
+MAX_MESSAGE_CHARS = 1000
+
+
 def error_response(status: int, message: str) -> Response:
+    """A JSON error; the message is made safe to send (escaped, at most 1,000 characters)."""
+    message = shown(message, MAX_MESSAGE_CHARS)
     return JSONResponse({"message": message, "error": message, "code": status},
                         status_code=status)
 
@@ -229,12 +271,7 @@ def endpoint(handler: Callable[[Req], Response]) -> Callable[[Request], Any]:
     """Wrap a synchronous handler as a Starlette endpoint (body read first, thread pool)."""
 
     async def wrapped(request: Request) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return error_response(413, f"request body larger than {MAX_BODY_BYTES} bytes")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return error_response(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        body = await request.body()  # bounded in size and time by app.BodyLimits
         state = request.app.state
         base = getattr(state, "public_url", None) or str(request.base_url).rstrip("/")
         req = Req(method=request.method, path=request.url.path,

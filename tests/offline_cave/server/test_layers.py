@@ -76,10 +76,12 @@ def test_every_domain_error_has_a_status() -> None:
     assert not missing, f"not in http.DATA_ERROR_STATUS: {missing}"
     for cls in classes:
         exc = cls("some message")
-        assert http.status_of(exc) in (400, 404), cls
+        assert http.status_of(exc) in (400, 404, 503), cls  # 503: a server limit hit
         assert exc.message == "some message"
     assert http.status_of(errors.MissingRoot("x")) == 404
     assert http.status_of(errors.InvalidQuery("x")) == 400
+    assert http.status_of(errors.TooMany("x")) == 400
+    assert http.status_of(errors.QueryTimeout("x")) == 503
 
 
 def test_a_subclass_inherits_its_parents_status() -> None:

@@ -44,6 +44,8 @@ class SegmentStore:
         self.info = info  # the datastack's datastack.json
         self._lock = threading.Lock()
         self._loaded = False
+        self._pieces: tuple[np.ndarray, ...] | None = None
+        self._leaves: tuple[np.ndarray, ...] | None = None
         self.pieces_path = ds_dir / layout.PIECES_PARQUET
         self.roots_path = ds_dir / layout.ROOTS_PARQUET
         self.root_pieces_path = ds_dir / layout.ROOT_PIECES_PARQUET
@@ -147,23 +149,50 @@ class SegmentStore:
                 f"WHERE rp0.root_id IN ({ids}) AND r.created <= {tt} AND {tt} < r.expired "
                 f"GROUP BY p.supervoxel_id")
 
+    def _piece_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Supervoxel -> piece (sorted by supervoxel) and piece -> roots (sorted by piece), in
+        memory: ~16 bytes a supervoxel (120 MB for the default minnie65 sample), read once on
+        the first root lookup. A lookup is then a binary search instead of a scan of the
+        pieces file (1 s for 500 supervoxels, which a classroom of clients queues behind)."""
+        with self._lock:
+            if self._pieces is None:
+                t = pq.read_table(self.pieces_path, columns=["supervoxel_id", "piece_id"])
+                sv = t.column(0).to_numpy()
+                piece = t.column(1).to_numpy()
+                if len(sv) > 1 and not bool(np.all(sv[1:] >= sv[:-1])):
+                    order = np.argsort(sv, kind="stable")
+                    sv, piece = sv[order], piece[order]
+                rp = pq.read_table(self.root_pieces_path, columns=["piece_id", "root_id"])
+                rp_piece = rp.column(0).to_numpy()
+                order = np.argsort(rp_piece, kind="stable")
+                self._pieces = (sv, piece, rp_piece[order], rp.column(1).to_numpy()[order])
+            return self._pieces
+
     def roots_of(self, svids: np.ndarray, t: float) -> np.ndarray:
-        """Root of every supervoxel at ``t`` (0 where unknown or 0)."""
+        """Root of every supervoxel at ``t`` (0 where unknown or 0): the newest-id root valid at
+        ``t`` among the roots that hold the supervoxel's piece."""
         svids = np.asarray(svids, dtype=np.int64)
         out = np.zeros(len(svids), dtype=np.int64)
         if len(svids) == 0:
             return out
-        q = pa.table({"i": pa.array(np.arange(len(svids), dtype=np.int64)),
-                      "sv": pa.array(svids)})
-        tt = sql_float(t)
-        sql = (f"SELECT q.i, max(r.root_id) AS root_id FROM q "
-               f"JOIN read_parquet({qstring(str(self.pieces_path))}) p ON p.supervoxel_id = q.sv "
-               f"JOIN read_parquet({qstring(str(self.root_pieces_path))}) rp ON rp.piece_id = p.piece_id "
-               f"JOIN read_parquet({qstring(str(self.roots_path))}) r ON r.root_id = rp.root_id "
-               f"WHERE r.created <= {tt} AND {tt} < r.expired GROUP BY q.i")
-        res = self.db.arrow(sql, register={"q": q})
-        if res.num_rows:
-            out[res.column("i").to_numpy()] = res.column("root_id").to_numpy()
+        sv, piece, rp_piece, rp_root = self._piece_index()
+        if len(sv) == 0 or len(rp_piece) == 0:
+            return out
+        pos = np.clip(np.searchsorted(sv, svids), 0, len(sv) - 1)
+        found = sv[pos] == svids
+        pieces = piece[pos]
+        lo = np.searchsorted(rp_piece, pieces, "left")
+        hi = np.searchsorted(rp_piece, pieces, "right")
+        counts = np.where(found, hi - lo, 0)
+        total = int(counts.sum())
+        if total == 0:
+            return out
+        query = np.repeat(np.arange(len(svids)), counts)
+        first = np.repeat(lo, counts)
+        step = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        cand = rp_root[first + step]
+        ok = self.valid_at(cand, t)
+        np.maximum.at(out, query[ok], cand[ok])
         return out
 
     def resolve_roots(self, ids: np.ndarray, t: float) -> np.ndarray:
@@ -183,24 +212,44 @@ class SegmentStore:
             out[is_sv] = self.roots_of(ids[is_sv], t)
         return out
 
+    def _leaf_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Root -> pieces (sorted by root) and piece -> supervoxels (sorted by piece, then
+        supervoxel), from the arrays of :meth:`_piece_index` (~8 bytes a supervoxel more)."""
+        sv, piece, rp_piece, rp_root = self._piece_index()
+        with self._lock:
+            if self._leaves is None:
+                by_root = np.lexsort((rp_piece, rp_root))
+                by_piece = np.lexsort((sv, piece))  # supervoxels are sorted within a piece
+                self._leaves = (rp_root[by_root], rp_piece[by_root], piece[by_piece],
+                                sv[by_piece])
+            return self._leaves
+
     def leaves(self, roots: list[int], bounds: tuple | None = None) -> dict[int, np.ndarray]:
-        """Supervoxels of each root; ``bounds`` ((x0,x1),(y0,y1),(z0,z1)) in base voxels."""
-        out = {int(r): np.zeros(0, np.int64) for r in roots}
+        """Supervoxels of each root (sorted); ``bounds`` ((x0,x1),(y0,y1),(z0,z1)) in base
+        voxels. Binary searches over in-memory indexes (a scan of the pieces file per call
+        took seconds under a classroom's load)."""
+        out = {int(r): np.zeros(0, np.int64) for r in roots}  # de-duplicated, in order
         if not roots:
             return out
-        q = pa.table({"root_id": pa.array(np.asarray(roots, dtype=np.int64))})
-        sql = (f"SELECT rp.root_id, p.supervoxel_id FROM q "
-               f"JOIN read_parquet({qstring(str(self.root_pieces_path))}) rp ON rp.root_id = q.root_id "
-               f"JOIN read_parquet({qstring(str(self.pieces_path))}) p ON p.piece_id = rp.piece_id "
-               f"ORDER BY rp.root_id, p.supervoxel_id")
-        res = self.db.arrow(sql, register={"q": q})
-        rid = res.column("root_id").to_numpy()
-        sv = res.column("supervoxel_id").to_numpy()
-        if bounds is not None and len(sv):
-            sv_mask = self._in_bounds(sv, bounds)
-            rid, sv = rid[sv_mask], sv[sv_mask]
+        root_sorted, root_piece, piece_sorted, piece_sv = self._leaf_index()
+
+        def ranges(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            lo = np.searchsorted(keys, wanted, "left")
+            return lo, np.searchsorted(keys, wanted, "right") - lo
+
+        def expand(lo: np.ndarray, counts: np.ndarray) -> np.ndarray:
+            total = int(counts.sum())
+            return (np.repeat(lo, counts) + np.arange(total)
+                    - np.repeat(np.cumsum(counts) - counts, counts))
+
         for r in out:
-            out[r] = sv[rid == r]
+            lo, n = ranges(root_sorted, np.array([r], np.int64))
+            pieces = root_piece[expand(lo, n)]
+            lo, n = ranges(piece_sorted, pieces)
+            sv = np.sort(piece_sv[expand(lo, n)])
+            if bounds is not None and len(sv):
+                sv = sv[self._in_bounds(sv, bounds)]
+            out[r] = sv
         return out
 
     def _in_bounds(self, sv: np.ndarray, bounds: tuple) -> np.ndarray:

@@ -46,3 +46,27 @@ class MissingArtefact(DataError):
 
 class InvalidQuery(DataError, ValueError):
     """A malformed or impossible request to the data layer (a bad filter, version, ...)."""
+
+
+class TooMany(InvalidQuery):
+    """A request over one of the server's size limits (ids, rows); the message names it."""
+
+
+class QueryTimeout(DataError):
+    """A query stopped at the server's query time limit."""
+
+
+class OutOfResources(DataError):
+    """A query the server could not run within its memory limit."""
+
+
+def shown(value: object, limit: int = 200) -> str:
+    """``value`` as text safe to echo in a message: at most ``limit`` characters (then
+    ``...``), non-printable characters and lone surrogates written as escapes."""
+    text = value if isinstance(value, str) else str(value)
+    cut = len(text) > limit
+    if cut:
+        text = text[:limit]
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return text + "..." if cut else text

@@ -30,11 +30,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from offline_cave.server.data.errors import InvalidQuery
+from offline_cave.server.data.errors import InvalidQuery, TooMany, shown
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-MAX_FILTER_VALUES = 1_000_000
+MAX_FILTER_VALUES = 500_000
+"""Default bound on the distinct values of one in/notin filter column (the route passes the
+server's ``max_ids``)."""
+MAX_OFFSET = 10**15
 
 FILTER_KINDS = {
     "filter_in_dict": "in",
@@ -59,6 +62,8 @@ QueryError = InvalidQuery
 
 def suggest(name: str, candidates: Sequence[str]) -> str:
     """A ``; did you mean 'x'?`` suffix for ``name`` (empty string if nothing is close)."""
+    if len(str(name)) > 200:  # nothing served is that long; never compare megabytes of text
+        return ""
     close = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
@@ -228,7 +233,8 @@ def _as_dict(value: Any, what: str) -> dict:
     return value
 
 
-def _int_arg(body: dict, key: str, minimum: int) -> int | None:
+def _int_arg(body: dict, key: str, minimum: int, maximum: int | None = None,
+             why: str = "") -> int | None:
     value = body.get(key)
     if value is None:
         return None
@@ -236,9 +242,11 @@ def _int_arg(body: dict, key: str, minimum: int) -> int | None:
         if isinstance(value, str) and re.fullmatch(r"\d{1,18}", value):
             value = int(value)
         else:
-            raise QueryError(f"'{key}' must be an integer; got {value!r:.80}")
+            raise QueryError(f"'{key}' must be an integer; got {shown(repr(value), 80)}")
     if value < minimum:
-        raise QueryError(f"'{key}' must be >= {minimum}; got {value}")
+        raise QueryError(f"'{key}' must be >= {minimum}; got {shown(value, 40)}")
+    if maximum is not None and value > maximum:
+        raise TooMany(f"'{key}' must be <= {maximum}{why}; got {shown(value, 40)}")
     return value
 
 
@@ -269,7 +277,8 @@ class QueryBuilder:
 
     def __init__(self, sources: list[Source], body: dict, *, row_cap: int,
                  suffixes: dict[str, str] | None = None, count_only: bool = False,
-                 random_sample: int | None = None, order_by_id: bool = False) -> None:
+                 random_sample: int | None = None, order_by_id: bool = False,
+                 max_values: int = MAX_FILTER_VALUES, max_limit: int | None = None) -> None:
         if not sources:
             raise QueryError("no table given")
         self.sources = sources
@@ -281,6 +290,8 @@ class QueryBuilder:
         self.count_only = count_only
         self.random_sample = random_sample
         self.order_by_id = order_by_id
+        self.max_values = max_values
+        self.max_limit = max_limit
         self.params: list[Any] = []
         self.suffixes = self._parse_suffixes(suffixes)
 
@@ -291,7 +302,7 @@ class QueryBuilder:
         src = self.by_name.get(table_key)
         if src is None:
             names = list(self.by_name)
-            raise QueryError(f"'{filter_name}' refers to table '{table_key}', which is not part "
+            raise QueryError(f"'{filter_name}' refers to table '{shown(table_key)}', which is not part "
                              f"of this query (tables: {', '.join(names)})"
                              f"{suggest(table_key, names)}")
         if filter_name == "filter_spatial_dict" and not column.endswith("_position"):
@@ -303,8 +314,8 @@ class QueryBuilder:
         if len(owners) == 1:
             return owners[0]
         candidates = sorted({c for s in self.sources for c in s.logical_columns()})
-        raise QueryError(f"'{filter_name}': column '{column}' does not exist in table "
-                         f"'{table_key}'{suggest(column, candidates)}")
+        raise QueryError(f"'{filter_name}': column '{shown(column)}' does not exist in table "
+                         f"'{shown(table_key)}'{suggest(column, candidates)}")
 
     def _parse_suffixes(self, given: dict[str, str] | None) -> dict[str, str]:
         names = [s.name for s in self.sources]
@@ -355,7 +366,7 @@ class QueryBuilder:
             raise QueryError(f"'{filter_name}': '{column}' is a position; filter it with "
                              f"filter_spatial_dict or use '{column}_x'/'_y'/'_z'")
         if column not in src.types:
-            raise QueryError(f"'{filter_name}': column '{column}' does not exist in table "
+            raise QueryError(f"'{filter_name}': column '{shown(column)}' does not exist in table "
                              f"'{src.name}'{suggest(column, src.logical_columns())}")
         return f"{src.alias}.{qident(column)}", column_kind(src.types[column])
 
@@ -367,9 +378,13 @@ class QueryBuilder:
             if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
                 raise QueryError(f"'{fname}': the value for '{column}' must be a list; "
                                  f"got {type(value).__name__}")
-            if len(value) > MAX_FILTER_VALUES:
-                raise QueryError(f"'{fname}': at most {MAX_FILTER_VALUES} values per column")
-            vals = [_coerce(v, ckind, column, src.name) for v in value if v is not None]
+            # repeats are dropped before the bound (and before they reach the SQL text)
+            vals = list(dict.fromkeys(_coerce(v, ckind, column, src.name)
+                                      for v in value if v is not None))
+            if len(vals) > self.max_values:
+                raise TooMany(f"'{fname}': {len(vals)} distinct values for '{column}'; this "
+                              f"server takes at most {self.max_values} per column (serve "
+                              f"--max-ids); split the query")
             has_null = any(v is None for v in value)
             if not vals:
                 inner = "FALSE"
@@ -452,14 +467,14 @@ class QueryBuilder:
             picked: dict[str, list[str]] = {s.name: [] for s in self.sources}
             for tname, cols in cmap.items():
                 if tname not in self.by_name:
-                    raise QueryError(f"'select_columns' names table '{tname}', which is not part "
+                    raise QueryError(f"'select_columns' names table '{shown(tname)}', which is not part "
                                      f"of this query{suggest(tname, list(self.by_name))}")
                 if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
                     raise QueryError("'select_columns' must map table names to lists of names")
                 src = self.by_name[tname]
                 for c in cols:
                     if not src.has(c):
-                        raise QueryError(f"select_columns: column '{c}' does not exist in table "
+                        raise QueryError(f"select_columns: column '{shown(c)}' does not exist in table "
                                          f"'{tname}'{suggest(c, src.logical_columns())}")
                     if c not in picked[tname]:
                         picked[tname].append(c)
@@ -477,7 +492,7 @@ class QueryBuilder:
                 owners = [s for s in self.sources if s.has(c)]
                 if not owners:
                     all_cols = sorted({x for s in self.sources for x in s.logical_columns()})
-                    raise QueryError(f"select_columns: column '{c}' does not exist in "
+                    raise QueryError(f"select_columns: column '{shown(c)}' does not exist in "
                                      f"{' or '.join(s.name for s in self.sources)}"
                                      f"{suggest(c, all_cols)}")
                 for s in owners:
@@ -545,8 +560,13 @@ class QueryBuilder:
     def build(self) -> BuiltQuery:
         """The SQL of the query, with what the response needs to know about it."""
         body = self.body
-        limit = _int_arg(body, "limit", 1)
-        offset = _int_arg(body, "offset", 0) or 0
+        page = ""
+        if self.max_limit is not None:
+            page = (f" (the server's most rows per response, serve --max-rows; page through "
+                    f"larger results with limit={self.max_limit} and offset=0, "
+                    f"{self.max_limit}, {2 * self.max_limit}, ...)")
+        limit = _int_arg(body, "limit", 1, self.max_limit, page)
+        offset = _int_arg(body, "offset", 0, MAX_OFFSET) or 0
         desired = body.get("desired_resolution")
         desired_res = parse_resolution(desired) if desired is not None else None
         out_res = desired_res or self.sources[0].voxel_resolution

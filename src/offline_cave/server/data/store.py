@@ -30,6 +30,7 @@ from offline_cave.server.data.errors import (
     MissingTable,
     MissingVersion,
     MissingView,
+    shown,
 )
 from offline_cave.server.data.query import Source, qident, qstring, suggest
 from offline_cave.server.data.sessions import SessionFiles
@@ -198,7 +199,7 @@ class Datastack:
                 m = self.tables[table]
                 extra = (f" (it exists from version {m.get('introduced')}"
                          + (f" until {m.get('removed')}" if m.get("removed") else "") + ")")
-            raise MissingTable(f"table '{table}' does not exist in {self.name} version "
+            raise MissingTable(f"table '{shown(table)}' does not exist in {self.name} version "
                                f"{version.version}{extra}{hint}")
         return self.tables[table]
 
@@ -206,7 +207,7 @@ class Datastack:
         if not isinstance(view, str) or view not in self.views or \
                 not self._exists_at(self.views[view], version.version):
             names = self.view_names(version.version)
-            raise MissingView(f"view '{view}' does not exist in {self.name} version "
+            raise MissingView(f"view '{shown(view)}' does not exist in {self.name} version "
                               f"{version.version}{suggest(str(view), names)}")
         return self.views[view]
 
@@ -370,9 +371,10 @@ class Datastack:
 class Registry:
     """All datastacks served, found by name and by chunkedgraph table id."""
 
-    def __init__(self, data_dir: Path, datastacks: list[str] | None = None) -> None:
+    def __init__(self, data_dir: Path, datastacks: list[str] | None = None, *,
+                 query_timeout: float | None = None) -> None:
         self.data_dir = Path(data_dir)
-        self.db = Database()
+        self.db = Database(query_timeout=query_timeout)
         self.datastacks: dict[str, Datastack] = {}
         found = layout.find_datastacks(self.data_dir)
         for i, d in enumerate(found, start=1):
@@ -385,7 +387,7 @@ class Registry:
         ds = self.datastacks.get(name)
         if ds is None:
             names = sorted(self.datastacks)
-            raise MissingDatastack(f"datastack '{name}' is not served here (served: "
+            raise MissingDatastack(f"datastack '{shown(name)}' is not served here (served: "
                             f"{', '.join(names) or 'none'}){suggest(str(name), names)}")
         return ds
 
@@ -394,7 +396,7 @@ class Registry:
             if tid in (ds.pcg_table, ds.name):
                 return ds
         ids = sorted({d.pcg_table for d in self.datastacks.values()})
-        raise MissingDatastack(f"chunkedgraph table '{tid}' is not served here (tables: "
+        raise MissingDatastack(f"chunkedgraph table '{shown(tid)}' is not served here (tables: "
                         f"{', '.join(ids) or 'none'}){suggest(str(tid), ids)}")
 
     def by_aligned_volume(self, name: str) -> Datastack:
@@ -402,5 +404,5 @@ class Registry:
             if ds.aligned_volume["name"] == name:
                 return ds
         names = sorted(d.aligned_volume["name"] for d in self.datastacks.values())
-        raise MissingDatastack(f"aligned volume '{name}' is not served here (aligned volumes: "
+        raise MissingDatastack(f"aligned volume '{shown(name)}' is not served here (aligned volumes: "
                         f"{', '.join(names) or 'none'}){suggest(str(name), names)}")

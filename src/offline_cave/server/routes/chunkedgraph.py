@@ -20,6 +20,7 @@ from offline_cave.server.data.store import Datastack
 from offline_cave.server.http import (
     Req,
     bad_request,
+    check_id_count,
     endpoint,
     json_response,
     not_found,
@@ -72,9 +73,9 @@ def _node_ids(req: Req, key: str = "node_ids") -> list[int]:
     if isinstance(body, dict):
         if key not in body:
             raise bad_request(f"the body must be a JSON object with '{key}'")
-        return parse_id_list(body[key], f"'{key}'")
+        return parse_id_list(body[key], f"'{key}'", req.limits.max_ids)
     if isinstance(body, list):
-        return parse_id_list(body, "the id list")
+        return parse_id_list(body, "the id list", req.limits.max_ids)
     raise bad_request(f"the body must be a JSON object with '{key}'")
 
 
@@ -115,7 +116,8 @@ def _root_ids_body(req: Req) -> list[int]:
     body = req.json_body(required=True)
     if not isinstance(body, dict) or "root_ids" not in body:
         raise bad_request("the body must be a JSON object with 'root_ids'")
-    return parse_id_list(body["root_ids"], "'root_ids'")
+    return list(dict.fromkeys(parse_id_list(body["root_ids"], "'root_ids'",
+                                            req.limits.max_ids)))
 
 
 def _required_past(req: Req) -> float:
@@ -160,7 +162,9 @@ def roots_binary(req: Req) -> Response:
         raise bad_request(f"roots_binary needs little-endian uint64 ids; got {len(req.body)} "
                           f"bytes (not a multiple of 8)")
     svids = np.frombuffer(req.body, dtype="<u8").astype(np.int64)
-    roots = seg.resolve_roots(svids, _now_or(req, "timestamp"))
+    unique, inverse = np.unique(svids, return_inverse=True)
+    check_id_count(len(unique), "roots_binary", req.limits.max_ids)
+    roots = seg.resolve_roots(unique, _now_or(req, "timestamp"))[inverse]
     return Response(roots.astype("<u8").tobytes(), media_type="application/octet-stream")
 
 
@@ -170,7 +174,8 @@ def roots_json(req: Req) -> Response:
     ds, seg = store(req)
     check_stop_layer(req)
     ids = np.asarray(_node_ids(req), dtype=np.int64)
-    roots = seg.resolve_roots(ids, _now_or(req, "timestamp"))
+    unique, inverse = np.unique(ids, return_inverse=True)  # repeats are looked up once
+    roots = seg.resolve_roots(unique, _now_or(req, "timestamp"))[inverse]
     return json_response({"root_ids": roots.tolist()})
 
 
@@ -231,7 +236,7 @@ def leaves(req: Req) -> Response:
 def leaves_many(req: Req) -> Response:
     """Supervoxels of several roots, optionally within ``bounds``."""
     ds, seg = store(req)
-    ids = _node_ids(req)
+    ids = list(dict.fromkeys(_node_ids(req)))  # the answer is keyed by root: repeats add nothing
     missing = [i for i, ok in zip(ids, seg.exists(np.asarray(ids, np.int64)), strict=True)
                if not ok]
     if missing:

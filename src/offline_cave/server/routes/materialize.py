@@ -55,9 +55,11 @@ def _dict_body(req: Req) -> dict:
     return body
 
 
-def _row_cap(ds: Datastack, tables: list[str]) -> int:
-    """The row limit of a query (higher when the synapse table takes part)."""
-    return SYNAPSE_ROW_LIMIT if ds.info.get("synapse_table") in tables else QUERY_ROW_LIMIT
+def _row_cap(ds: Datastack, tables: list[str], max_rows: int) -> int:
+    """The row limit of a query (higher when the synapse table takes part), at most the
+    server's ``max_rows``."""
+    cap = SYNAPSE_ROW_LIMIT if ds.info.get("synapse_table") in tables else QUERY_ROW_LIMIT
+    return min(cap, max_rows)
 
 
 def _root_filters(body: dict, table: str) -> dict[str, list[int]]:
@@ -139,9 +141,15 @@ def ds_version(req: Req) -> tuple[Datastack, VersionInfo]:
 
 
 def query_options(req: Req) -> dict:
-    """The builder options read from the query string (``count``, ``random_sample``)."""
+    """The builder options: ``count`` and ``random_sample`` from the query string, and the
+    server's limits (distinct values per filter column, largest ``limit``)."""
+    limits = req.limits
     sample = req.qint("random_sample", minimum=1)
-    return {"count_only": req.qbool("count"), "random_sample": sample}
+    if sample is not None and sample > limits.max_rows:
+        raise bad_request(f"query parameter 'random_sample' must be <= {limits.max_rows} (the "
+                          f"server's most rows per response, serve --max-rows); got {sample}")
+    return {"count_only": req.qbool("count"), "random_sample": sample,
+            "max_values": limits.max_ids, "max_limit": limits.max_rows}
 
 
 def wants_json(req: Req) -> bool:
@@ -246,7 +254,7 @@ def table_query(req: Req) -> Response:
     meta = ds.table_meta(table, rec)
     body = _dict_body(req)
     src = ds.source(table, rec, root_filters=_root_filters(body, table))
-    builder = QueryBuilder([src], body, row_cap=_row_cap(ds, [table]), **query_options(req))
+    builder = QueryBuilder([src], body, row_cap=_row_cap(ds, [table], req.limits.max_rows), **query_options(req))
     return run_query(ds, builder, [meta.get("notice_text")], wants_json(req))
 
 
@@ -278,7 +286,8 @@ def join_query(req: Req) -> Response:
     ds, rec = ds_version(req)
     body = _dict_body(req)
     sources, notices = _join_sources(ds, rec, body.get("tables"), body)
-    builder = QueryBuilder(sources, body, row_cap=_row_cap(ds, [s.name for s in sources]),
+    builder = QueryBuilder(sources, body, row_cap=_row_cap(ds, [s.name for s in sources],
+                                                    req.limits.max_rows),
                            order_by_id=True, **query_options(req))
     return run_query(ds, builder, notices, wants_json(req))
 
@@ -327,7 +336,8 @@ def live_live_query(req: Req) -> Response:
         meta = ds.table_meta(table, rec)
         notices = [meta.get("notice_text")]
         sources = [ds.source(table, rec, at_time=ts, root_filters=_root_filters(body, table))]
-    builder = QueryBuilder(sources, body, row_cap=_row_cap(ds, [s.name for s in sources]),
+    builder = QueryBuilder(sources, body, row_cap=_row_cap(ds, [s.name for s in sources],
+                                                    req.limits.max_rows),
                            order_by_id=len(sources) > 1, **query_options(req))
     return run_query(ds, builder, notices, wants_json(req))
 
@@ -372,7 +382,8 @@ def view_query(req: Req) -> Response:
     meta = ds.view_meta(view, rec)
     body = _dict_body(req)
     src = ds.source(view, rec, root_filters=_root_filters(body, view))
-    builder = QueryBuilder([src], body, row_cap=QUERY_ROW_LIMIT, **query_options(req))
+    builder = QueryBuilder([src], body, row_cap=min(QUERY_ROW_LIMIT, req.limits.max_rows),
+                           **query_options(req))
     return run_query(ds, builder, [meta.get("notice_text")], wants_json(req))
 
 

@@ -29,8 +29,11 @@ def safe_path(base: Path, rel: str) -> Path | None:
     """``base / rel`` if it resolves to a file-system path inside ``base``, else None."""
     if not rel or "\x00" in rel or "\\" in rel or rel.startswith(("/", "~")):
         return None
-    if any(part in ("..", ".") for part in rel.split("/")):
+    parts = rel.split("/")
+    if any(part in ("..", ".") for part in parts):
         return None
+    if len(rel) > 1024 or any(len(part.encode("utf-8", "replace")) > 255 for part in parts):
+        return None  # longer than a file name can be (the OS would refuse it)
     try:
         base_resolved = base.resolve()
         candidate = (base_resolved / rel).resolve()
@@ -123,8 +126,11 @@ def seg_tree(req: Req) -> Response:
     if rel.startswith("skeletons/") and _SKELETON.fullmatch(rel[len("skeletons/"):]):
         return _skeleton_file(ds, rel[len("skeletons/"):])
     path = safe_path(ds.dir / layout.CACHE_DIR / "seg", rel)
-    if path is not None and path.is_file():
-        return octet_stream(path.read_bytes())
+    try:
+        if path is not None and path.is_file():
+            return octet_stream(path.read_bytes())
+    except OSError:  # unreadable or unnameable: as good as absent
+        pass
     raise not_found(f"no such file in the {ds.name} segmentation tree: {rel[:200]!r}")
 
 

@@ -47,7 +47,9 @@ def _root_ids_body(req: Req) -> list[int]:
     body = req.json_body(required=True)
     if not isinstance(body, dict) or "root_ids" not in body:
         raise bad_request("the body must be a JSON object with 'root_ids'")
-    return parse_id_list(body["root_ids"], "'root_ids'")
+    # the answers are keyed by root: repeats add nothing
+    return list(dict.fromkeys(parse_id_list(body["root_ids"], "'root_ids'",
+                                            req.limits.max_ids)))
 
 
 def skeleton_response(ds: Datastack, root: int, skvn: int, fmt: str) -> Response:

@@ -1,0 +1,215 @@
+"""A classroom against one offline server: N students at once running a query mix like the book's.
+
+    python benchmarks/bench_classroom.py [DATA_DIR] [--students 32] [--rounds 5]
+
+DATA_DIR (default ``sample-data``) is served through
+:func:`offline_cave.client.runner.offline_server` in this process; every student is a separate
+process (so the clients do not share the server's interpreter lock) with its own CAVEclient.
+Each round a student runs, on a neuron of its own:
+
+* ``syn_in``   ``materialize.query_table(synapses, filter_equal_dict={post_pt_root_id: root})``
+* ``syn_out``  the same on ``pre_pt_root_id``
+* ``celltypes`` ``query_table(cell-type table, filter_in_dict={cell_type: [four types]})``
+* ``nuclei``   ``query_table(nucleus table, filter_in_dict={id: 200 nucleus ids})``
+* ``roots``    ``chunkedgraph.get_roots`` of 500 nucleus supervoxels
+* ``leaves``   ``chunkedgraph.get_leaves`` of the root
+* ``skeleton`` ``skeleton.get_skeleton(root)`` (the skeleton service, flatdict)
+* ``mesh``     the mesh fragment ``/seg/<datastack>/mesh/<root>:0:1`` with ``requests``
+
+and prints p50/p95 per kind, the error count, the wall time and the server's RSS (this
+process: the server and little else). Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+DATASTACK = "minnie65_public"
+KINDS = ["syn_in", "syn_out", "celltypes", "nuclei", "roots", "leaves", "skeleton", "mesh"]
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def student(k: int, url: str, home: str, version: int, cells: list[int], nuclei: list[int],
+            svids: list[int], rounds: int) -> tuple[dict[str, list[float]], int, list[str]]:
+    """One student's session: ``rounds`` rounds of the mix; latencies per kind and errors."""
+    os.environ["HOME"] = home
+    os.environ["CLOUD_VOLUME_DIR"] = str(Path(home) / ".cloudvolume")
+    import logging
+
+    import requests
+    from caveclient import CAVEclient
+
+    logging.getLogger("caveclient").setLevel(logging.ERROR)  # the sample notice, per query
+    client = CAVEclient(DATASTACK, version=version)
+    synapses = client.materialize.synapse_table
+    token = {"Authorization": "Bearer offline"}
+    session = requests.Session()
+    times: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    errors, notes = 0, []
+    rng = np.random.default_rng(k)
+    for i in range(rounds):
+        root = cells[(k * rounds + i) % len(cells)]
+        ops = {
+            "syn_in": lambda root=root: client.materialize.query_table(
+                synapses, filter_equal_dict={"post_pt_root_id": root}),
+            "syn_out": lambda root=root: client.materialize.query_table(
+                synapses, filter_equal_dict={"pre_pt_root_id": root}),
+            "celltypes": lambda root=root: client.materialize.query_table(
+                "aibs_metamodel_celltypes_v661",
+                filter_in_dict={"cell_type": ["BC", "MC", "BPC", "NGC"]}),
+            "nuclei": lambda root=root: client.materialize.query_table(
+                "nucleus_detection_v0",
+                filter_in_dict={"id": [int(x) for x in rng.choice(nuclei, 200)]}),
+            "roots": lambda root=root: client.chunkedgraph.get_roots(
+                [int(x) for x in rng.choice(svids, 500)]),
+            "leaves": lambda root=root: client.chunkedgraph.get_leaves(root),
+            "skeleton": lambda root=root: client.skeleton.get_skeleton(root),
+            "mesh": lambda root=root: session.get(f"{url}/seg/{DATASTACK}/mesh/{root}:0:1",
+                                        headers=token, timeout=120).raise_for_status(),
+        }
+        for kind in KINDS:
+            t = time.perf_counter()
+            try:
+                ops[kind]()
+            except Exception as exc:  # noqa: BLE001 - a benchmark counts every failure
+                errors += 1
+                if len(notes) < 3:
+                    notes.append(f"{kind}: {type(exc).__name__}: {str(exc)[:200]}")
+                    traceback.print_exc(limit=1)
+            times[kind].append(time.perf_counter() - t)
+    return times, errors, notes
+
+
+class Sampler:
+    """A poor man's sampling profiler of this process's threads (the server's)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import collections
+        import threading
+
+        self.leaf: collections.Counter = collections.Counter()
+        self.ours: collections.Counter = collections.Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval: float) -> None:
+        import threading
+
+        me = threading.get_ident()
+        while not self._stop.wait(interval):
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                top = f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}"
+                if top in ("threading.py:wait", "selectors.py:select", "queue.py:get",
+                           "base_events.py:_run_once", "threading.py:_wait_for_tstate_lock"):
+                    continue
+                self.samples += 1
+                self.leaf[top] += 1
+                seen = set()
+                f = frame
+                while f is not None:
+                    if "offline_cave" in f.f_code.co_filename:
+                        name = f"{Path(f.f_code.co_filename).name}:{f.f_code.co_name}"
+                        if name not in seen:
+                            seen.add(name)
+                            self.ours[name] += 1
+                    f = f.f_back
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self, n: int = 12) -> None:
+        print(f"server thread samples (busy): {self.samples}")
+        print("  innermost frames:")
+        for name, c in self.leaf.most_common(n):
+            print(f"    {100 * c / max(1, self.samples):5.1f}%  {name}")
+        print("  offline_cave functions (inclusive):")
+        for name, c in self.ours.most_common(n):
+            print(f"    {100 * c / max(1, self.samples):5.1f}%  {name}")
+
+
+def pick(ds_dir: Path, version: int) -> tuple[list[int], list[int], list[int]]:
+    """Roots of skeletonized neurons, nucleus ids and nucleus supervoxels of the sample."""
+    import pyarrow.parquet as pq
+
+    from offline_cave.contract import layout
+
+    nuc = pq.read_table(ds_dir / f"v{version}" / "nucleus_detection_v0.parquet").to_pandas()
+    with_skeleton = set(pq.read_table(ds_dir / layout.SKELETON_CELLS_PARQUET,
+                                      columns=["nucleus_id"]).column(0).to_pylist())
+    cells = nuc[nuc.id.isin(with_skeleton) & (nuc.pt_root_id != 0)]
+    return (cells.pt_root_id.astype(int).tolist()[:256], nuc.id.astype(int).tolist(),
+            nuc.pt_supervoxel_id[nuc.pt_supervoxel_id != 0].astype(int).tolist())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", nargs="?", type=Path, default=Path("sample-data"))
+    parser.add_argument("--students", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--version", type=int, default=1300)
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the server's threads and print where they spend time")
+    args = parser.parse_args(argv)
+
+    from offline_cave.client.runner import offline_server
+
+    cells, nuclei, svids = pick(args.data / DATASTACK, args.version)
+    rss0 = rss_mb()
+    with offline_server(args.data, datastacks=[DATASTACK], generate=False) as (url, home):
+        ctx = get_context("spawn")
+        sampler = Sampler()
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(args.students, mp_context=ctx) as pool:
+            futures = [pool.submit(student, k, url, str(home), args.version, cells, nuclei,
+                                   svids, args.rounds) for k in range(args.students)]
+            if args.profile:
+                with sampler:
+                    results = [f.result() for f in futures]
+            else:
+                results = [f.result() for f in futures]
+        wall = time.perf_counter() - t0
+        rss, hwm = rss_mb(), rss_mb("VmHWM")
+    print(f"{args.students} students x {args.rounds} rounds x {len(KINDS)} kinds on {args.data} "
+          f"in {wall:.1f} s (wall, including client start-up)")
+    print(f"{'kind':10s} {'n':>5s} {'p50 ms':>9s} {'p95 ms':>9s} {'max ms':>9s}")
+    for kind in KINDS:
+        ts = np.array([t for r in results for t in r[0][kind]]) * 1000
+        print(f"{kind:10s} {len(ts):5d} {np.percentile(ts, 50):9.1f} {np.percentile(ts, 95):9.1f} "
+              f"{ts.max():9.1f}")
+    n_err = sum(r[1] for r in results)
+    print(f"errors: {n_err}")
+    for note in [n for r in results for n in r[2]][:5]:
+        print(f"  {note}")
+    print(f"server process RSS: {rss:.0f} MB now, {hwm:.0f} MB peak (before serving "
+          f"{rss0:.0f} MB)")
+    if args.profile:
+        sampler.report()
+    return 1 if n_err else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
