@@ -49,6 +49,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,11 @@ from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from scipy.signal import lfilter
 
 from offline_cave.contract.params import V1DD_PLANE_DEPTHS_UM
+
+if TYPE_CHECKING:
+    from pynwb import NWBFile, ProcessingModule
+    from pynwb.device import Device
+    from pynwb.ophys import PlaneSegmentation
 
 # ----------------------------------------------------------------------------- constants
 SUBJECT_ID = "409828"  # the EM "golden mouse" (datasets-facts §1.5, §4.1)
@@ -829,22 +835,31 @@ def identifier(meta: SessionMeta, seed: int) -> str:
                           f"offline_cave/v1dd/{SUBJECT_ID}/{meta.column}/{meta.volume}/{seed}"))
 
 
-def build_nwbfile(data: SessionData):
+def build_nwbfile(data: SessionData) -> NWBFile:
     """The in-memory ``pynwb.NWBFile`` of a simulated session (datasets-facts §4.2)."""
-    from hdmf.common import DynamicTable, VectorData
-    from pynwb import NWBFile, TimeSeries
-    from pynwb.base import ImageReferences, Images
-    from pynwb.epoch import TimeIntervals
+    nwb = _empty_nwbfile(data)
+    device = nwb.create_device(name="DeepScope",
+                               description=f"two-photon microscope, equipment_id "
+                                           f"{DEVICE_EQUIPMENT_ID}")
+    for p in data.planes:
+        _add_plane(nwb, device, p)
+    _add_behavior(nwb, data.behavior)
+    _add_intervals(nwb, data.schedule)
+    _add_stimulus_templates(nwb, data.schedule)
+    return nwb
+
+
+def _empty_nwbfile(data: SessionData) -> NWBFile:
+    """The NWBFile with the session's metadata and subject, and no data yet."""
+    from pynwb import NWBFile
     from pynwb.file import Subject
-    from pynwb.image import GrayscaleImage
-    from pynwb.ophys import ImageSegmentation, OpticalChannel, RoiResponseSeries
 
     meta = data.meta
     subject = Subject(subject_id=SUBJECT_ID, age=f"P{meta.age_days}D", age__reference="birth",
                       genotype=SUBJECT_GENOTYPE, sex=SUBJECT_SEX, species=SUBJECT_SPECIES,
                       description=SUBJECT_DESCRIPTION,
                       date_of_birth=_pacific(dt.datetime.combine(DATE_OF_BIRTH, dt.time())))
-    nwb = NWBFile(
+    return NWBFile(
         session_description=SESSION_DESCRIPTION,
         identifier=identifier(meta, data.seed),
         session_start_time=meta.start_time,
@@ -857,67 +872,89 @@ def build_nwbfile(data: SessionData):
         notes=("OFFLINE SYNTHETIC SAMPLE: simulated by offline_cave.generator.twophoton.model "
                f"(seed {data.seed}); not real data."),
     )
-    device = nwb.create_device(name="DeepScope",
-                               description=f"two-photon microscope, equipment_id "
-                                           f"{DEVICE_EQUIPMENT_ID}")
-    for p in data.planes:
-        channel = OpticalChannel(name="channel", description="GCaMP6s green channel",
-                                 emission_lambda=940.0)  # 940 for both, as the real files say
-        imaging_plane = nwb.create_imaging_plane(
-            name=f"plane-{p.plane}", optical_channel=channel,
-            description=f"2-photon imaging plane {p.plane}, depth {p.depth_um} microns",
-            device=device, excitation_lambda=940.0, imaging_rate=IMAGING_RATE_HZ,
-            indicator="gcamp6s", location=f"{p.depth_um} um")
-        module = nwb.create_processing_module(f"plane-{p.plane}",
-                                              "Single-plane ophys processing module")
-        segmentation = ImageSegmentation(name="image_segmentation")
-        table = segmentation.create_plane_segmentation(
-            name="roi_table", description=f"output from suite2p for plane-{p.plane}",
-            imaging_plane=imaging_plane)
-        empty = len(p.rois) == 0  # typed empty columns: pynwb cannot infer a dtype from []
-        for name, desc, dtype in (
-                ("column", "V1DD imaging column (1-5)", np.int64),
-                ("volume", "imaging volume within the column (1-5)", np.int64),
-                ("plane", "plane within the volume (0-5)", np.int64),
-                ("roi", "index of the ROI within the plane", np.int64),
-                ("pika_roi_id", "ROI id, '{plane experiment id}_{roi:04d}'", str),
-                ("pika_roi_confidence", "classifier confidence that the ROI is a soma", float),
-                ("is_soma", "ROI classified as a soma", bool)):
-            if empty:
-                table.add_column(name, desc, data=np.array([], dtype=dtype))
-            else:
-                table.add_column(name, desc)
+
+
+def _add_plane(nwb: NWBFile, device: Device, p: PlaneData) -> None:
+    """Add a plane's imaging plane and its processing module (ROIs, traces, images)."""
+    from pynwb.base import Images
+    from pynwb.image import GrayscaleImage
+    from pynwb.ophys import ImageSegmentation, OpticalChannel
+
+    channel = OpticalChannel(name="channel", description="GCaMP6s green channel",
+                             emission_lambda=940.0)  # 940 for both, as the real files say
+    imaging_plane = nwb.create_imaging_plane(
+        name=f"plane-{p.plane}", optical_channel=channel,
+        description=f"2-photon imaging plane {p.plane}, depth {p.depth_um} microns",
+        device=device, excitation_lambda=940.0, imaging_rate=IMAGING_RATE_HZ,
+        indicator="gcamp6s", location=f"{p.depth_um} um")
+    module = nwb.create_processing_module(f"plane-{p.plane}",
+                                          "Single-plane ophys processing module")
+    segmentation = ImageSegmentation(name="image_segmentation")
+    table = segmentation.create_plane_segmentation(
+        name="roi_table", description=f"output from suite2p for plane-{p.plane}",
+        imaging_plane=imaging_plane)
+    _fill_roi_table(table, p)
+    module.add(segmentation)
+    _add_roi_series(module, table, p)
+    module.add(Images(name="images", description="projection images of the plane",
+                      images=[GrayscaleImage(name=k, data=_compressed(v))
+                              for k, v in p.images.items()]))
+
+
+def _fill_roi_table(table: PlaneSegmentation, p: PlaneData) -> None:
+    """Add the key columns and one row (with its pixel mask) per ROI of the plane."""
+    empty = len(p.rois) == 0  # typed empty columns: pynwb cannot infer a dtype from []
+    for name, desc, dtype in (
+            ("column", "V1DD imaging column (1-5)", np.int64),
+            ("volume", "imaging volume within the column (1-5)", np.int64),
+            ("plane", "plane within the volume (0-5)", np.int64),
+            ("roi", "index of the ROI within the plane", np.int64),
+            ("pika_roi_id", "ROI id, '{plane experiment id}_{roi:04d}'", str),
+            ("pika_roi_confidence", "classifier confidence that the ROI is a soma", float),
+            ("is_soma", "ROI classified as a soma", bool)):
         if empty:
-            table.add_column("pixel_mask", "pixel masks: (x, y, weight)", index=True,
-                             data=np.zeros(0, dtype=[("x", "u4"), ("y", "u4"),
-                                                     ("weight", "f4")]))
-        for r, mask in zip(p.rois.itertuples(index=False), p.masks, strict=True):
-            table.add_roi(pixel_mask=[(int(x), int(y), float(w)) for x, y, w in mask],
-                          column=int(r.column), volume=int(r.volume), plane=int(r.plane),
-                          roi=int(r.roi), pika_roi_id=str(r.pika_roi_id),
-                          pika_roi_confidence=float(r.pika_roi_confidence),
-                          is_soma=bool(r.is_soma))
-        module.add(segmentation)
-        region = table.create_roi_table_region(region=list(range(len(p.rois))),
-                                               description="Soma-only ROIs")
-        dff = RoiResponseSeries(
-            name="dff", data=_compressed(p.dff, 1024), rois=region, unit="%",
-            timestamps=_compressed(p.timestamps),
-            description="dF/F (percent) of the soma ROIs; frames x ROIs")
-        events = RoiResponseSeries(
-            name="events", data=_compressed(p.events, 1024), rois=region, unit="a.u.",
-            timestamps=dff, description="inferred events (spike-like, a.u.); frames x ROIs")
-        module.add(dff)
-        module.add(events)
-        module.add(Images(name="images", description="projection images of the plane",
-                          images=[GrayscaleImage(name=k, data=_compressed(v))
-                                  for k, v in p.images.items()]))
+            table.add_column(name, desc, data=np.array([], dtype=dtype))
+        else:
+            table.add_column(name, desc)
+    if empty:
+        table.add_column("pixel_mask", "pixel masks: (x, y, weight)", index=True,
+                         data=np.zeros(0, dtype=[("x", "u4"), ("y", "u4"),
+                                                 ("weight", "f4")]))
+    for r, mask in zip(p.rois.itertuples(index=False), p.masks, strict=True):
+        table.add_roi(pixel_mask=[(int(x), int(y), float(w)) for x, y, w in mask],
+                      column=int(r.column), volume=int(r.volume), plane=int(r.plane),
+                      roi=int(r.roi), pika_roi_id=str(r.pika_roi_id),
+                      pika_roi_confidence=float(r.pika_roi_confidence),
+                      is_soma=bool(r.is_soma))
+
+
+def _add_roi_series(module: ProcessingModule, table: PlaneSegmentation, p: PlaneData) -> None:
+    """Add the plane's ``dff`` and ``events`` RoiResponseSeries over all its ROIs."""
+    from pynwb.ophys import RoiResponseSeries
+
+    region = table.create_roi_table_region(region=list(range(len(p.rois))),
+                                           description="Soma-only ROIs")
+    dff = RoiResponseSeries(
+        name="dff", data=_compressed(p.dff, 1024), rois=region, unit="%",
+        timestamps=_compressed(p.timestamps),
+        description="dF/F (percent) of the soma ROIs; frames x ROIs")
+    events = RoiResponseSeries(
+        name="events", data=_compressed(p.events, 1024), rois=region, unit="a.u.",
+        timestamps=dff, description="inferred events (spike-like, a.u.); frames x ROIs")
+    module.add(dff)
+    module.add(events)
+
+
+def _add_behavior(nwb: NWBFile, behavior_data: Behavior) -> None:
+    """Add the ``behavior`` module: running speed and the eye-tracking table."""
+    from hdmf.common import DynamicTable, VectorData
+    from pynwb import TimeSeries
 
     behavior = nwb.create_processing_module("behavior", "running and eye tracking")
-    behavior.add(TimeSeries(name="running_speed", data=_compressed(data.behavior.running_speed),
-                            unit="cm/s", timestamps=_compressed(data.behavior.running_t),
+    behavior.add(TimeSeries(name="running_speed", data=_compressed(behavior_data.running_speed),
+                            unit="cm/s", timestamps=_compressed(behavior_data.running_t),
                             description="running speed of the mouse on the disk (cm/s)"))
-    eye = data.behavior.eye
+    eye = behavior_data.eye
     behavior.add(DynamicTable(
         name="eye_tracking", description="DLC ellipse fits of eye, pupil and corneal "
                                          "reflection (pixels, pixels^2, rad)",
@@ -925,19 +962,30 @@ def build_nwbfile(data: SessionData):
         columns=[VectorData(name=c, description=c.replace("_", " "),
                             data=_compressed(eye[c].to_numpy())) for c in EYE_COLUMNS]))
 
-    st = data.schedule.stimulus_table
+
+def _add_intervals(nwb: NWBFile, schedule: Schedule) -> None:
+    """Add the stimulus table and the epochs."""
+    from pynwb.epoch import TimeIntervals
+
+    st = schedule.stimulus_table
     nwb.add_time_intervals(TimeIntervals.from_dataframe(
         st[["start_time", "stop_time"] + [c for c in STIMULUS_COLUMNS
                                           if c not in ("start_time", "stop_time")]],
         name="stimulus_table", table_description="one row per stimulus presentation"))
     nwb.add_epoch_column("stim_name", "stimulus block")
     nwb.add_epoch_column("duration", "stop_time - start_time (s)")
-    for e in data.schedule.epochs.itertuples(index=False):
+    for e in schedule.epochs.itertuples(index=False):
         nwb.add_epoch(start_time=float(e.start_time), stop_time=float(e.stop_time),
                       stim_name=str(e.stim_name), duration=float(e.duration))
 
+
+def _add_stimulus_templates(nwb: NWBFile, schedule: Schedule) -> None:
+    """Add the sparse-noise frames and the natural images as stimulus templates."""
+    from pynwb.base import ImageReferences, Images
+    from pynwb.image import GrayscaleImage
+
     lsn = [GrayscaleImage(name=str(k), data=img, description="sparse noise frame")
-           for k, img in enumerate(data.schedule.lsn_templates)]
+           for k, img in enumerate(schedule.lsn_templates)]
     nwb.add_stimulus_template(Images(
         name="locally_sparse_noise", images=lsn,
         description=f"{LSN_SPOT_DEG} deg spots on an {LSN_GRID[0]} x {LSN_GRID[1]} grid, "
@@ -945,12 +993,11 @@ def build_nwbfile(data: SessionData):
         order_of_images=ImageReferences(name="order_of_images", data=lsn)))
     natural = [GrayscaleImage(name=str(int(i)), data=img,
                               description=f"natural image {int(i)} (synthetic 1/f stand-in)")
-               for i, img in zip(data.schedule.natural_image_ids,
-                                 data.schedule.natural_templates, strict=True)]
+               for i, img in zip(schedule.natural_image_ids,
+                                 schedule.natural_templates, strict=True)]
     nwb.add_stimulus_template(Images(
         name="natural_images", images=natural, description="natural images (a subset)",
         order_of_images=ImageReferences(name="order_of_images", data=natural)))
-    return nwb
 
 
 def _container_path(obj) -> str:
