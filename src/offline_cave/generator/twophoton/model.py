@@ -391,58 +391,12 @@ def stimulus_schedule(rng: np.random.Generator, center_deg: tuple[float, float],
     rows: list[dict] = []
     epochs: list[dict] = []
     t = design.pre_gray_s
-    nan = np.nan
+    t, cond = _grating_blocks(rng, center_deg, design, rows, epochs, t)
+    lsn, t, cond = _lsn_block(rng, design, rows, epochs, t, cond)
+    ids, natural, t, cond = _natural_block(rng, design, rows, epochs, t, cond)
 
-    def row(name: str, start: float, stop: float, **kw) -> dict:
-        r = dict.fromkeys(STIMULUS_COLUMNS, nan)
-        r.update(stim_name=name, start_time=start, stop_time=stop, **kw)
-        return r
-
-    cond = 0
-    for name, windowed in (("drifting_gratings_full", False),
-                           ("drifting_gratings_windowed", True)):
-        conds = [(s, d) for s in range(len(SPATIAL_FREQUENCIES_CPD))
-                 for d in range(len(DIRECTIONS_DEG))]
-        order = np.concatenate([rng.permutation(len(conds)) for _ in range(GRATING_REPEATS)])
-        start = t
-        for c in order:
-            s, d = conds[c]
-            rows.append(row(name, t, t + GRATING_ON_S,
-                            temporal_frequency=TEMPORAL_FREQUENCY_HZ,
-                            spatial_frequency=SPATIAL_FREQUENCIES_CPD[s],
-                            center_azimuth=center_deg[0] if windowed else nan,
-                            center_elevation=center_deg[1] if windowed else nan,
-                            direction=DIRECTIONS_DEG[d], stimulus_condition_id=cond + c))
-            t += GRATING_ON_S + GRATING_GRAY_S
-        epochs.append({"stim_name": name, "start_time": start, "stop_time": t - GRATING_GRAY_S})
-        cond += len(conds)
-        t += design.gap_s
-
-    lsn = _lsn_templates(rng, design.lsn_frames)
-    start = t
-    for k in range(design.lsn_frames):
-        rows.append(row("locally_sparse_noise", t, t + 1.0 / LSN_RATE_HZ, frame=float(k),
-                        stimulus_condition_id=cond + k))
-        t += 1.0 / LSN_RATE_HZ
-    epochs.append({"stim_name": "locally_sparse_noise", "start_time": start, "stop_time": t})
-    cond += design.lsn_frames
-    t += design.gap_s
-
-    ids = np.sort(rng.choice(N_NATURAL_IMAGES, design.natural_images, replace=False))
-    natural = _natural_templates(rng, design.natural_images)
-    orders = [rng.permutation(design.natural_images) for _ in range(2)]
-    start = t
-    for rep in range(design.natural_repeats):
-        for k in orders[rep % 2]:
-            rows.append(row("natural_images", t, t + 1.0 / NATURAL_RATE_HZ,
-                            image_order=float(rep % 2), image_index=float(ids[k]),
-                            stimulus_condition_id=cond + int(k)))
-            t += 1.0 / NATURAL_RATE_HZ
-    epochs.append({"stim_name": "natural_images", "start_time": start, "stop_time": t})
-    cond += design.natural_images
-    t += design.gap_s
-
-    rows.append(row("spontaneous", t, t + design.spontaneous_s, stimulus_condition_id=cond))
+    rows.append(_stim_row("spontaneous", t, t + design.spontaneous_s,
+                          stimulus_condition_id=cond))
     epochs.append({"stim_name": "spontaneous", "start_time": t,
                    "stop_time": t + design.spontaneous_s})
     t += design.spontaneous_s + design.post_gray_s
@@ -453,6 +407,75 @@ def stimulus_schedule(rng: np.random.Generator, center_deg: tuple[float, float],
     ep["duration"] = ep["stop_time"] - ep["start_time"]
     return Schedule(table, ep[["stim_name", "start_time", "stop_time", "duration"]], lsn,
                     natural, ids, float(t))
+
+
+def _stim_row(name: str, start: float, stop: float, **kw) -> dict:
+    """One stimulus-table row: every column NaN except those given."""
+    r = dict.fromkeys(STIMULUS_COLUMNS, np.nan)
+    r.update(stim_name=name, start_time=start, stop_time=stop, **kw)
+    return r
+
+
+def _grating_blocks(rng: np.random.Generator, center_deg: tuple[float, float],
+                    design: Design, rows: list[dict], epochs: list[dict],
+                    t: float) -> tuple[float, int]:
+    """Append the full-field then windowed grating blocks; return the next (time, cond id)."""
+    nan = np.nan
+    cond = 0
+    for name, windowed in (("drifting_gratings_full", False),
+                           ("drifting_gratings_windowed", True)):
+        conds = [(s, d) for s in range(len(SPATIAL_FREQUENCIES_CPD))
+                 for d in range(len(DIRECTIONS_DEG))]
+        order = np.concatenate([rng.permutation(len(conds)) for _ in range(GRATING_REPEATS)])
+        start = t
+        for c in order:
+            s, d = conds[c]
+            rows.append(_stim_row(name, t, t + GRATING_ON_S,
+                                  temporal_frequency=TEMPORAL_FREQUENCY_HZ,
+                                  spatial_frequency=SPATIAL_FREQUENCIES_CPD[s],
+                                  center_azimuth=center_deg[0] if windowed else nan,
+                                  center_elevation=center_deg[1] if windowed else nan,
+                                  direction=DIRECTIONS_DEG[d], stimulus_condition_id=cond + c))
+            t += GRATING_ON_S + GRATING_GRAY_S
+        epochs.append({"stim_name": name, "start_time": start, "stop_time": t - GRATING_GRAY_S})
+        cond += len(conds)
+        t += design.gap_s
+    return t, cond
+
+
+def _lsn_block(rng: np.random.Generator, design: Design, rows: list[dict],
+               epochs: list[dict], t: float, cond: int) -> tuple[np.ndarray, float, int]:
+    """Append the sparse-noise block; return its templates and the next (time, cond id)."""
+    lsn = _lsn_templates(rng, design.lsn_frames)
+    start = t
+    for k in range(design.lsn_frames):
+        rows.append(_stim_row("locally_sparse_noise", t, t + 1.0 / LSN_RATE_HZ, frame=float(k),
+                              stimulus_condition_id=cond + k))
+        t += 1.0 / LSN_RATE_HZ
+    epochs.append({"stim_name": "locally_sparse_noise", "start_time": start, "stop_time": t})
+    cond += design.lsn_frames
+    t += design.gap_s
+    return lsn, t, cond
+
+
+def _natural_block(rng: np.random.Generator, design: Design, rows: list[dict],
+                   epochs: list[dict], t: float,
+                   cond: int) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Append the natural-image block; return image ids, templates, next (time, cond id)."""
+    ids = np.sort(rng.choice(N_NATURAL_IMAGES, design.natural_images, replace=False))
+    natural = _natural_templates(rng, design.natural_images)
+    orders = [rng.permutation(design.natural_images) for _ in range(2)]
+    start = t
+    for rep in range(design.natural_repeats):
+        for k in orders[rep % 2]:
+            rows.append(_stim_row("natural_images", t, t + 1.0 / NATURAL_RATE_HZ,
+                                  image_order=float(rep % 2), image_index=float(ids[k]),
+                                  stimulus_condition_id=cond + int(k)))
+            t += 1.0 / NATURAL_RATE_HZ
+    epochs.append({"stim_name": "natural_images", "start_time": start, "stop_time": t})
+    cond += design.natural_images
+    t += design.gap_s
+    return ids, natural, t, cond
 
 
 # ----------------------------------------------------------------------------- behaviour
@@ -478,6 +501,23 @@ def simulate_behavior(rng: np.random.Generator, duration_s: float) -> Behavior:
     every ~30 s (NaN pupil and corneal reflection, ``likely_blink`` True) and a NaN-heavy
     first 1.5 s, as in the real tables (§4.2).
     """
+    t_run, speed = _running_speed(rng, duration_s)
+    eye = _eye_fits(rng, duration_s, t_run, speed)
+    blink = _blinks(rng, eye["timestamps"], duration_s)
+    eye["likely_blink"] = blink
+    for name in EYE_COLUMNS:
+        if name in ("timestamps", "likely_blink"):
+            continue
+        values = np.round(np.asarray(eye[name], float) * 256) / 256
+        if name.startswith(("pupil", "cr")):
+            values[blink] = np.nan
+        eye[name] = values.astype(np.float32)
+    return Behavior(t_run, speed.astype(np.float32), pd.DataFrame(eye)[list(EYE_COLUMNS)])
+
+
+def _running_speed(rng: np.random.Generator,
+                   duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Running-speed times and values (cm/s, 60 Hz): alternating stationary/running bouts."""
     n_run = int(np.floor(duration_s * RUNNING_RATE_HZ))
     t_run = np.arange(n_run) / RUNNING_RATE_HZ
     target = np.zeros(n_run)
@@ -491,8 +531,12 @@ def simulate_behavior(rng: np.random.Generator, duration_s: float) -> Behavior:
         t += length
         running = not running
     speed = gaussian_filter1d(target, 0.4 * RUNNING_RATE_HZ) + rng.normal(0, 0.2, n_run)
-    speed = np.round(speed * 256) / 256
+    return t_run, np.round(speed * 256) / 256
 
+
+def _eye_fits(rng: np.random.Generator, duration_s: float, t_run: np.ndarray,
+              speed: np.ndarray) -> dict[str, np.ndarray]:
+    """Eye-tracking ellipse fits at 30 Hz (unrounded, no blinks); the pupil follows running."""
     n_eye = int(np.floor(duration_s * EYE_RATE_HZ))
     t_eye = np.arange(n_eye) / EYE_RATE_HZ
     run_eye = gaussian_filter1d((np.interp(t_eye, t_run, speed) > RUN_THRESHOLD_CM_S) * 1.0,
@@ -513,7 +557,7 @@ def simulate_behavior(rng: np.random.Generator, duration_s: float) -> Behavior:
     eye_h = 85.0 + rng.normal(0, 0.8, n_eye)
     cr_w = 6.0 + rng.normal(0, 0.2, n_eye)
     cr_h = 5.5 + rng.normal(0, 0.2, n_eye)
-    eye = {
+    return {
         "timestamps": t_eye,
         "cr_area": np.pi * cr_w * cr_h,
         "eye_area": np.pi * eye_w * eye_h,
@@ -528,18 +572,14 @@ def simulate_behavior(rng: np.random.Generator, duration_s: float) -> Behavior:
         "pupil_center_x": pupil_cx, "pupil_center_y": pupil_cy,
         "pupil_width": pupil_w, "pupil_height": pupil_h, "pupil_phi": rng.normal(0, 0.2, n_eye),
     }
+
+
+def _blinks(rng: np.random.Generator, t_eye: np.ndarray, duration_s: float) -> np.ndarray:
+    """Blink mask over ``t_eye``: the first 1.5 s and a blink every ~30 s."""
     blink = t_eye < 1.5
     for onset in np.cumsum(rng.exponential(30.0, int(duration_s / 10) + 2)):
         blink |= (t_eye >= onset) & (t_eye < onset + rng.uniform(0.15, 0.5))
-    eye["likely_blink"] = blink
-    for name in EYE_COLUMNS:
-        if name in ("timestamps", "likely_blink"):
-            continue
-        values = np.round(np.asarray(eye[name], float) * 256) / 256
-        if name.startswith(("pupil", "cr")):
-            values[blink] = np.nan
-        eye[name] = values.astype(np.float32)
-    return Behavior(t_run, speed.astype(np.float32), pd.DataFrame(eye)[list(EYE_COLUMNS)])
+    return blink
 
 
 # ----------------------------------------------------------------------------- responses
