@@ -96,55 +96,15 @@ def place_cells(params: DatastackParams, slab: Slab, rng: np.random.Generator) -
     n_cells = int(round(params.nucleus_density_per_mm3 * slab.volume_mm3))
     if n_cells < 50:
         raise ValueError(f"the slab holds only {n_cells} nuclei; use a larger scale")
-    class_counts = _counts(n_cells, CLASS_SHARES, rng)
-    types: list[np.ndarray] = []
-    depths: list[np.ndarray] = []
-    for cell_type, n in _counts(class_counts["excitatory_neuron"], EXC_SHARES, rng).items():
-        lo, hi = EXC_DEPTH_BANDS[cell_type]
-        types.append(np.full(n, cell_type, dtype=object))
-        depths.append(rng.uniform(lo, hi, size=n))
-    for cell_type, n in _counts(class_counts["inhibitory_neuron"], INH_SHARES, rng).items():
-        types.append(np.full(n, cell_type, dtype=object))
-        depths.append(_inh_depths(cell_type, n, rng))
-    for cell_type, n in _counts(class_counts["nonneuron"], GLIA_SHARES, rng).items():
-        types.append(np.full(n, cell_type, dtype=object))
-        depths.append(_glia_depths(cell_type, n, slab.box_max[1], rng))
-    n_false = int(round(FALSE_DETECTION_SHARE * n_cells))
-    types.append(np.full(n_false, "false_detection", dtype=object))
-    depths.append(rng.uniform(2.0, slab.box_max[1] - 2.0, size=n_false))
-
-    cell_type = np.concatenate(types)
-    depth = np.concatenate(depths)
+    cell_type, depth = _types_and_depths(n_cells, slab, rng)
     n = cell_type.size
     margin = 3.0
     x = rng.uniform(slab.box_min[0] + margin, slab.box_max[0] - margin, size=n)
     z = rng.uniform(slab.box_min[2] + margin, slab.box_max[2] - margin, size=n)
     cell_class = np.array([CLASS_OF.get(t, "false_detection") for t in cell_type], dtype=object)
-
-    median = np.array([NUCLEUS_VOLUME_MEDIAN.get(t, NUCLEUS_VOLUME_MEDIAN.get(c, 30.0))
-                       for t, c in zip(cell_type, cell_class, strict=True)])
-    volume = median * np.exp(rng.normal(0.0, 0.25, size=n))
-    is_false = cell_type == "false_detection"
-    volume[is_false] = rng.uniform(25.5, 60.0, size=is_false.sum())
-    volume = np.maximum(volume, 25.5)
-
-    excit = cell_class == "excitatory_neuron"
-    pref = np.full(n, np.nan)
-    pref[excit] = cardinal_biased_orientations(int(excit.sum()), rng)
-    osi = np.full(n, np.nan)
-    osi[excit] = rng.beta(2.0, 4.0, size=int(excit.sum()))
-
-    neuron = excit | (cell_class == "inhibitory_neuron")
-    # proofreading concentrates on the centre of the slab (the "column") and on interneurons
-    centre = (slab.box_min + slab.box_max) / 2
-    radial = np.hypot(x - centre[0], z - centre[2])
-    w_proof = np.where(neuron, np.exp(-radial / 120.0) * np.where(excit, 1.0, 2.5), 0.0)
-    n_proof = int(round(params.frac_proofread_axon * neuron.sum()))
-    proofread = np.zeros(n, dtype=bool)
-    proofread[rng.choice(n, size=n_proof, replace=False, p=w_proof / w_proof.sum())] = True
-    # two-photon imaging reached ~L5: co-registered cells are excitatory cells above 620 um
-    can_coreg = excit & (depth < 620.0)
-    coreg = can_coreg & (rng.random(n) < params.frac_coregistered / max(can_coreg.mean() / excit.mean(), 1e-9))
+    volume = _nucleus_volumes(cell_type, cell_class, rng)
+    pref, osi = _latent_tuning(cell_class, rng)
+    proofread, coreg = _proofread_and_coregistered(params, slab, cell_class, x, z, depth, rng)
 
     frame = pd.DataFrame({
         "cell_class": cell_class,
@@ -165,3 +125,70 @@ def place_cells(params: DatastackParams, slab: Slab, rng: np.random.Generator) -
     # a stable, spatially meaningless order (as nucleus ids are not sorted by type)
     frame = frame.iloc[rng.permutation(n)].reset_index(drop=True)
     return frame
+
+
+def _types_and_depths(n_cells: int, slab: Slab,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Cell type and depth (um) of every detection, grouped by class then type."""
+    class_counts = _counts(n_cells, CLASS_SHARES, rng)
+    types: list[np.ndarray] = []
+    depths: list[np.ndarray] = []
+    for cell_type, n in _counts(class_counts["excitatory_neuron"], EXC_SHARES, rng).items():
+        lo, hi = EXC_DEPTH_BANDS[cell_type]
+        types.append(np.full(n, cell_type, dtype=object))
+        depths.append(rng.uniform(lo, hi, size=n))
+    for cell_type, n in _counts(class_counts["inhibitory_neuron"], INH_SHARES, rng).items():
+        types.append(np.full(n, cell_type, dtype=object))
+        depths.append(_inh_depths(cell_type, n, rng))
+    for cell_type, n in _counts(class_counts["nonneuron"], GLIA_SHARES, rng).items():
+        types.append(np.full(n, cell_type, dtype=object))
+        depths.append(_glia_depths(cell_type, n, slab.box_max[1], rng))
+    n_false = int(round(FALSE_DETECTION_SHARE * n_cells))
+    types.append(np.full(n_false, "false_detection", dtype=object))
+    depths.append(rng.uniform(2.0, slab.box_max[1] - 2.0, size=n_false))
+    return np.concatenate(types), np.concatenate(depths)
+
+
+def _nucleus_volumes(cell_type: np.ndarray, cell_class: np.ndarray,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Nucleus volumes (um^3): lognormal around the type's median, uniform for false ones."""
+    n = cell_type.size
+    median = np.array([NUCLEUS_VOLUME_MEDIAN.get(t, NUCLEUS_VOLUME_MEDIAN.get(c, 30.0))
+                       for t, c in zip(cell_type, cell_class, strict=True)])
+    volume = median * np.exp(rng.normal(0.0, 0.25, size=n))
+    is_false = cell_type == "false_detection"
+    volume[is_false] = rng.uniform(25.5, 60.0, size=is_false.sum())
+    return np.maximum(volume, 25.5)
+
+
+def _latent_tuning(cell_class: np.ndarray,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Preferred orientation (rad) and OSI of excitatory cells (NaN for the others)."""
+    n = cell_class.size
+    excit = cell_class == "excitatory_neuron"
+    pref = np.full(n, np.nan)
+    pref[excit] = cardinal_biased_orientations(int(excit.sum()), rng)
+    osi = np.full(n, np.nan)
+    osi[excit] = rng.beta(2.0, 4.0, size=int(excit.sum()))
+    return pref, osi
+
+
+def _proofread_and_coregistered(
+    params: DatastackParams, slab: Slab, cell_class: np.ndarray, x: np.ndarray, z: np.ndarray,
+    depth: np.ndarray, rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which neurons have a proofread axon and which are co-registered with two-photon data."""
+    n = cell_class.size
+    excit = cell_class == "excitatory_neuron"
+    neuron = excit | (cell_class == "inhibitory_neuron")
+    # proofreading concentrates on the centre of the slab (the "column") and on interneurons
+    centre = (slab.box_min + slab.box_max) / 2
+    radial = np.hypot(x - centre[0], z - centre[2])
+    w_proof = np.where(neuron, np.exp(-radial / 120.0) * np.where(excit, 1.0, 2.5), 0.0)
+    n_proof = int(round(params.frac_proofread_axon * neuron.sum()))
+    proofread = np.zeros(n, dtype=bool)
+    proofread[rng.choice(n, size=n_proof, replace=False, p=w_proof / w_proof.sum())] = True
+    # two-photon imaging reached ~L5: co-registered cells are excitatory cells above 620 um
+    can_coreg = excit & (depth < 620.0)
+    coreg = can_coreg & (rng.random(n) < params.frac_coregistered / max(can_coreg.mean() / excit.mean(), 1e-9))
+    return proofread, coreg

@@ -9,6 +9,7 @@ with larger counters, as the real PyChunkedGraph does, and records lineage edges
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -66,6 +67,36 @@ def simulate(
     (``pt_root_id`` 0), used only for a root that carries no other nucleus.
     """
     unlisted = np.zeros(0, np.int64) if unlisted_nuclei is None else np.asarray(unlisted_nuclei)
+    piece_root_slot, initial_members, singles = _initial_slots(n_pieces, initial_groups)
+    n_initial = len(initial_members) + singles.size
+    slot_id, slot_created = _initial_roots(n_initial, rng)
+    edits = sorted(edits, key=lambda e: e.time)
+    n_new = sum(1 if e.kind == "merge" else len(e.pieces) for e in edits)
+    new_ids = iter(root_ids_from_counters(mint_counters(rng, n_new, *EDIT_COUNTER_RANGE)))
+    slots = _RootSlots.start(piece_root_slot, initial_members, singles, slot_id, slot_created,
+                             n_new, new_ids)
+    pending = sorted(snapshot_times)
+    op_id = 10_000_000 + int(rng.integers(0, 1_000_000))
+    for edit in edits:
+        slots.take_snapshots(pending, edit.time)
+        if edit.time <= max(slots.created[int(piece_root_slot[np.asarray(p)[0]])]
+                            for p in edit.pieces):
+            continue  # cannot edit a root before it exists (never happens with sane params)
+        op_id += int(rng.integers(1, 400))
+        if edit.kind == "merge":
+            slots.merge(edit, op_id)
+        elif edit.kind == "split":
+            slots.split(edit, op_id)
+        else:
+            raise ValueError(f"unknown edit kind {edit.kind!r}")
+    slots.take_snapshots(pending, np.inf)
+    return _history_frames(slots, piece_nucleus, unlisted)
+
+
+def _initial_slots(
+    n_pieces: int, initial_groups: list[np.ndarray],
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Piece -> slot of the initial segmentation: one slot per group, then one per single."""
     piece_root_slot = np.full(n_pieces, -1, dtype=np.int64)  # slot = index into root arrays
     members: list[np.ndarray] = []
     for group in initial_groups:
@@ -73,112 +104,135 @@ def simulate(
         members.append(np.asarray(group, dtype=np.int64))
     singles = np.flatnonzero(piece_root_slot < 0)
     piece_root_slot[singles] = np.arange(len(members), len(members) + singles.size)
-    single_slots = piece_root_slot[singles].copy()
-    n_initial = len(members) + singles.size
-    initial_members = members  # the singles are represented implicitly
+    return piece_root_slot, members, singles  # the singles are represented implicitly
 
+
+def _initial_roots(n_initial: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Root ids and creation times of the initial roots, in slot order."""
     start, end = unix(SEGMENTATION_START), unix(SEGMENTATION_END)
     initial_created = np.sort(rng.uniform(start, end, size=n_initial))
     initial_ids = root_ids_from_counters(mint_counters(rng, n_initial, *BASE_COUNTER_RANGE))
     # initial roots get counters in creation order, but the slot order is arbitrary
     perm = rng.permutation(n_initial)
-    slot_id = initial_ids[perm]
-    slot_created = initial_created[perm]
+    return initial_ids[perm], initial_created[perm]
 
-    edits = sorted(edits, key=lambda e: e.time)
-    n_new = sum(1 if e.kind == "merge" else len(e.pieces) for e in edits)
-    new_ids = iter(root_ids_from_counters(mint_counters(rng, n_new, *EDIT_COUNTER_RANGE)))
-    # per-slot state in arrays sized for every root the edits will mint
-    n_total = n_initial + n_new
-    ids = np.zeros(n_total, dtype=np.int64)
-    ids[:n_initial] = slot_id
-    created = np.zeros(n_total)
-    created[:n_initial] = slot_created
-    expired = np.full(n_total, np.inf)
-    operation = np.zeros(n_total, dtype=np.int64)
-    n_slots = n_initial
-    extra_members: dict[int, np.ndarray] = {}
-    lineage_rows: list[tuple[int, int, int, float]] = []
-    n_groups = len(initial_members)
 
-    def slot_members(slot: int) -> np.ndarray:
+@dataclass
+class _RootSlots:
+    """Per-slot root state during the simulation, in arrays sized for every root minted."""
+
+    piece_root_slot: np.ndarray  # piece -> current slot
+    initial_members: list[np.ndarray]  # pieces of the initial grouped slots
+    singles: np.ndarray  # pieces that start as a root of their own
+    single_slots: np.ndarray  # their slots
+    ids: np.ndarray
+    created: np.ndarray
+    expired: np.ndarray
+    operation: np.ndarray
+    n_slots: int
+    new_ids: Iterator[np.int64]
+    extra_members: dict[int, np.ndarray] = field(default_factory=dict)
+    lineage_rows: list[tuple[int, int, int, float]] = field(default_factory=list)
+    snapshots: dict[float, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, piece_root_slot: np.ndarray, initial_members: list[np.ndarray],
+              singles: np.ndarray, slot_id: np.ndarray, slot_created: np.ndarray, n_new: int,
+              new_ids: Iterator[np.int64]) -> _RootSlots:
+        """State of the initial segmentation, with room for ``n_new`` edit results."""
+        n_initial = len(initial_members) + singles.size
+        n_total = n_initial + n_new
+        ids = np.zeros(n_total, dtype=np.int64)
+        ids[:n_initial] = slot_id
+        created = np.zeros(n_total)
+        created[:n_initial] = slot_created
+        return cls(piece_root_slot=piece_root_slot, initial_members=initial_members,
+                   singles=singles, single_slots=piece_root_slot[singles].copy(), ids=ids,
+                   created=created, expired=np.full(n_total, np.inf),
+                   operation=np.zeros(n_total, dtype=np.int64), n_slots=n_initial,
+                   new_ids=new_ids)
+
+    def members(self, slot: int) -> np.ndarray:
         """Pieces of the root in ``slot`` (initial groups, singletons, or edit results)."""
-        if slot in extra_members:
-            return extra_members[slot]
+        if slot in self.extra_members:
+            return self.extra_members[slot]
+        n_groups = len(self.initial_members)
         if slot < n_groups:
-            return initial_members[slot]
-        return singles[slot - n_groups: slot - n_groups + 1].astype(np.int64)
+            return self.initial_members[slot]
+        return self.singles[slot - n_groups: slot - n_groups + 1].astype(np.int64)
 
-    snapshots: dict[float, np.ndarray] = {}
-    pending = sorted(snapshot_times)
-    op_id = 10_000_000 + int(rng.integers(0, 1_000_000))
-
-    def take_snapshots(until: float) -> None:
+    def take_snapshots(self, pending: list[float], until: float) -> None:
+        """Record piece -> root id for every pending snapshot time up to ``until``."""
         while pending and pending[0] <= until:
             t = pending.pop(0)
-            snapshots[t] = ids[piece_root_slot]
+            self.snapshots[t] = self.ids[self.piece_root_slot]
 
-    for edit in edits:
-        take_snapshots(edit.time)
-        if edit.time <= max(created[int(piece_root_slot[np.asarray(p)[0]])] for p in edit.pieces):
-            continue  # cannot edit a root before it exists (never happens with sane params)
-        op_id += int(rng.integers(1, 400))
-        if edit.kind == "merge":
-            old_slots = sorted({int(piece_root_slot[np.asarray(p)[0]]) for p in edit.pieces})
-            if len(old_slots) < 2:
-                continue
-            union = np.concatenate([slot_members(s) for s in old_slots])
-            new_slot = n_slots
-            n_slots += 1
-            ids[new_slot] = next(new_ids)
-            created[new_slot] = edit.time
-            operation[new_slot] = op_id
-            extra_members[new_slot] = union
-            piece_root_slot[union] = new_slot
-            for s in old_slots:
-                expired[s] = edit.time
-                lineage_rows.append((ids[s], ids[new_slot], op_id, edit.time))
-        elif edit.kind == "split":
-            first = np.asarray(edit.pieces[0])
-            old_slot = int(piece_root_slot[first[0]])
-            old = slot_members(old_slot)
-            groups = [np.asarray(g, dtype=np.int64) for g in edit.pieces]
-            covered = np.concatenate(groups)
-            rest = np.setdiff1d(old, covered)
-            if rest.size:
-                groups[0] = np.concatenate([groups[0], rest])
-            if any(int(piece_root_slot[g[0]]) != old_slot for g in groups):
-                raise ValueError("a split must divide one root")
-            expired[old_slot] = edit.time
-            for g in groups:
-                new_slot = n_slots
-                n_slots += 1
-                ids[new_slot] = next(new_ids)
-                created[new_slot] = edit.time
-                operation[new_slot] = op_id
-                extra_members[new_slot] = g
-                piece_root_slot[g] = new_slot
-                lineage_rows.append((ids[old_slot], ids[new_slot], op_id, edit.time))
-        else:
-            raise ValueError(f"unknown edit kind {edit.kind!r}")
-    take_snapshots(np.inf)
+    def mint(self, members: np.ndarray, time: float, op_id: int) -> int:
+        """Open a new slot for a root with ``members`` created at ``time``; return the slot."""
+        new_slot = self.n_slots
+        self.n_slots += 1
+        self.ids[new_slot] = next(self.new_ids)
+        self.created[new_slot] = time
+        self.operation[new_slot] = op_id
+        self.extra_members[new_slot] = members
+        self.piece_root_slot[members] = new_slot
+        return new_slot
 
-    ids_arr, created, expired, operation = (ids[:n_slots], created[:n_slots], expired[:n_slots],
-                                            operation[:n_slots])
+    def merge(self, edit: Edit, op_id: int) -> None:
+        """Merge the roots holding ``edit.pieces`` into one new root (no-op if already one)."""
+        old_slots = sorted({int(self.piece_root_slot[np.asarray(p)[0]]) for p in edit.pieces})
+        if len(old_slots) < 2:
+            return
+        union = np.concatenate([self.members(s) for s in old_slots])
+        new_slot = self.mint(union, edit.time, op_id)
+        for s in old_slots:
+            self.expired[s] = edit.time
+            self.lineage_rows.append((self.ids[s], self.ids[new_slot], op_id, edit.time))
+
+    def split(self, edit: Edit, op_id: int) -> None:
+        """Split one root into the groups of ``edit.pieces`` (the rest joins the first)."""
+        first = np.asarray(edit.pieces[0])
+        old_slot = int(self.piece_root_slot[first[0]])
+        old = self.members(old_slot)
+        groups = [np.asarray(g, dtype=np.int64) for g in edit.pieces]
+        covered = np.concatenate(groups)
+        rest = np.setdiff1d(old, covered)
+        if rest.size:
+            groups[0] = np.concatenate([groups[0], rest])
+        if any(int(self.piece_root_slot[g[0]]) != old_slot for g in groups):
+            raise ValueError("a split must divide one root")
+        self.expired[old_slot] = edit.time
+        for g in groups:
+            new_slot = self.mint(g, edit.time, op_id)
+            self.lineage_rows.append((self.ids[old_slot], self.ids[new_slot], op_id, edit.time))
+
+
+def _root_nucleus(members: np.ndarray, piece_nucleus: np.ndarray,
+                  unlisted: np.ndarray) -> int:
+    """Smallest listed nucleus among ``members``, else smallest unlisted, else 0."""
+    nuc = piece_nucleus[members]
+    nuc = nuc[nuc > 0]
+    listed = nuc[~np.isin(nuc, unlisted)]
+    return listed.min() if listed.size else (nuc.min() if nuc.size else 0)
+
+
+def _history_frames(slots: _RootSlots, piece_nucleus: np.ndarray,
+                    unlisted: np.ndarray) -> History:
+    """Tables of every root that ever existed, its pieces and the lineage."""
+    n_slots = slots.n_slots
+    ids_arr, created, expired, operation = (slots.ids[:n_slots], slots.created[:n_slots],
+                                            slots.expired[:n_slots], slots.operation[:n_slots])
     # membership of every root that ever existed: singletons vectorised, the rest looped
-    rp_root: list[np.ndarray] = [ids_arr[single_slots]]
-    rp_piece: list[np.ndarray] = [singles.astype(np.int64)]
+    rp_root: list[np.ndarray] = [ids_arr[slots.single_slots]]
+    rp_piece: list[np.ndarray] = [slots.singles.astype(np.int64)]
     nucleus = np.zeros(n_slots, dtype=np.int64)
-    nucleus[single_slots] = piece_nucleus[singles]
-    grouped = [s for s in range(len(initial_members))] + sorted(extra_members)
+    nucleus[slots.single_slots] = piece_nucleus[slots.singles]
+    grouped = [s for s in range(len(slots.initial_members))] + sorted(slots.extra_members)
     for slot in grouped:
-        m = slot_members(slot)
+        m = slots.members(slot)
         rp_root.append(np.full(m.size, ids_arr[slot], dtype=np.int64))
         rp_piece.append(m)
-        nuc = piece_nucleus[m]
-        nuc = nuc[nuc > 0]
-        listed = nuc[~np.isin(nuc, unlisted)]
-        nucleus[slot] = listed.min() if listed.size else (nuc.min() if nuc.size else 0)
+        nucleus[slot] = _root_nucleus(m, piece_nucleus, unlisted)
     roots = pd.DataFrame({
         "root_id": ids_arr,
         "created": np.asarray(created, dtype=np.float64),
@@ -189,9 +243,9 @@ def simulate(
     root_pieces = pd.DataFrame({"root_id": np.concatenate(rp_root),
                                 "piece_id": np.concatenate(rp_piece)})
     root_pieces = root_pieces.sort_values(["root_id", "piece_id"], kind="stable")
-    lineage = pd.DataFrame(lineage_rows, columns=["parent_root_id", "child_root_id",
-                                                  "operation_id", "timestamp"])
+    lineage = pd.DataFrame(slots.lineage_rows, columns=["parent_root_id", "child_root_id",
+                                                        "operation_id", "timestamp"])
     lineage = lineage.astype({"parent_root_id": "int64", "child_root_id": "int64",
                               "operation_id": "int64", "timestamp": "float64"})
     return History(roots=roots, root_pieces=root_pieces.reset_index(drop=True),
-                   lineage=lineage, snapshots=snapshots)
+                   lineage=lineage, snapshots=slots.snapshots)

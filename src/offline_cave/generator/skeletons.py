@@ -231,61 +231,16 @@ class _Grower:
             blocks, self._blocks = self._blocks, []
             parent, start, direc, length, kind, order, maxorder = (
                 np.concatenate(c) for c in zip(*blocks, strict=True))
-            m = len(parent)
-
-            # fork decisions and drawn lengths (one random draw per segment each)
-            fork = (order < maxorder) & ((order < tab["always"][kind])
-                                         | (rng.random(m) < tab["p"][kind]))
-            drawn = (np.where(fork, tab["len0"][kind] * (1.0 + tab["lgrow"][kind] * order),
-                              tab["lterm"][kind])
-                     * np.exp(tab["lcv"][kind] * rng.standard_normal(m)))
-            length = np.where(np.isnan(length), drawn, length)
-
+            fork, length = _fork_and_length(tab, kind, order, maxorder, length, rng)
             step = tab["step"][kind]
             counts = np.maximum(1, np.rint(length / step).astype(np.int64))
-            n = int(counts.sum())
             ends = np.cumsum(counts) - 1
             offs = ends - counts + 1
-            seg = np.repeat(np.arange(m), counts)
-            local = np.arange(1, n + 1) - offs[seg]  # 1..k within each segment
-
-            # heading: initial + random walk (segment-wise cumulative sum) + drift + wiggle
-            noise = rng.standard_normal((n, 3))
-            walk = np.cumsum(noise * tab["sigma"][kind][seg, None], axis=0)
-            base = np.zeros((m, 3))
-            base[1:] = walk[offs[1:] - 1]
-            dirs = (direc[seg] + walk - base[seg] + tab["drift"][kind][seg] * local[:, None]
-                    + noise * tab["jitter"][kind][seg, None])
-            dirs = _unit(dirs) * step[seg, None]
-            walk = np.cumsum(dirs, axis=0)
-            base[1:] = walk[offs[1:] - 1]
-            pos = walk - base[seg] + start[seg]
-
-            # fold into each segment's band (widened to contain its start point); only the
-            # few nodes that left their band need the (costly) reflection arithmetic
-            lo = np.minimum(tab["lo"][kind], start)
-            hi = np.maximum(tab["hi"][kind], start)
-            out = np.nonzero(((pos < lo[seg]) | (pos > hi[seg])).any(axis=1))[0]
-            if len(out):
-                lo_o = lo[seg[out]]
-                width = hi[seg[out]] - lo_o
-                t = np.mod(pos[out] - lo_o, 2.0 * width)
-                pos[out] = lo_o + np.where(t > width, 2.0 * width - t, t)
-
-            # radii taper linearly from r(order) to r(order + 1) along the segment
-            r0, taper, rmin = tab["r0"][kind], tab["taper"][kind], tab["rmin"][kind]
-            ra = np.maximum(rmin, r0 * taper ** order)
-            rb = np.maximum(rmin, r0 * taper ** (order + 1))
-            rad = ra[seg] + (rb - ra)[seg] * (local / counts[seg])
-
-            ids = self.n_nodes + np.arange(n)
-            par = ids - 1
-            par[offs] = parent
-            self._pos.append(pos)
-            self._par.append(par)
-            self._rad.append(rad)
-            self._comp.append(tab["comp"][kind].astype(np.int8)[seg])
-            self.n_nodes += n
+            seg = np.repeat(np.arange(len(parent)), counts)
+            local = np.arange(1, int(counts.sum()) + 1) - offs[seg]  # 1..k within each segment
+            pos = _walk(tab, kind, start, direc, step, offs, seg, local, rng)
+            _fold_into_bands(pos, tab, kind, start, seg)
+            ids = self._store(tab, kind, order, parent, pos, offs, seg, local, counts)
 
             end_pos = pos[ends]
             prev = pos[np.maximum(ends - 1, 0)]
@@ -303,6 +258,27 @@ class _Grower:
 
         return (np.concatenate(self._pos), np.concatenate(self._par),
                 np.concatenate(self._rad), np.concatenate(self._comp))
+
+    def _store(self, tab: dict[str, np.ndarray], kind: np.ndarray, order: np.ndarray,
+               parent: np.ndarray, pos: np.ndarray, offs: np.ndarray, seg: np.ndarray,
+               local: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Append a wave's nodes (positions, parents, tapered radii, compartments); their ids."""
+        # radii taper linearly from r(order) to r(order + 1) along the segment
+        r0, taper, rmin = tab["r0"][kind], tab["taper"][kind], tab["rmin"][kind]
+        ra = np.maximum(rmin, r0 * taper ** order)
+        rb = np.maximum(rmin, r0 * taper ** (order + 1))
+        rad = ra[seg] + (rb - ra)[seg] * (local / counts[seg])
+
+        n = len(pos)
+        ids = self.n_nodes + np.arange(n)
+        par = ids - 1
+        par[offs] = parent
+        self._pos.append(pos)
+        self._par.append(par)
+        self._rad.append(rad)
+        self._comp.append(tab["comp"][kind].astype(np.int8)[seg])
+        self.n_nodes += n
+        return ids
 
     def _fork(self, tab, idx, kind, order, maxorder, end_ids, end_pos, end_dir) -> None:
         """Queue the two children of every segment ``idx`` of the wave (vectorised)."""
@@ -323,6 +299,54 @@ class _Grower:
         self.add(np.concatenate([end_ids[idx], end_ids[idx]]), pnt2, child, k2,
                  np.concatenate([maxorder[idx], maxorder[idx]]),
                  np.concatenate([order[idx], order[idx]]) + 1)
+
+
+def _fork_and_length(tab: dict[str, np.ndarray], kind: np.ndarray, order: np.ndarray,
+                     maxorder: np.ndarray, length: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Fork decisions of a wave's segments and their lengths (drawn where ``length`` is NaN)."""
+    m = len(kind)
+    # fork decisions and drawn lengths (one random draw per segment each)
+    fork = (order < maxorder) & ((order < tab["always"][kind])
+                                 | (rng.random(m) < tab["p"][kind]))
+    drawn = (np.where(fork, tab["len0"][kind] * (1.0 + tab["lgrow"][kind] * order),
+                      tab["lterm"][kind])
+             * np.exp(tab["lcv"][kind] * rng.standard_normal(m)))
+    return fork, np.where(np.isnan(length), drawn, length)
+
+
+def _walk(tab: dict[str, np.ndarray], kind: np.ndarray, start: np.ndarray, direc: np.ndarray,
+          step: np.ndarray, offs: np.ndarray, seg: np.ndarray, local: np.ndarray,
+          rng: np.random.Generator) -> np.ndarray:
+    """Node positions (n, 3) of a wave's segments, stepping along a noisy heading."""
+    m = len(kind)
+    n = len(seg)
+    # heading: initial + random walk (segment-wise cumulative sum) + drift + wiggle
+    noise = rng.standard_normal((n, 3))
+    walk = np.cumsum(noise * tab["sigma"][kind][seg, None], axis=0)
+    base = np.zeros((m, 3))
+    base[1:] = walk[offs[1:] - 1]
+    dirs = (direc[seg] + walk - base[seg] + tab["drift"][kind][seg] * local[:, None]
+            + noise * tab["jitter"][kind][seg, None])
+    dirs = _unit(dirs) * step[seg, None]
+    walk = np.cumsum(dirs, axis=0)
+    base[1:] = walk[offs[1:] - 1]
+    return walk - base[seg] + start[seg]
+
+
+def _fold_into_bands(pos: np.ndarray, tab: dict[str, np.ndarray], kind: np.ndarray,
+                     start: np.ndarray, seg: np.ndarray) -> None:
+    """Reflect (in place) the nodes that left their segment's band back into it."""
+    # fold into each segment's band (widened to contain its start point); only the
+    # few nodes that left their band need the (costly) reflection arithmetic
+    lo = np.minimum(tab["lo"][kind], start)
+    hi = np.maximum(tab["hi"][kind], start)
+    out = np.nonzero(((pos < lo[seg]) | (pos > hi[seg])).any(axis=1))[0]
+    if len(out):
+        lo_o = lo[seg[out]]
+        width = hi[seg[out]] - lo_o
+        t = np.mod(pos[out] - lo_o, 2.0 * width)
+        pos[out] = lo_o + np.where(t > width, 2.0 * width - t, t)
 
 
 # --------------------------------------------------------------------------------------
@@ -467,11 +491,14 @@ _PYR: dict[str, _PyrSpec] = {
 
 def _grow_pyramidal(g: _Grower, spec: _PyrSpec, bounds: dict[str, tuple[float, float]]) -> None:
     """Pyramidal cell: basal dendrites, apical trunk + obliques + tuft, descending axon."""
-    rng = g.rng
-    depth = float(g.soma[1])
-    l1_hi = float(bounds["L1"][1])
+    _grow_basal(g, spec)
+    _grow_apical(g, spec, bounds)
+    _grow_pyramidal_axon(g, spec, bounds)
 
-    # ---- basal dendrites: binary trees radiating laterally and downward
+
+def _grow_basal(g: _Grower, spec: _PyrSpec) -> None:
+    """Basal dendrites: binary trees radiating laterally and downward."""
+    rng = g.rng
     nb = _rand_int(rng, spec.n_basal)
     basal = g.kind(comp=BASAL, step=3.0, sigma=0.09, r0=0.8, taper=0.72, rmin=0.3,
                    p=spec.basal_p, always=spec.basal_always, amin=0.3, amax=0.7,
@@ -482,7 +509,12 @@ def _grow_pyramidal(g: _Grower, spec: _PyrSpec, bounds: dict[str, tuple[float, f
     _primaries(g, _dirs_from_angles(_spread_azimuths(rng, nb), polar), basal,
                _rand_int(rng, spec.basal_order, nb))
 
-    # ---- apical dendrite: trunk toward the pia, obliques along it, tuft at its end
+
+def _grow_apical(g: _Grower, spec: _PyrSpec, bounds: dict[str, tuple[float, float]]) -> None:
+    """Apical dendrite: trunk toward the pia, obliques along it, tuft at its end."""
+    rng = g.rng
+    depth = float(g.soma[1])
+    l1_hi = float(bounds["L1"][1])
     end_depth = max(min(rng.uniform(*spec.apical_end), depth - 60.0), 5.0)
     band = ((0.0, l1_hi + 20.0) if end_depth < l1_hi
             else (end_depth - 50.0, end_depth + 40.0))
@@ -494,6 +526,7 @@ def _grow_pyramidal(g: _Grower, spec: _PyrSpec, bounds: dict[str, tuple[float, f
                      amin=0.3, amax=0.8, len0=25.0, lterm=45.0, scale=(1.0, 0.8, 1.0))
 
     def apical_done(g: _Grower, s: _Segment) -> None:
+        """Queue the tuft at the trunk's end and the obliques along it."""
         k = len(s.node_ids)
         n = _rand_int(rng, spec.n_tuft)
         if n:
@@ -517,55 +550,88 @@ def _grow_pyramidal(g: _Grower, spec: _PyrSpec, bounds: dict[str, tuple[float, f
     _primaries(g, _dirs_from_angles(rng.uniform(0, 2 * np.pi), tilt), trunk, 0,
                length=(depth - end_depth - g.soma_r) / math.cos(tilt) + 3.0)
 
-    # ---- axon: main axon down into the white matter, layer-specific collaterals
-    def horizontal(n: int) -> np.ndarray:
-        return _dirs_from_angles(rng.uniform(0, 2 * np.pi, n), rng.uniform(1.3, 1.85, n))
 
-    def arbor_kind(layer: str) -> int:
-        lo, hi = _layer_band(bounds, layer)
-        return g.kind(comp=AXON, step=5.0, sigma=0.08, r0=0.18, taper=0.85, rmin=0.1, p=0.6,
-                      always=1, amin=0.3, amax=0.9, len0=spec.collateral_len,
-                      lterm=spec.collateral_term, lcv=0.35, scale=(1.0, 0.35, 1.0),
-                      lo=(-_BIG, max(0.0, lo - 15.0), -_BIG), hi=(_BIG, hi + 15.0, _BIG))
+def _horizontal(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n headings near the horizontal plane, random azimuths."""
+    return _dirs_from_angles(rng.uniform(0, 2 * np.pi, n), rng.uniform(1.3, 1.85, n))
 
-    def ascend_kind(arbor: int, order_range: tuple[int, int]) -> int:
-        def ascended(g: _Grower, s: _Segment) -> None:
-            g.add(s.node_ids[-1], s.pos[-1], horizontal(2), arbor,
-                  _rand_int(rng, order_range, 2))
 
-        return g.kind(comp=AXON, step=5.0, sigma=0.015, r0=0.18, taper=0.9, rmin=0.1,
-                      cb=ascended)
+def _arbor_kind(g: _Grower, spec: _PyrSpec, bounds: dict[str, tuple[float, float]],
+                layer: str) -> int:
+    """Register the kind of a horizontal axon arbor confined to ``layer``."""
+    lo, hi = _layer_band(bounds, layer)
+    return g.kind(comp=AXON, step=5.0, sigma=0.08, r0=0.18, taper=0.85, rmin=0.1, p=0.6,
+                  always=1, amin=0.3, amax=0.9, len0=spec.collateral_len,
+                  lterm=spec.collateral_term, lcv=0.35, scale=(1.0, 0.35, 1.0),
+                  lo=(-_BIG, max(0.0, lo - 15.0), -_BIG), hi=(_BIG, hi + 15.0, _BIG))
 
+
+def _ascend_kind(g: _Grower, arbor: int, order_range: tuple[int, int]) -> int:
+    """Register the kind of an ascending collateral that ends in two ``arbor`` branches."""
+    rng = g.rng
+
+    def ascended(g: _Grower, s: _Segment) -> None:
+        """Queue the two horizontal arbor branches at the top of the ascent."""
+        g.add(s.node_ids[-1], s.pos[-1], _horizontal(rng, 2), arbor,
+              _rand_int(rng, order_range, 2))
+
+    return g.kind(comp=AXON, step=5.0, sigma=0.015, r0=0.18, taper=0.9, rmin=0.1,
+                  cb=ascended)
+
+
+_CollateralRule = tuple[str, str, tuple[int, int], str, tuple[int, int], int, int]
+
+
+def _collateral_rules(g: _Grower, spec: _PyrSpec,
+                      bounds: dict[str, tuple[float, float]]) -> list[_CollateralRule]:
+    """The spec's collateral rules, each with its arbor kind and ascent kind (-1 if none)."""
     # kinds must all exist before growth starts: one arbor (+ ascent) kind per rule
     rules = []
     for mode, origin, count, layer, order_range in spec.collaterals:
-        arbor = arbor_kind(layer)
-        ascend = ascend_kind(arbor, order_range) if mode == "up" else -1
+        arbor = _arbor_kind(g, spec, bounds, layer)
+        ascend = _ascend_kind(g, arbor, order_range) if mode == "up" else -1
         rules.append((mode, origin, count, layer, order_range, arbor, ascend))
+    return rules
+
+
+def _add_collaterals(g: _Grower, s: _Segment, rules: list[_CollateralRule],
+                     bounds: dict[str, tuple[float, float]]) -> None:
+    """Queue the collaterals of every rule along the grown main axon ``s``."""
+    rng = g.rng
+    k = len(s.node_ids)
+    for mode, origin, count, layer, order_range, arbor, ascend in rules:
+        n = _rand_int(rng, count)
+        if origin == "near":
+            cand = np.arange(3, min(k, 30))
+        else:
+            lo, hi = bounds[origin]
+            cand = np.nonzero((s.pos[:, 1] >= lo) & (s.pos[:, 1] < hi))[0]
+        if n == 0 or len(cand) == 0:
+            continue
+        at = rng.choice(cand, n)
+        if mode == "h":
+            g.add(s.node_ids[at], s.pos[at], _horizontal(rng, n), arbor,
+                  _rand_int(rng, order_range, n))
+        else:
+            lo, hi = _layer_band(bounds, layer)
+            target = rng.uniform(lo + 10.0, hi - 10.0, n)
+            tilt = rng.uniform(0.05, 0.3, n)
+            rise = np.maximum(s.pos[at, 1] - target, 10.0) / np.cos(tilt)
+            g.add(s.node_ids[at], s.pos[at],
+                  _dirs_from_angles(rng.uniform(0, 2 * np.pi, n), tilt), ascend, 0,
+                  length=rise)
+
+
+def _grow_pyramidal_axon(g: _Grower, spec: _PyrSpec,
+                         bounds: dict[str, tuple[float, float]]) -> None:
+    """Axon: main axon down into the white matter, layer-specific collaterals."""
+    rng = g.rng
+    depth = float(g.soma[1])
+    rules = _collateral_rules(g, spec, bounds)
 
     def main_done(g: _Grower, s: _Segment) -> None:
-        k = len(s.node_ids)
-        for mode, origin, count, layer, order_range, arbor, ascend in rules:
-            n = _rand_int(rng, count)
-            if origin == "near":
-                cand = np.arange(3, min(k, 30))
-            else:
-                lo, hi = bounds[origin]
-                cand = np.nonzero((s.pos[:, 1] >= lo) & (s.pos[:, 1] < hi))[0]
-            if n == 0 or len(cand) == 0:
-                continue
-            at = rng.choice(cand, n)
-            if mode == "h":
-                g.add(s.node_ids[at], s.pos[at], horizontal(n), arbor,
-                      _rand_int(rng, order_range, n))
-            else:
-                lo, hi = _layer_band(bounds, layer)
-                target = rng.uniform(lo + 10.0, hi - 10.0, n)
-                tilt = rng.uniform(0.05, 0.3, n)
-                rise = np.maximum(s.pos[at, 1] - target, 10.0) / np.cos(tilt)
-                g.add(s.node_ids[at], s.pos[at],
-                      _dirs_from_angles(rng.uniform(0, 2 * np.pi, n), tilt), ascend, 0,
-                      length=rise)
+        """Queue the collaterals once the main axon is grown."""
+        _add_collaterals(g, s, rules, bounds)
 
     main = g.kind(comp=AXON, step=5.0, sigma=0.012, drift=(0.0, 0.006, 0.0), r0=spec.axon_r,
                   taper=0.7, rmin=0.15, cb=main_done)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -166,95 +167,141 @@ class _Sites:
         rng: np.random.Generator,
         batch_cells: int = 400,
     ) -> None:
+        """Draw the sites of the cells batch by batch and collect every axon node."""
         keep = float(params.synapse_keep_fraction)
         n_cells = len(cells)
         nuc = cells["nucleus_id"].to_numpy(np.int64)
         group = cells["group"].to_numpy(np.int8)
-        centre, axis, rad, cell, node, comp, dist = ([] for _ in range(7))
+        parts: list[_SiteArrays] = []  # dendrite then soma sites of each batch, in order
         ax_pos, ax_cell, ax_node = [], [], []
         for start in range(0, n_cells, batch_cells):
             stop = min(start + batch_cells, n_cells)
-            sks = [skeletons[int(nuc[ci])] for ci in range(start, stop)]
-            sizes = np.array([len(sk.parent) for sk in sks], dtype=np.int64)
-            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            v = np.concatenate([np.asarray(sk.vertices, dtype=np.float64) for sk in sks])
-            par = np.concatenate([np.asarray(sk.parent, dtype=np.int64) for sk in sks])
-            r = np.concatenate([np.asarray(sk.radius, dtype=np.float32) for sk in sks])
-            cp = np.concatenate([np.asarray(sk.compartment, dtype=np.int8) for sk in sks])
-            soma_r = np.array([float(sk.soma_radius_um) for sk in sks])
-            own = np.repeat(np.arange(start, stop, dtype=np.int32), sizes)
-            lnode = (np.arange(len(par)) - np.repeat(offsets, sizes)).astype(np.int32)
-            has_par = par >= 0
-            par = np.where(has_par, par + np.repeat(offsets, sizes), -1)
-            roots = np.flatnonzero(~has_par)
-            if roots.size != stop - start or np.any(np.diff(own[roots]) != 1):
-                raise ValueError("every skeleton needs exactly one root node (parent -1)")
-            seg = v - v[np.where(has_par, par, np.arange(len(par)))]
-            seglen = np.sqrt(np.einsum("ij,ij->i", seg, seg))
-            d2s = _path_distance(par, seglen)
+            b = _SkeletonBatch.of([skeletons[int(nuc[ci])] for ci in range(start, stop)], start)
+            is_ax = b.cp == 2
+            ax_pos.append(b.v[is_ax].astype(np.float32))
+            ax_cell.append(b.own[is_ax])
+            ax_node.append(b.lnode[is_ax])
+            parts.append(_dendrite_sites(b, group, keep, rng))
+            parts.append(_soma_sites(b, keep, rng))
+        self.centre = _cat([p[0] for p in parts], (0, 3), np.float32)
+        self.axis = _cat([p[1] for p in parts], (0, 3), np.float32)
+        self.rad = _cat([p[2] for p in parts], 0, np.float32)
+        self.cell = _cat([p[3] for p in parts], 0, np.int32)
+        self.node = _cat([p[4] for p in parts], 0, np.int32)
+        self.comp = _cat([p[5] for p in parts], 0, np.int8)
+        self.dist = _cat([p[6] for p in parts], 0, np.float32)
+        self.ax_pos = _cat(ax_pos, (0, 3), np.float32)
+        self.ax_cell = _cat(ax_cell, 0, np.int32)
+        self.ax_node = _cat(ax_node, 0, np.int32)
 
-            is_ax = cp == 2
-            ax_pos.append(v[is_ax].astype(np.float32))
-            ax_cell.append(own[is_ax])
-            ax_node.append(lnode[is_ax])
 
-            # dendrite sites: a Poisson process along the dendrites (intensity density x keep
-            # per um), sampled through the cumulative length of all segments of the batch
-            didx = np.flatnonzero(((cp == 3) | (cp == 4)) & (seglen > 0))
-            lam = (
-                seglen[didx]
-                * np.where(group[own[didx]] == 0, SPINY_DENSITY_PER_UM, SMOOTH_DENSITY_PER_UM)
-                * keep
-            )
-            cum = np.cumsum(lam)
-            total = float(cum[-1]) if cum.size else 0.0
-            u = np.sort(rng.uniform(0.0, total, size=rng.poisson(total)))
-            j = np.minimum(np.searchsorted(cum, u, side="right"), max(cum.size - 1, 0))
-            sidx = didx[j]
-            t = np.clip((u - (cum[j] - lam[j])) / lam[j], 0.0, 1.0)
-            pidx = par[sidx]
-            pos = v[pidx] + t[:, None] * seg[sidx]
-            sc = own[sidx]
-            rel = pos - v[roots[sc - start]]
-            outside = np.einsum("ij,ij->i", rel, rel) > soma_r[sc - start] ** 2
-            sidx, t, pidx, pos, sc = (
-                sidx[outside],
-                t[outside],
-                pidx[outside],
-                pos[outside],
-                sc[outside],
-            )
-            centre.append(pos.astype(np.float32))
-            axis.append((seg[sidx] / seglen[sidx, None]).astype(np.float32))
-            rad.append(np.maximum((1 - t) * r[pidx] + t * r[sidx], 0.05).astype(np.float32))
-            cell.append(sc)
-            node.append(lnode[sidx])
-            comp.append(cp[sidx])
-            dist.append((d2s[pidx] + t * seglen[sidx]).astype(np.float32))
+# centre, axis, rad, cell, node, comp, dist of a set of sites (one array each)
+_SiteArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                    np.ndarray]
 
-            # soma sites: on the soma sphere, facing outwards
-            ns = rng.poisson(SOMA_SYNAPSES * keep, size=stop - start)
-            scell = np.repeat(np.arange(start, stop, dtype=np.int32), ns)
-            u = _unit(rng.standard_normal((scell.size, 3)))
-            k = scell - start
-            centre.append((v[roots[k]] + u * soma_r[k, None]).astype(np.float32))
-            axis.append(u.astype(np.float32))
-            rad.append(np.zeros(scell.size, dtype=np.float32))
-            cell.append(scell)
-            node.append(lnode[roots[k]])
-            comp.append(np.ones(scell.size, dtype=np.int8))
-            dist.append(np.zeros(scell.size, dtype=np.float32))
 
-        self.centre = np.concatenate(centre) if centre else np.zeros((0, 3), np.float32)
-        self.axis = np.concatenate(axis) if axis else np.zeros((0, 3), np.float32)
-        self.rad = np.concatenate(rad) if rad else np.zeros(0, np.float32)
-        self.cell = np.concatenate(cell) if cell else np.zeros(0, np.int32)
-        self.node = np.concatenate(node) if node else np.zeros(0, np.int32)
-        self.comp = np.concatenate(comp) if comp else np.zeros(0, np.int8)
-        self.dist = np.concatenate(dist) if dist else np.zeros(0, np.float32)
-        self.ax_pos = np.concatenate(ax_pos) if ax_pos else np.zeros((0, 3), np.float32)
-        self.ax_cell = np.concatenate(ax_cell) if ax_cell else np.zeros(0, np.int32)
-        self.ax_node = np.concatenate(ax_node) if ax_node else np.zeros(0, np.int32)
+def _cat(arrays: list[np.ndarray], empty_shape: int | tuple[int, ...],
+         dtype: type) -> np.ndarray:
+    """Concatenate ``arrays``, or an empty array of ``empty_shape`` if there are none."""
+    return np.concatenate(arrays) if arrays else np.zeros(empty_shape, dtype)
+
+
+@dataclass
+class _SkeletonBatch:
+    """The skeletons of cells ``start..start+n`` concatenated into one forest."""
+
+    start: int  # index (in ``cells``) of the first cell
+    v: np.ndarray  # node positions (um, float64)
+    par: np.ndarray  # parent in the concatenated arrays, -1 at roots
+    r: np.ndarray  # node radius (um)
+    cp: np.ndarray  # SWC compartment code
+    soma_r: np.ndarray  # soma radius per cell (um)
+    own: np.ndarray  # cell index per node
+    lnode: np.ndarray  # node index within its own skeleton
+    roots: np.ndarray  # root node of each cell
+    seg: np.ndarray  # vector from the parent to the node (0 at roots)
+    seglen: np.ndarray  # its length
+    d2s: np.ndarray  # path distance to the soma
+
+    @classmethod
+    def of(cls, sks: list, start: int) -> _SkeletonBatch:
+        """Concatenate ``sks`` (the skeletons of cells ``start..``) and measure their edges."""
+        stop = start + len(sks)
+        sizes = np.array([len(sk.parent) for sk in sks], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        v = np.concatenate([np.asarray(sk.vertices, dtype=np.float64) for sk in sks])
+        par = np.concatenate([np.asarray(sk.parent, dtype=np.int64) for sk in sks])
+        r = np.concatenate([np.asarray(sk.radius, dtype=np.float32) for sk in sks])
+        cp = np.concatenate([np.asarray(sk.compartment, dtype=np.int8) for sk in sks])
+        soma_r = np.array([float(sk.soma_radius_um) for sk in sks])
+        own = np.repeat(np.arange(start, stop, dtype=np.int32), sizes)
+        lnode = (np.arange(len(par)) - np.repeat(offsets, sizes)).astype(np.int32)
+        has_par = par >= 0
+        par = np.where(has_par, par + np.repeat(offsets, sizes), -1)
+        roots = np.flatnonzero(~has_par)
+        if roots.size != stop - start or np.any(np.diff(own[roots]) != 1):
+            raise ValueError("every skeleton needs exactly one root node (parent -1)")
+        seg = v - v[np.where(has_par, par, np.arange(len(par)))]
+        seglen = np.sqrt(np.einsum("ij,ij->i", seg, seg))
+        d2s = _path_distance(par, seglen)
+        return cls(start=start, v=v, par=par, r=r, cp=cp, soma_r=soma_r, own=own, lnode=lnode,
+                   roots=roots, seg=seg, seglen=seglen, d2s=d2s)
+
+
+def _dendrite_sites(b: _SkeletonBatch, group: np.ndarray, keep: float,
+                    rng: np.random.Generator) -> _SiteArrays:
+    """Sites of a Poisson process along the batch's dendrites, outside the somata."""
+    v, par, r, cp, own, seg, seglen = b.v, b.par, b.r, b.cp, b.own, b.seg, b.seglen
+    start = b.start
+    # dendrite sites: a Poisson process along the dendrites (intensity density x keep
+    # per um), sampled through the cumulative length of all segments of the batch
+    didx = np.flatnonzero(((cp == 3) | (cp == 4)) & (seglen > 0))
+    lam = (
+        seglen[didx]
+        * np.where(group[own[didx]] == 0, SPINY_DENSITY_PER_UM, SMOOTH_DENSITY_PER_UM)
+        * keep
+    )
+    cum = np.cumsum(lam)
+    total = float(cum[-1]) if cum.size else 0.0
+    u = np.sort(rng.uniform(0.0, total, size=rng.poisson(total)))
+    j = np.minimum(np.searchsorted(cum, u, side="right"), max(cum.size - 1, 0))
+    sidx = didx[j]
+    t = np.clip((u - (cum[j] - lam[j])) / lam[j], 0.0, 1.0)
+    pidx = par[sidx]
+    pos = v[pidx] + t[:, None] * seg[sidx]
+    sc = own[sidx]
+    rel = pos - v[b.roots[sc - start]]
+    outside = np.einsum("ij,ij->i", rel, rel) > b.soma_r[sc - start] ** 2
+    sidx, t, pidx, pos, sc = (
+        sidx[outside],
+        t[outside],
+        pidx[outside],
+        pos[outside],
+        sc[outside],
+    )
+    return (pos.astype(np.float32),
+            (seg[sidx] / seglen[sidx, None]).astype(np.float32),
+            np.maximum((1 - t) * r[pidx] + t * r[sidx], 0.05).astype(np.float32),
+            sc,
+            b.lnode[sidx],
+            cp[sidx],
+            (b.d2s[pidx] + t * seglen[sidx]).astype(np.float32))
+
+
+def _soma_sites(b: _SkeletonBatch, keep: float, rng: np.random.Generator) -> _SiteArrays:
+    """Sites on each soma sphere of the batch, facing outwards."""
+    start, stop = b.start, b.start + b.roots.size
+    ns = rng.poisson(SOMA_SYNAPSES * keep, size=stop - start)
+    scell = np.repeat(np.arange(start, stop, dtype=np.int32), ns)
+    u = _unit(rng.standard_normal((scell.size, 3)))
+    k = scell - start
+    return ((b.v[b.roots[k]] + u * b.soma_r[k, None]).astype(np.float32),
+            u.astype(np.float32),
+            np.zeros(scell.size, dtype=np.float32),
+            scell,
+            b.lnode[b.roots[k]],
+            np.ones(scell.size, dtype=np.int8),
+            np.zeros(scell.size, dtype=np.float32))
 
 
 def _target_matrix(
@@ -450,6 +497,7 @@ def _empty_frame() -> pd.DataFrame:
 
 
 # --- public API ------------------------------------------------------------------------------
+# 80 lines only because of the numpydoc docstring (29); the code is ~50 lines, one helper a step
 def place_synapses(
     cells: pd.DataFrame,
     skeletons: dict[int, Skeleton],
@@ -486,11 +534,7 @@ def place_synapses(
     postsynaptic cell (in ``cells`` order), then by site.
     """
     cells = _prepare_cells(cells, skeletons)
-    external_fraction = float(
-        params.extra.get("synapse_external_fraction", EXTERNAL_FRACTION_DEFAULT)
-    )
-    if not 0.0 <= external_fraction < 1.0:
-        raise ValueError(f"synapse_external_fraction must be in [0, 1), got {external_fraction}")
+    external_fraction = _external_fraction(params)
     if len(cells) == 0:
         return _empty_frame()
     salt_aff, salt_size = (int(s) for s in rng.integers(1, 2**62, size=2))
@@ -505,6 +549,57 @@ def place_synapses(
     w_ext = _fit_external_weight(weights.block(calib)[0].sum(axis=1), external_fraction)
 
     # 2. per block: choose a partner for every site, then place the synapse
+    nuc = cells["nucleus_id"].to_numpy(np.int64)
+    pre_nuc, pre_node, points = _choose_partners_and_place(sites, weights, cells, w_ext, rng)
+    del weights
+
+    # 3. external fragments and sizes
+    external = pre_nuc == 0
+    ext_id = np.zeros(m, dtype=np.int64)
+    ext_pos = np.stack(
+        [points["ctr_x_um"][external], points["ctr_y_um"][external],
+         points["ctr_z_um"][external]], axis=1
+    )
+    ext_id[external] = _external_fragments(ext_pos, rng)
+    del ext_pos
+    post_nuc = nuc[sites.cell]
+    size = _synapse_sizes(pre_nuc, ext_id, post_nuc, params, salt_size, rng)
+
+    columns = {
+        "post_nucleus_id": post_nuc,
+        "post_node": sites.node.astype(np.int32, copy=False),
+        "post_compartment": sites.comp.astype(np.int8, copy=False),
+        "post_dist_to_soma_um": sites.dist.astype(np.float32, copy=False),
+        "pre_nucleus_id": pre_nuc,
+        "pre_node": pre_node,
+        "external_axon_id": ext_id,
+        **points,
+        "size": size,
+    }
+    # copy=False: one block per column, no consolidation copy of ~10^6-10^7 rows
+    return pd.DataFrame({c: columns[c] for c in SYNAPSE_COLUMNS}, copy=False)
+
+
+def _external_fraction(params: DatastackParams) -> float:
+    """The requested fraction of synapses from axons outside the sample, checked."""
+    external_fraction = float(
+        params.extra.get("synapse_external_fraction", EXTERNAL_FRACTION_DEFAULT)
+    )
+    if not 0.0 <= external_fraction < 1.0:
+        raise ValueError(f"synapse_external_fraction must be in [0, 1), got {external_fraction}")
+    return external_fraction
+
+
+def _choose_partners_and_place(
+    sites: _Sites, weights: _Weights, cells: pd.DataFrame, w_ext: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Presynaptic nucleus and node of every site, and the synapse points, block by block.
+
+    Returns ``pre_nuc`` (0 for external axons), ``pre_node`` (-1 for external axons) and the
+    ``{ctr,pre,post}_{x,y,z}_um`` float32 columns.
+    """
+    m = len(sites.cell)
     group = cells["group"].to_numpy(np.int8)
     nuc = cells["nucleus_id"].to_numpy(np.int64)
     f32 = np.float32
@@ -513,14 +608,7 @@ def place_synapses(
     pre_node = np.full(m, -1, dtype=np.int32)
     for start in range(0, m, CHUNK_SITES):
         idx = np.arange(start, min(start + CHUNK_SITES, m))
-        w, ii = weights.block(idx)
-        cum = np.cumsum(w, axis=1)
-        u = rng.random(idx.size) * (cum[:, -1] + w_ext)
-        pick = np.sum(cum < u[:, None], axis=1)
-        local = pick < w.shape[1]
-        ax = ii[np.arange(idx.size), np.minimum(pick, w.shape[1] - 1)]
-        del w, ii, cum
-        ax = np.where(local, ax, -1)
+        local, ax = _pick_partners(weights, idx, w_ext, rng)
         pre_cell = np.zeros(idx.size, dtype=np.int64)
         pre_cell[local] = sites.ax_cell[ax[local]]
         pre_nuc[idx[local]] = nuc[pre_cell[local]]
@@ -534,17 +622,28 @@ def place_synapses(
         for name, pts in (("ctr", ctr_pt), ("pre", pre_pt), ("post", post_pt)):
             for j, axis_name in enumerate("xyz"):
                 out[f"{name}_{axis_name}_um"][idx] = pts[:, j]
-    del weights
+    return pre_nuc, pre_node, out
 
-    # 3. external fragments and sizes
+
+def _pick_partners(weights: _Weights, idx: np.ndarray, w_ext: float,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draw a partner per site ``idx``: (is local, axon node index or -1 if external)."""
+    w, ii = weights.block(idx)
+    cum = np.cumsum(w, axis=1)
+    u = rng.random(idx.size) * (cum[:, -1] + w_ext)
+    pick = np.sum(cum < u[:, None], axis=1)
+    local = pick < w.shape[1]
+    ax = ii[np.arange(idx.size), np.minimum(pick, w.shape[1] - 1)]
+    del w, ii, cum
+    return local, np.where(local, ax, -1)
+
+
+def _synapse_sizes(pre_nuc: np.ndarray, ext_id: np.ndarray, post_nuc: np.ndarray,
+                   params: DatastackParams, salt_size: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Synapse sizes (int64 voxels, multiples of 4), ln-correlated within a connection."""
     external = pre_nuc == 0
-    ext_id = np.zeros(m, dtype=np.int64)
-    ext_pos = np.stack(
-        [out["ctr_x_um"][external], out["ctr_y_um"][external], out["ctr_z_um"][external]], axis=1
-    )
-    ext_id[external] = _external_fragments(ext_pos, rng)
-    del ext_pos
-    post_nuc = nuc[sites.cell]
+    m = pre_nuc.size
     conn_key = np.where(external, -ext_id, pre_nuc)  # external keys < 0: no collisions
     rho = SIZE_CONNECTION_RHO
     z = pair_normal(conn_key, post_nuc, salt_size)
@@ -553,22 +652,7 @@ def place_synapses(
     z += np.sqrt(1.0 - rho) * rng.standard_normal(m)
     raw = np.exp(params.synapse_ln_mean + params.synapse_ln_sd * z)
     del z
-    size = np.maximum(4 * np.rint(raw / 4.0), 4).astype(np.int64)
-    del raw
-
-    columns = {
-        "post_nucleus_id": post_nuc,
-        "post_node": sites.node.astype(np.int32, copy=False),
-        "post_compartment": sites.comp.astype(np.int8, copy=False),
-        "post_dist_to_soma_um": sites.dist.astype(f32, copy=False),
-        "pre_nucleus_id": pre_nuc,
-        "pre_node": pre_node,
-        "external_axon_id": ext_id,
-        **out,
-        "size": size,
-    }
-    # copy=False: one block per column, no consolidation copy of ~10^6-10^7 rows
-    return pd.DataFrame({c: columns[c] for c in SYNAPSE_COLUMNS}, copy=False)
+    return np.maximum(4 * np.rint(raw / 4.0), 4).astype(np.int64)
 
 
 def _synapse_points(

@@ -49,6 +49,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,11 @@ from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from scipy.signal import lfilter
 
 from offline_cave.contract.params import V1DD_PLANE_DEPTHS_UM
+
+if TYPE_CHECKING:
+    from pynwb import NWBFile, ProcessingModule
+    from pynwb.device import Device
+    from pynwb.ophys import PlaneSegmentation
 
 # ----------------------------------------------------------------------------- constants
 SUBJECT_ID = "409828"  # the EM "golden mouse" (datasets-facts §1.5, §4.1)
@@ -385,58 +391,12 @@ def stimulus_schedule(rng: np.random.Generator, center_deg: tuple[float, float],
     rows: list[dict] = []
     epochs: list[dict] = []
     t = design.pre_gray_s
-    nan = np.nan
+    t, cond = _grating_blocks(rng, center_deg, design, rows, epochs, t)
+    lsn, t, cond = _lsn_block(rng, design, rows, epochs, t, cond)
+    ids, natural, t, cond = _natural_block(rng, design, rows, epochs, t, cond)
 
-    def row(name: str, start: float, stop: float, **kw) -> dict:
-        r = dict.fromkeys(STIMULUS_COLUMNS, nan)
-        r.update(stim_name=name, start_time=start, stop_time=stop, **kw)
-        return r
-
-    cond = 0
-    for name, windowed in (("drifting_gratings_full", False),
-                           ("drifting_gratings_windowed", True)):
-        conds = [(s, d) for s in range(len(SPATIAL_FREQUENCIES_CPD))
-                 for d in range(len(DIRECTIONS_DEG))]
-        order = np.concatenate([rng.permutation(len(conds)) for _ in range(GRATING_REPEATS)])
-        start = t
-        for c in order:
-            s, d = conds[c]
-            rows.append(row(name, t, t + GRATING_ON_S,
-                            temporal_frequency=TEMPORAL_FREQUENCY_HZ,
-                            spatial_frequency=SPATIAL_FREQUENCIES_CPD[s],
-                            center_azimuth=center_deg[0] if windowed else nan,
-                            center_elevation=center_deg[1] if windowed else nan,
-                            direction=DIRECTIONS_DEG[d], stimulus_condition_id=cond + c))
-            t += GRATING_ON_S + GRATING_GRAY_S
-        epochs.append({"stim_name": name, "start_time": start, "stop_time": t - GRATING_GRAY_S})
-        cond += len(conds)
-        t += design.gap_s
-
-    lsn = _lsn_templates(rng, design.lsn_frames)
-    start = t
-    for k in range(design.lsn_frames):
-        rows.append(row("locally_sparse_noise", t, t + 1.0 / LSN_RATE_HZ, frame=float(k),
-                        stimulus_condition_id=cond + k))
-        t += 1.0 / LSN_RATE_HZ
-    epochs.append({"stim_name": "locally_sparse_noise", "start_time": start, "stop_time": t})
-    cond += design.lsn_frames
-    t += design.gap_s
-
-    ids = np.sort(rng.choice(N_NATURAL_IMAGES, design.natural_images, replace=False))
-    natural = _natural_templates(rng, design.natural_images)
-    orders = [rng.permutation(design.natural_images) for _ in range(2)]
-    start = t
-    for rep in range(design.natural_repeats):
-        for k in orders[rep % 2]:
-            rows.append(row("natural_images", t, t + 1.0 / NATURAL_RATE_HZ,
-                            image_order=float(rep % 2), image_index=float(ids[k]),
-                            stimulus_condition_id=cond + int(k)))
-            t += 1.0 / NATURAL_RATE_HZ
-    epochs.append({"stim_name": "natural_images", "start_time": start, "stop_time": t})
-    cond += design.natural_images
-    t += design.gap_s
-
-    rows.append(row("spontaneous", t, t + design.spontaneous_s, stimulus_condition_id=cond))
+    rows.append(_stim_row("spontaneous", t, t + design.spontaneous_s,
+                          stimulus_condition_id=cond))
     epochs.append({"stim_name": "spontaneous", "start_time": t,
                    "stop_time": t + design.spontaneous_s})
     t += design.spontaneous_s + design.post_gray_s
@@ -447,6 +407,75 @@ def stimulus_schedule(rng: np.random.Generator, center_deg: tuple[float, float],
     ep["duration"] = ep["stop_time"] - ep["start_time"]
     return Schedule(table, ep[["stim_name", "start_time", "stop_time", "duration"]], lsn,
                     natural, ids, float(t))
+
+
+def _stim_row(name: str, start: float, stop: float, **kw) -> dict:
+    """One stimulus-table row: every column NaN except those given."""
+    r = dict.fromkeys(STIMULUS_COLUMNS, np.nan)
+    r.update(stim_name=name, start_time=start, stop_time=stop, **kw)
+    return r
+
+
+def _grating_blocks(rng: np.random.Generator, center_deg: tuple[float, float],
+                    design: Design, rows: list[dict], epochs: list[dict],
+                    t: float) -> tuple[float, int]:
+    """Append the full-field then windowed grating blocks; return the next (time, cond id)."""
+    nan = np.nan
+    cond = 0
+    for name, windowed in (("drifting_gratings_full", False),
+                           ("drifting_gratings_windowed", True)):
+        conds = [(s, d) for s in range(len(SPATIAL_FREQUENCIES_CPD))
+                 for d in range(len(DIRECTIONS_DEG))]
+        order = np.concatenate([rng.permutation(len(conds)) for _ in range(GRATING_REPEATS)])
+        start = t
+        for c in order:
+            s, d = conds[c]
+            rows.append(_stim_row(name, t, t + GRATING_ON_S,
+                                  temporal_frequency=TEMPORAL_FREQUENCY_HZ,
+                                  spatial_frequency=SPATIAL_FREQUENCIES_CPD[s],
+                                  center_azimuth=center_deg[0] if windowed else nan,
+                                  center_elevation=center_deg[1] if windowed else nan,
+                                  direction=DIRECTIONS_DEG[d], stimulus_condition_id=cond + c))
+            t += GRATING_ON_S + GRATING_GRAY_S
+        epochs.append({"stim_name": name, "start_time": start, "stop_time": t - GRATING_GRAY_S})
+        cond += len(conds)
+        t += design.gap_s
+    return t, cond
+
+
+def _lsn_block(rng: np.random.Generator, design: Design, rows: list[dict],
+               epochs: list[dict], t: float, cond: int) -> tuple[np.ndarray, float, int]:
+    """Append the sparse-noise block; return its templates and the next (time, cond id)."""
+    lsn = _lsn_templates(rng, design.lsn_frames)
+    start = t
+    for k in range(design.lsn_frames):
+        rows.append(_stim_row("locally_sparse_noise", t, t + 1.0 / LSN_RATE_HZ, frame=float(k),
+                              stimulus_condition_id=cond + k))
+        t += 1.0 / LSN_RATE_HZ
+    epochs.append({"stim_name": "locally_sparse_noise", "start_time": start, "stop_time": t})
+    cond += design.lsn_frames
+    t += design.gap_s
+    return lsn, t, cond
+
+
+def _natural_block(rng: np.random.Generator, design: Design, rows: list[dict],
+                   epochs: list[dict], t: float,
+                   cond: int) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Append the natural-image block; return image ids, templates, next (time, cond id)."""
+    ids = np.sort(rng.choice(N_NATURAL_IMAGES, design.natural_images, replace=False))
+    natural = _natural_templates(rng, design.natural_images)
+    orders = [rng.permutation(design.natural_images) for _ in range(2)]
+    start = t
+    for rep in range(design.natural_repeats):
+        for k in orders[rep % 2]:
+            rows.append(_stim_row("natural_images", t, t + 1.0 / NATURAL_RATE_HZ,
+                                  image_order=float(rep % 2), image_index=float(ids[k]),
+                                  stimulus_condition_id=cond + int(k)))
+            t += 1.0 / NATURAL_RATE_HZ
+    epochs.append({"stim_name": "natural_images", "start_time": start, "stop_time": t})
+    cond += design.natural_images
+    t += design.gap_s
+    return ids, natural, t, cond
 
 
 # ----------------------------------------------------------------------------- behaviour
@@ -472,6 +501,23 @@ def simulate_behavior(rng: np.random.Generator, duration_s: float) -> Behavior:
     every ~30 s (NaN pupil and corneal reflection, ``likely_blink`` True) and a NaN-heavy
     first 1.5 s, as in the real tables (§4.2).
     """
+    t_run, speed = _running_speed(rng, duration_s)
+    eye = _eye_fits(rng, duration_s, t_run, speed)
+    blink = _blinks(rng, eye["timestamps"], duration_s)
+    eye["likely_blink"] = blink
+    for name in EYE_COLUMNS:
+        if name in ("timestamps", "likely_blink"):
+            continue
+        values = np.round(np.asarray(eye[name], float) * 256) / 256
+        if name.startswith(("pupil", "cr")):
+            values[blink] = np.nan
+        eye[name] = values.astype(np.float32)
+    return Behavior(t_run, speed.astype(np.float32), pd.DataFrame(eye)[list(EYE_COLUMNS)])
+
+
+def _running_speed(rng: np.random.Generator,
+                   duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Running-speed times and values (cm/s, 60 Hz): alternating stationary/running bouts."""
     n_run = int(np.floor(duration_s * RUNNING_RATE_HZ))
     t_run = np.arange(n_run) / RUNNING_RATE_HZ
     target = np.zeros(n_run)
@@ -485,8 +531,12 @@ def simulate_behavior(rng: np.random.Generator, duration_s: float) -> Behavior:
         t += length
         running = not running
     speed = gaussian_filter1d(target, 0.4 * RUNNING_RATE_HZ) + rng.normal(0, 0.2, n_run)
-    speed = np.round(speed * 256) / 256
+    return t_run, np.round(speed * 256) / 256
 
+
+def _eye_fits(rng: np.random.Generator, duration_s: float, t_run: np.ndarray,
+              speed: np.ndarray) -> dict[str, np.ndarray]:
+    """Eye-tracking ellipse fits at 30 Hz (unrounded, no blinks); the pupil follows running."""
     n_eye = int(np.floor(duration_s * EYE_RATE_HZ))
     t_eye = np.arange(n_eye) / EYE_RATE_HZ
     run_eye = gaussian_filter1d((np.interp(t_eye, t_run, speed) > RUN_THRESHOLD_CM_S) * 1.0,
@@ -507,7 +557,7 @@ def simulate_behavior(rng: np.random.Generator, duration_s: float) -> Behavior:
     eye_h = 85.0 + rng.normal(0, 0.8, n_eye)
     cr_w = 6.0 + rng.normal(0, 0.2, n_eye)
     cr_h = 5.5 + rng.normal(0, 0.2, n_eye)
-    eye = {
+    return {
         "timestamps": t_eye,
         "cr_area": np.pi * cr_w * cr_h,
         "eye_area": np.pi * eye_w * eye_h,
@@ -522,18 +572,14 @@ def simulate_behavior(rng: np.random.Generator, duration_s: float) -> Behavior:
         "pupil_center_x": pupil_cx, "pupil_center_y": pupil_cy,
         "pupil_width": pupil_w, "pupil_height": pupil_h, "pupil_phi": rng.normal(0, 0.2, n_eye),
     }
+
+
+def _blinks(rng: np.random.Generator, t_eye: np.ndarray, duration_s: float) -> np.ndarray:
+    """Blink mask over ``t_eye``: the first 1.5 s and a blink every ~30 s."""
     blink = t_eye < 1.5
     for onset in np.cumsum(rng.exponential(30.0, int(duration_s / 10) + 2)):
         blink |= (t_eye >= onset) & (t_eye < onset + rng.uniform(0.15, 0.5))
-    eye["likely_blink"] = blink
-    for name in EYE_COLUMNS:
-        if name in ("timestamps", "likely_blink"):
-            continue
-        values = np.round(np.asarray(eye[name], float) * 256) / 256
-        if name.startswith(("pupil", "cr")):
-            values[blink] = np.nan
-        eye[name] = values.astype(np.float32)
-    return Behavior(t_run, speed.astype(np.float32), pd.DataFrame(eye)[list(EYE_COLUMNS)])
+    return blink
 
 
 # ----------------------------------------------------------------------------- responses
@@ -829,22 +875,31 @@ def identifier(meta: SessionMeta, seed: int) -> str:
                           f"offline_cave/v1dd/{SUBJECT_ID}/{meta.column}/{meta.volume}/{seed}"))
 
 
-def build_nwbfile(data: SessionData):
+def build_nwbfile(data: SessionData) -> NWBFile:
     """The in-memory ``pynwb.NWBFile`` of a simulated session (datasets-facts §4.2)."""
-    from hdmf.common import DynamicTable, VectorData
-    from pynwb import NWBFile, TimeSeries
-    from pynwb.base import ImageReferences, Images
-    from pynwb.epoch import TimeIntervals
+    nwb = _empty_nwbfile(data)
+    device = nwb.create_device(name="DeepScope",
+                               description=f"two-photon microscope, equipment_id "
+                                           f"{DEVICE_EQUIPMENT_ID}")
+    for p in data.planes:
+        _add_plane(nwb, device, p)
+    _add_behavior(nwb, data.behavior)
+    _add_intervals(nwb, data.schedule)
+    _add_stimulus_templates(nwb, data.schedule)
+    return nwb
+
+
+def _empty_nwbfile(data: SessionData) -> NWBFile:
+    """The NWBFile with the session's metadata and subject, and no data yet."""
+    from pynwb import NWBFile
     from pynwb.file import Subject
-    from pynwb.image import GrayscaleImage
-    from pynwb.ophys import ImageSegmentation, OpticalChannel, RoiResponseSeries
 
     meta = data.meta
     subject = Subject(subject_id=SUBJECT_ID, age=f"P{meta.age_days}D", age__reference="birth",
                       genotype=SUBJECT_GENOTYPE, sex=SUBJECT_SEX, species=SUBJECT_SPECIES,
                       description=SUBJECT_DESCRIPTION,
                       date_of_birth=_pacific(dt.datetime.combine(DATE_OF_BIRTH, dt.time())))
-    nwb = NWBFile(
+    return NWBFile(
         session_description=SESSION_DESCRIPTION,
         identifier=identifier(meta, data.seed),
         session_start_time=meta.start_time,
@@ -857,67 +912,89 @@ def build_nwbfile(data: SessionData):
         notes=("OFFLINE SYNTHETIC SAMPLE: simulated by offline_cave.generator.twophoton.model "
                f"(seed {data.seed}); not real data."),
     )
-    device = nwb.create_device(name="DeepScope",
-                               description=f"two-photon microscope, equipment_id "
-                                           f"{DEVICE_EQUIPMENT_ID}")
-    for p in data.planes:
-        channel = OpticalChannel(name="channel", description="GCaMP6s green channel",
-                                 emission_lambda=940.0)  # 940 for both, as the real files say
-        imaging_plane = nwb.create_imaging_plane(
-            name=f"plane-{p.plane}", optical_channel=channel,
-            description=f"2-photon imaging plane {p.plane}, depth {p.depth_um} microns",
-            device=device, excitation_lambda=940.0, imaging_rate=IMAGING_RATE_HZ,
-            indicator="gcamp6s", location=f"{p.depth_um} um")
-        module = nwb.create_processing_module(f"plane-{p.plane}",
-                                              "Single-plane ophys processing module")
-        segmentation = ImageSegmentation(name="image_segmentation")
-        table = segmentation.create_plane_segmentation(
-            name="roi_table", description=f"output from suite2p for plane-{p.plane}",
-            imaging_plane=imaging_plane)
-        empty = len(p.rois) == 0  # typed empty columns: pynwb cannot infer a dtype from []
-        for name, desc, dtype in (
-                ("column", "V1DD imaging column (1-5)", np.int64),
-                ("volume", "imaging volume within the column (1-5)", np.int64),
-                ("plane", "plane within the volume (0-5)", np.int64),
-                ("roi", "index of the ROI within the plane", np.int64),
-                ("pika_roi_id", "ROI id, '{plane experiment id}_{roi:04d}'", str),
-                ("pika_roi_confidence", "classifier confidence that the ROI is a soma", float),
-                ("is_soma", "ROI classified as a soma", bool)):
-            if empty:
-                table.add_column(name, desc, data=np.array([], dtype=dtype))
-            else:
-                table.add_column(name, desc)
+
+
+def _add_plane(nwb: NWBFile, device: Device, p: PlaneData) -> None:
+    """Add a plane's imaging plane and its processing module (ROIs, traces, images)."""
+    from pynwb.base import Images
+    from pynwb.image import GrayscaleImage
+    from pynwb.ophys import ImageSegmentation, OpticalChannel
+
+    channel = OpticalChannel(name="channel", description="GCaMP6s green channel",
+                             emission_lambda=940.0)  # 940 for both, as the real files say
+    imaging_plane = nwb.create_imaging_plane(
+        name=f"plane-{p.plane}", optical_channel=channel,
+        description=f"2-photon imaging plane {p.plane}, depth {p.depth_um} microns",
+        device=device, excitation_lambda=940.0, imaging_rate=IMAGING_RATE_HZ,
+        indicator="gcamp6s", location=f"{p.depth_um} um")
+    module = nwb.create_processing_module(f"plane-{p.plane}",
+                                          "Single-plane ophys processing module")
+    segmentation = ImageSegmentation(name="image_segmentation")
+    table = segmentation.create_plane_segmentation(
+        name="roi_table", description=f"output from suite2p for plane-{p.plane}",
+        imaging_plane=imaging_plane)
+    _fill_roi_table(table, p)
+    module.add(segmentation)
+    _add_roi_series(module, table, p)
+    module.add(Images(name="images", description="projection images of the plane",
+                      images=[GrayscaleImage(name=k, data=_compressed(v))
+                              for k, v in p.images.items()]))
+
+
+def _fill_roi_table(table: PlaneSegmentation, p: PlaneData) -> None:
+    """Add the key columns and one row (with its pixel mask) per ROI of the plane."""
+    empty = len(p.rois) == 0  # typed empty columns: pynwb cannot infer a dtype from []
+    for name, desc, dtype in (
+            ("column", "V1DD imaging column (1-5)", np.int64),
+            ("volume", "imaging volume within the column (1-5)", np.int64),
+            ("plane", "plane within the volume (0-5)", np.int64),
+            ("roi", "index of the ROI within the plane", np.int64),
+            ("pika_roi_id", "ROI id, '{plane experiment id}_{roi:04d}'", str),
+            ("pika_roi_confidence", "classifier confidence that the ROI is a soma", float),
+            ("is_soma", "ROI classified as a soma", bool)):
         if empty:
-            table.add_column("pixel_mask", "pixel masks: (x, y, weight)", index=True,
-                             data=np.zeros(0, dtype=[("x", "u4"), ("y", "u4"),
-                                                     ("weight", "f4")]))
-        for r, mask in zip(p.rois.itertuples(index=False), p.masks, strict=True):
-            table.add_roi(pixel_mask=[(int(x), int(y), float(w)) for x, y, w in mask],
-                          column=int(r.column), volume=int(r.volume), plane=int(r.plane),
-                          roi=int(r.roi), pika_roi_id=str(r.pika_roi_id),
-                          pika_roi_confidence=float(r.pika_roi_confidence),
-                          is_soma=bool(r.is_soma))
-        module.add(segmentation)
-        region = table.create_roi_table_region(region=list(range(len(p.rois))),
-                                               description="Soma-only ROIs")
-        dff = RoiResponseSeries(
-            name="dff", data=_compressed(p.dff, 1024), rois=region, unit="%",
-            timestamps=_compressed(p.timestamps),
-            description="dF/F (percent) of the soma ROIs; frames x ROIs")
-        events = RoiResponseSeries(
-            name="events", data=_compressed(p.events, 1024), rois=region, unit="a.u.",
-            timestamps=dff, description="inferred events (spike-like, a.u.); frames x ROIs")
-        module.add(dff)
-        module.add(events)
-        module.add(Images(name="images", description="projection images of the plane",
-                          images=[GrayscaleImage(name=k, data=_compressed(v))
-                                  for k, v in p.images.items()]))
+            table.add_column(name, desc, data=np.array([], dtype=dtype))
+        else:
+            table.add_column(name, desc)
+    if empty:
+        table.add_column("pixel_mask", "pixel masks: (x, y, weight)", index=True,
+                         data=np.zeros(0, dtype=[("x", "u4"), ("y", "u4"),
+                                                 ("weight", "f4")]))
+    for r, mask in zip(p.rois.itertuples(index=False), p.masks, strict=True):
+        table.add_roi(pixel_mask=[(int(x), int(y), float(w)) for x, y, w in mask],
+                      column=int(r.column), volume=int(r.volume), plane=int(r.plane),
+                      roi=int(r.roi), pika_roi_id=str(r.pika_roi_id),
+                      pika_roi_confidence=float(r.pika_roi_confidence),
+                      is_soma=bool(r.is_soma))
+
+
+def _add_roi_series(module: ProcessingModule, table: PlaneSegmentation, p: PlaneData) -> None:
+    """Add the plane's ``dff`` and ``events`` RoiResponseSeries over all its ROIs."""
+    from pynwb.ophys import RoiResponseSeries
+
+    region = table.create_roi_table_region(region=list(range(len(p.rois))),
+                                           description="Soma-only ROIs")
+    dff = RoiResponseSeries(
+        name="dff", data=_compressed(p.dff, 1024), rois=region, unit="%",
+        timestamps=_compressed(p.timestamps),
+        description="dF/F (percent) of the soma ROIs; frames x ROIs")
+    events = RoiResponseSeries(
+        name="events", data=_compressed(p.events, 1024), rois=region, unit="a.u.",
+        timestamps=dff, description="inferred events (spike-like, a.u.); frames x ROIs")
+    module.add(dff)
+    module.add(events)
+
+
+def _add_behavior(nwb: NWBFile, behavior_data: Behavior) -> None:
+    """Add the ``behavior`` module: running speed and the eye-tracking table."""
+    from hdmf.common import DynamicTable, VectorData
+    from pynwb import TimeSeries
 
     behavior = nwb.create_processing_module("behavior", "running and eye tracking")
-    behavior.add(TimeSeries(name="running_speed", data=_compressed(data.behavior.running_speed),
-                            unit="cm/s", timestamps=_compressed(data.behavior.running_t),
+    behavior.add(TimeSeries(name="running_speed", data=_compressed(behavior_data.running_speed),
+                            unit="cm/s", timestamps=_compressed(behavior_data.running_t),
                             description="running speed of the mouse on the disk (cm/s)"))
-    eye = data.behavior.eye
+    eye = behavior_data.eye
     behavior.add(DynamicTable(
         name="eye_tracking", description="DLC ellipse fits of eye, pupil and corneal "
                                          "reflection (pixels, pixels^2, rad)",
@@ -925,19 +1002,30 @@ def build_nwbfile(data: SessionData):
         columns=[VectorData(name=c, description=c.replace("_", " "),
                             data=_compressed(eye[c].to_numpy())) for c in EYE_COLUMNS]))
 
-    st = data.schedule.stimulus_table
+
+def _add_intervals(nwb: NWBFile, schedule: Schedule) -> None:
+    """Add the stimulus table and the epochs."""
+    from pynwb.epoch import TimeIntervals
+
+    st = schedule.stimulus_table
     nwb.add_time_intervals(TimeIntervals.from_dataframe(
         st[["start_time", "stop_time"] + [c for c in STIMULUS_COLUMNS
                                           if c not in ("start_time", "stop_time")]],
         name="stimulus_table", table_description="one row per stimulus presentation"))
     nwb.add_epoch_column("stim_name", "stimulus block")
     nwb.add_epoch_column("duration", "stop_time - start_time (s)")
-    for e in data.schedule.epochs.itertuples(index=False):
+    for e in schedule.epochs.itertuples(index=False):
         nwb.add_epoch(start_time=float(e.start_time), stop_time=float(e.stop_time),
                       stim_name=str(e.stim_name), duration=float(e.duration))
 
+
+def _add_stimulus_templates(nwb: NWBFile, schedule: Schedule) -> None:
+    """Add the sparse-noise frames and the natural images as stimulus templates."""
+    from pynwb.base import ImageReferences, Images
+    from pynwb.image import GrayscaleImage
+
     lsn = [GrayscaleImage(name=str(k), data=img, description="sparse noise frame")
-           for k, img in enumerate(data.schedule.lsn_templates)]
+           for k, img in enumerate(schedule.lsn_templates)]
     nwb.add_stimulus_template(Images(
         name="locally_sparse_noise", images=lsn,
         description=f"{LSN_SPOT_DEG} deg spots on an {LSN_GRID[0]} x {LSN_GRID[1]} grid, "
@@ -945,12 +1033,11 @@ def build_nwbfile(data: SessionData):
         order_of_images=ImageReferences(name="order_of_images", data=lsn)))
     natural = [GrayscaleImage(name=str(int(i)), data=img,
                               description=f"natural image {int(i)} (synthetic 1/f stand-in)")
-               for i, img in zip(data.schedule.natural_image_ids,
-                                 data.schedule.natural_templates, strict=True)]
+               for i, img in zip(schedule.natural_image_ids,
+                                 schedule.natural_templates, strict=True)]
     nwb.add_stimulus_template(Images(
         name="natural_images", images=natural, description="natural images (a subset)",
         order_of_images=ImageReferences(name="order_of_images", data=natural)))
-    return nwb
 
 
 def _container_path(obj) -> str:
