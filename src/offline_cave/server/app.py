@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import threading
+import traceback
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
@@ -52,6 +53,28 @@ from offline_cave.server.routes import (
 )
 
 log = logging.getLogger("offline_cave.server")
+
+
+class EscapeUnencodable(logging.Filter):
+    """Log records with lone surrogates (quoted from a request) written as escapes.
+
+    A traceback can quote request text; unescaped, a UTF-8 console or pytest-xdist's channel
+    fails on it. Attached to this server's logger and to uvicorn's error logger.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            record.exc_text = _loggable("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_info = None
+        record.msg, record.args = _loggable(record.getMessage()), ()
+        return True
+
+
+def _install_log_filter() -> None:
+    for name in ("offline_cave.server", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, EscapeUnencodable) for f in logger.filters):
+            logger.addFilter(EscapeUnencodable())
 
 
 class ErrorCounter:
@@ -247,6 +270,11 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     return error_response(exc.status_code, str(exc.detail))
 
 
+def _loggable(text: str) -> str:
+    """``text`` with lone surrogates and other unencodable characters as backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 async def unexpected(request: Request, exc: Exception) -> Response:
     """Any other exception: counted, logged and answered as a JSON 500."""
     request.app.state.errors.add(f"{request.method} {request.url.path}: "
@@ -265,6 +293,7 @@ def create_app(data_dir: str | Path, *, public_url: str | None = None,
     request (default :class:`~offline_cave.server.limits.Limits`).
     """
     limits = limits or Limits()
+    _install_log_filter()
     registry = Registry(Path(data_dir), datastacks, query_timeout=limits.query_timeout)
     app = Starlette(routes=build_routes(),
                     middleware=[Middleware(BodyLimits), Middleware(TokenRequired)],

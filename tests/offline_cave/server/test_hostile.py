@@ -382,3 +382,23 @@ def test_a_stopped_query_is_a_503_with_the_reason(served: Served, facts: dict,
     monkeypatch.setattr(type(db), "arrow", slow)
     status, _, resp = request(served, "POST", facts["nuc_query"], b"{}")
     assert status == 503 and "query time limit" in message_of(resp)
+
+
+def test_log_records_quoting_lone_surrogates_stay_encodable() -> None:
+    """A traceback quoting request text once broke pytest-xdist's channel (and would break a
+    UTF-8 console): the server's and uvicorn's loggers escape such characters."""
+    import logging
+
+    from offline_cave.server.app import EscapeUnencodable
+
+    try:
+        raise RuntimeError("planted \ud800 text")
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1,
+                                   "path %s", ("/x\udfff",), sys.exc_info())
+    assert EscapeUnencodable().filter(record)
+    text = logging.Formatter().format(record)
+    text.encode("utf-8")  # raises UnicodeEncodeError without the filter
+    assert "\\ud800" in text and "\\udfff" in text
