@@ -41,9 +41,11 @@ def snapshot(home: Path) -> dict[str, tuple[int, bytes | None]]:
     out = {}
     for path in sorted(home.rglob("*")):
         rel = path.relative_to(home)
-        if rel.parts[0] in (".cache", ".ipython", ".jupyter", ".local", ".config") and \
-                rel.parts[:2] != (".config", "connectomics_book"):
-            continue  # written by the kernels and the download cache, not by configure
+        if rel.parts[0] in (".cache", ".ipython", ".jupyter", ".local", ".config",
+                            ".cloudfiles") and rel.parts[:2] != (".config", "connectomics_book"):
+            continue  # written by the kernels and the clients' caches, not by configure
+        if rel.parts[:2] == (".cloudvolume", "cache"):
+            continue  # cloud-volume's download cache
         out[str(rel)] = (path.stat().st_mode & 0o777, path.read_bytes() if path.is_file() else None)
     return out
 
