@@ -35,6 +35,7 @@ _EXPERIMENT = re.compile(r"column\s*(\d+)\s*,\s*volume\s*(\d+)", re.IGNORECASE)
 _SUFFIXES = (".nwb", ".nwb.zarr")
 
 
+# 70 lines because of its numpydoc docstring (the page readers' reference); the code is ~20
 def session_path(column: int, volume: int, data_dir: str | os.PathLike | None = None) -> Path:
     """Path of the NWB file of V1DD two-photon session (``column``, ``volume``).
 

@@ -126,6 +126,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# long but linear: check the data, bind the port, build the app, announce the URL, run
 def cmd_serve(args: argparse.Namespace) -> int:
     """``python -m offline_cave serve``: print one line with the URL, serve until stopped."""
     from offline_cave.prepare import SampleMissingError, prepare_data
