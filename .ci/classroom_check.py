@@ -37,7 +37,8 @@ REAL = "real0token0value0do0not0touch000"
 
 
 def snapshot(home: Path) -> dict[str, tuple[int, bytes | None]]:
-    """Every path under ``home`` (caches excepted) with its mode and bytes."""
+    """Every file and empty directory under ``home`` (the clients' caches excepted) with its
+    mode and bytes: a directory kept only because a cache is in it is not configure's doing."""
     out = {}
     for path in sorted(home.rglob("*")):
         rel = path.relative_to(home)
@@ -46,6 +47,8 @@ def snapshot(home: Path) -> dict[str, tuple[int, bytes | None]]:
             continue  # written by the kernels and the clients' caches, not by configure
         if rel.parts[:2] == (".cloudvolume", "cache"):
             continue  # cloud-volume's download cache
+        if path.is_dir() and any(path.iterdir()):
+            continue  # a directory counts through its files (or when it is empty)
         out[str(rel)] = (path.stat().st_mode & 0o777, path.read_bytes() if path.is_file() else None)
     return out
 
