@@ -22,7 +22,7 @@ The install line is derived, never kept by hand: the top-level modules the page'
 (and, for each ``connectomics_book`` module it imports, that module's own imports), mapped to
 their distributions with ``importlib.metadata.packages_distributions()`` of the environment
 this runs in (the book's venv), each pinned to ``requirements.lock``; plus
-``constants.NWB_REQUIREMENTS`` for pages that read NWB sessions; then the course package from
+``constants.NWB_DISTRIBUTIONS`` (pinned from the lock) for pages that read NWB sessions; then the course package from
 ``constants.REPOSITORY_URL``. A module that maps to no locked distribution is an error.
 
 Pages that talk to CAVE (import ``caveclient``) get two more cells after the setup: a note
@@ -50,7 +50,7 @@ from connectomics_book.constants import (
     DATASTACK,
     DISPLAY_SETUP,
     GLOBAL_SERVERS,
-    NWB_REQUIREMENTS,
+    NWB_DISTRIBUTIONS,
     V1DD_DATASTACK,
 )
 
@@ -149,7 +149,7 @@ def requirements_for(modules: set[str], *, nwb: bool = False) -> list[str]:
     kernel's own modules (``KERNEL_PROVIDED``) need none."""
     pins, extra = lock_pins(), {}
     if nwb:
-        extra = {req.split("==")[0].replace("-", "_"): req for req in NWB_REQUIREMENTS}
+        extra = {name.replace("-", "_"): pins[_normalise(name)] for name in NWB_DISTRIBUTIONS}
     found = set(extra.values())
     for module in sorted(modules):
         if (module in sys.stdlib_module_names or module in COURSE_PACKAGES

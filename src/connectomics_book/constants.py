@@ -45,10 +45,10 @@ COURSE_REQUIREMENT = f'"{COURSE_DISTRIBUTION} @ git+{REPOSITORY_URL}"'
 #: Colab twin, followed by the distributions that page imports, pinned to requirements.lock
 #: (derived per page from its imports; never kept by hand), then ``COURSE_REQUIREMENT``.
 COLAB_PIP = "%pip install -q"
-#: Distributions a twin needs that requirements.lock does not hold, with the pin checked
-#: against the lock (``uv pip compile -c requirements.lock``): the public V1DD NWB sessions are
-#: Zarr stores, read with hdmf_zarr. Added to the twins of the pages that read NWB sessions.
-NWB_REQUIREMENTS: tuple[str, ...] = ("hdmf-zarr==0.13.0",)
+#: Distributions a page needs that its imports do not show: the public V1DD NWB sessions are
+#: Zarr stores, which pynwb reads through hdmf_zarr. Added, pinned from requirements.lock, to
+#: the twins of the pages that read NWB sessions.
+NWB_DISTRIBUTIONS: tuple[str, ...] = ("hdmf-zarr",)
 
 #: Display options of every page: compact pandas tables and the inline figure format.
 PANDAS_OPTIONS: dict[str, int] = {

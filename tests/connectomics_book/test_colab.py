@@ -19,7 +19,7 @@ from connectomics_book.build.pages import reads_nwb_sessions
 from connectomics_book.constants import (
     COURSE_REQUIREMENT,
     GLOBAL_SERVERS,
-    NWB_REQUIREMENTS,
+    NWB_DISTRIBUTIONS,
     V1DD_SERVER,
 )
 from tests.fixtures.paths import REPO_ROOT
@@ -59,7 +59,7 @@ def missing_distributions(nb, page: Path | None = None) -> dict[str, set[str]]:
     """``{module: distributions}`` for every module the twin's code imports (following the
     course package's modules) whose distributions are all missing from its install line.
     Distributions are found here with find_spec + packages_distributions, independently of
-    tools/make_ipynb.py; a page that reads NWB sessions must also install NWB_REQUIREMENTS."""
+    tools/make_ipynb.py; a page that reads NWB sessions must also install NWB_DISTRIBUTIONS."""
     modules = make_ipynb.imported_modules(
         [c.source for c in nb.cells if c.cell_type == "code"])
     line = installed_by(nb)
@@ -74,8 +74,8 @@ def missing_distributions(nb, page: Path | None = None) -> dict[str, set[str]]:
         if not dists & line:
             missing[module] = dists
     if page is not None and reads_nwb_sessions(page):
-        for requirement in NWB_REQUIREMENTS:
-            name = _normalise(requirement.split("==")[0])
+        for requirement in NWB_DISTRIBUTIONS:
+            name = _normalise(requirement)
             if name not in line:
                 missing[name.replace("-", "_")] = {name}
     return missing
