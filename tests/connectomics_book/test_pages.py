@@ -453,3 +453,35 @@ def test_colab_twins_pass_the_linter():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", *twins],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _stderr_of_kernel(ipython_dir: Path, source: str) -> str:
+    """What a fresh kernel (profile in ``ipython_dir``) writes to stderr running ``source``."""
+    import os
+
+    import nbclient
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    previous = os.environ.get("IPYTHONDIR")
+    os.environ["IPYTHONDIR"] = str(ipython_dir)
+    try:
+        nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    finally:
+        if previous is None:
+            del os.environ["IPYTHONDIR"]
+        else:
+            os.environ["IPYTHONDIR"] = previous
+    return "".join(o.get("text", "") for o in nb.cells[0].outputs if o.get("name") == "stderr")
+
+
+def test_book_build_shows_each_caveclient_warning_once(tmp_path):
+    """caveclient logs every response's Warning header (a table's notice, sent with each
+    query): the book build's kernels show each distinct one once; a plain kernel shows all."""
+    source = ("import logging\nlog = logging.getLogger('caveclient.base')\n"
+              "for _ in range(3):\n    log.warning('NOTICE A')\nlog.warning('NOTICE B')\n")
+    book = _stderr_of_kernel(IPYTHONDIR, source)
+    plain = _stderr_of_kernel(tmp_path / "ipython", source)
+    assert (book.count("NOTICE A"), book.count("NOTICE B")) == (1, 1)
+    assert (plain.count("NOTICE A"), plain.count("NOTICE B")) == (3, 1)
