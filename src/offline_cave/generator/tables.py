@@ -10,7 +10,7 @@ import pandas as pd
 
 from offline_cave.contract.files import file_entry
 from offline_cave.contract.geometry import Slab
-from offline_cave.contract.hashing import multiplicative_bucket
+from offline_cave.contract.hashing import multiplicative_bucket, unit_hash
 from offline_cave.contract.params import INH_TYPES, V1DD_TYPE_OF
 from offline_cave.generator.annotations import (
     days,
@@ -21,6 +21,9 @@ from offline_cave.generator.annotations import (
 )
 from offline_cave.generator.function import function_tables, imaged_cells
 from offline_cave.generator.writer import Writer
+
+#: stream of unit_hash for the "Unsure E" labels of the column table
+UNSURE_E_SALT = 0x7E11
 
 
 def minnie_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, slab: Slab,
@@ -52,6 +55,15 @@ def minnie_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, slab: Slab,
     col_type = cells["cell_type"].to_numpy()[col_rows].astype(object)
     col_type = np.where(col_type == "NGC", "Unsure I", col_type)
     col_type = np.where(tb_rng.random(col_rows.size) < 0.02, "Unsure", col_type)
+    # the rarer labels of the real column table (datasets-facts §2.3): "WM-P" for pyramidal
+    # cells at the white-matter border (the m-type table's L6wm depth), "Unsure E" for a few
+    # excitatory cells; drawn from hashes of the nucleus ids so no other table changes
+    col_depth = cells["depth_um"].to_numpy()[col_rows]
+    deep_pyramidal = np.isin(col_type, ["6P-IT", "6P-CT"]) & (col_depth > 800)
+    col_type = np.where(deep_pyramidal, "WM-P", col_type)
+    unsure_e = (~np.isin(cells["cell_type"].to_numpy()[col_rows], INH_TYPES)
+                & (unit_hash(nucleus_ids[col_rows], UNSURE_E_SALT) < 0.015))
+    col_type = np.where(unsure_e & (col_type != "Unsure"), "Unsure E", col_type)
     col_system = np.where(np.isin(cells["cell_type"].to_numpy()[col_rows], INH_TYPES),
                           "aibs_coarse_inhibitory", "aibs_coarse_excitatory")
     column_types = reference(np.arange(1, col_rows.size + 1),

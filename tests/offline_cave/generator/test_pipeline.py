@@ -97,6 +97,10 @@ VOCAB = {
     "aibs_metamodel_mtypes_v661_v2": {"L2a", "L2b", "L3a", "L3b", "L3c", "L4a", "L4b", "L4c",
                                       "L5a", "L5b", "L5ET", "L5NP", "L6a", "L6b", "L6c", "L6CT",
                                       "L6wm", "PTC", "DTC", "STC", "ITC"},
+    # the column's labels, the rare ones included (datasets-facts §2.3)
+    "allen_v1_column_types_slanted_ref": {"23P", "4P", "5P-IT", "5P-ET", "5P-NP", "6P-IT",
+                                          "6P-CT", "BC", "BPC", "MC", "Unsure", "Unsure E",
+                                          "Unsure I", "WM-P"},
 }
 
 
