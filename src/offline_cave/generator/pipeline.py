@@ -46,7 +46,13 @@ from offline_cave.generator.cache import SampleError as SampleError
 from offline_cave.generator.cache import check as check
 from offline_cave.generator.cache import generator_digest as generator_digest
 from offline_cave.generator.population import place_cells
-from offline_cave.generator.segmentation import Edit, simulate, unix
+from offline_cave.generator.segmentation import (
+    Edit,
+    operation_log,
+    simulate,
+    synthetic_users,
+    unix,
+)
 from offline_cave.generator.tables import (
     minnie_static_tables,
     proofreading_table,
@@ -57,7 +63,7 @@ from offline_cave.generator.writer import Writer
 
 # stage codes for the per-stage random generators
 _STAGES = {"cells": 1, "ids": 2, "skeleton": 3, "synapses": 4, "edits": 5, "tables": 6,
-           "function": 7, "fragments": 8, "sv": 9}
+           "function": 7, "fragments": 8, "sv": 9, "users": 10}
 
 
 def _mark(t_start: float) -> str:
@@ -142,6 +148,8 @@ class Segmentation:
     history: object  # segmentation.History: roots, root_pieces, lineage, snapshots
     snapshot_times: list[float]
     root_zero: np.ndarray  # nuclei whose centroid misses the segmentation
+    operations: pd.DataFrame | None = None  # the operation log (layout.OPERATION_COLUMNS)
+    users: pd.DataFrame | None = None  # its proofreaders (layout.USER_COLUMNS)
 
 
 @dataclass
@@ -167,6 +175,8 @@ class Supervoxels:
     pre_sv: np.ndarray
     post_sv: np.ndarray
     pieces: pa.Table  # supervoxel -> piece, sorted by supervoxel
+    # the edited pieces (sorted), a supervoxel of each and its point in base voxels
+    op_points: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers: int = 2,
@@ -203,7 +213,12 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
 
     points = _synapse_points(params, syn)
     del syn  # the largest frame: keep only the arrays the tables need
-    sv = _supervoxels(params, cells, stage.pt_vx, pieces, points, seg.root_zero, sv_rng)
+    op_pieces = np.unique(history.operations[["source_piece", "sink_piece"]].to_numpy())
+    sv = _supervoxels(params, cells, stage.pt_vx, pieces, points, seg.root_zero, sv_rng,
+                      op_pieces)
+    users = synthetic_users(_rng(seed, "users"))
+    seg.operations = operation_log(history.operations, sv.op_points, users, _rng(seed, "users", 1))
+    seg.users = users
     table_meta = _write_tables(params, seed, out, stage, pieces, seg, points, sv)
     del points
     log(f"  tables: {len(table_meta)} per version  {_mark(t_start)}")
@@ -402,8 +417,9 @@ def _synapse_points(params: DatastackParams, syn: pd.DataFrame) -> SynapsePoints
 
 def _supervoxels(params: DatastackParams, cells: pd.DataFrame, pt_vx: np.ndarray,
                  pieces: Pieces, points: SynapsePoints, root_zero: np.ndarray,
-                 sv_rng: np.random.Generator) -> Supervoxels:
-    """Supervoxel ids of nucleus, alternative and synapse points; the supervoxel -> piece map."""
+                 sv_rng: np.random.Generator, op_pieces: np.ndarray | None = None) -> Supervoxels:
+    """Supervoxel ids of nucleus, alternative and synapse points; the supervoxel -> piece map;
+    for each of ``op_pieces`` (the edited pieces) one supervoxel and its point."""
     n, n_syn = len(cells), len(points)
     # alternative points sit a few um from the centroid, inside the cell's segment
     alt_rows = np.flatnonzero(root_zero)
@@ -417,19 +433,38 @@ def _supervoxels(params: DatastackParams, cells: pd.DataFrame, pt_vx: np.ndarray
                                  pieces.post_piece])
     sv_all = supervoxel_ids(all_points, params.voxel_resolution, params.base_resolution,
                             params.chunk_size, params.chunk_offset_vx, sv_rng)
+    keep = np.ones(sv_all.size, dtype=bool)
+    keep[:n] = ~root_zero  # a centroid outside the segmentation has no supervoxel
+    op_points = _piece_points(params, op_pieces, all_pieces, sv_all, all_points, keep)
     del all_points
     nuc_sv = sv_all[:n].copy()
     alt_sv = sv_all[n:n + alt_rows.size]
     pre_sv = sv_all[n + alt_rows.size:n + alt_rows.size + n_syn]
     post_sv = sv_all[n + alt_rows.size + n_syn:]
-    keep = np.ones(sv_all.size, dtype=bool)
-    keep[:n] = ~root_zero  # a centroid outside the segmentation has no supervoxel
     nuc_sv[root_zero] = 0
     sv_kept, piece_kept = sv_all[keep], all_pieces[keep]
     del sv_all, all_pieces, keep
     by_sv = np.argsort(sv_kept, kind="stable")
     table = pa.table({"supervoxel_id": sv_kept[by_sv], "piece_id": piece_kept[by_sv]})
-    return Supervoxels(nuc_sv, alt_rows, alt_vx, alt_sv, pre_sv, post_sv, table)
+    return Supervoxels(nuc_sv, alt_rows, alt_vx, alt_sv, pre_sv, post_sv, table, op_points)
+
+
+def _piece_points(params: DatastackParams, op_pieces: np.ndarray | None,
+                  all_pieces: np.ndarray, sv_all: np.ndarray, all_points: list[np.ndarray],
+                  keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(piece, supervoxel, point in segmentation base voxels) of the first point of each
+    edited piece that has one (what a proofreader clicks on); pieces without are left out."""
+    wanted = np.zeros(0, np.int64) if op_pieces is None else np.asarray(op_pieces, np.int64)
+    rows = np.flatnonzero(np.isin(all_pieces, wanted) & keep)
+    found, first = np.unique(all_pieces[rows], return_index=True)
+    rows = rows[first]
+    starts = np.cumsum([0] + [len(p) for p in all_points])
+    xyz = np.zeros((rows.size, 3), dtype=np.float64)
+    for k, block in enumerate(all_points):
+        inside = (rows >= starts[k]) & (rows < starts[k + 1])
+        xyz[inside] = np.asarray(block)[rows[inside] - starts[k]]
+    to_base = np.asarray(params.voxel_resolution) / np.asarray(params.base_resolution)
+    return found, sv_all[rows].astype(np.int64), np.rint(xyz * to_base).astype(np.int64)
 
 
 # long but linear: the per-version tables, written as they are made
@@ -518,6 +553,8 @@ def _write_metadata(out: Writer, params: DatastackParams, stage: CellStage, seg:
     out.put(layout.ROOTS_PARQUET, history.roots)
     out.put(layout.ROOT_PIECES_PARQUET, history.root_pieces)
     out.put(layout.LINEAGE_PARQUET, history.lineage)
+    out.put(layout.OPERATIONS_PARQUET, seg.operations)
+    out.put(layout.USERS_PARQUET, seg.users)
     truth = stage.cells.copy()
     truth["root_zero"] = seg.root_zero
     out.put(layout.CELLS_PARQUET, truth)
