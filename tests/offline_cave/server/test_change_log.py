@@ -196,6 +196,7 @@ def test_past_ids_with_and_without_a_window(client, history: dict) -> None:
     lin = history["lin"]
     originals = sorted(a for a in ancestors(lin, child) if a not in set(lin.child_root_id))
     assert sorted(cg.get_past_ids([child])["past_id_map"][child]) == originals
+    assert sorted(cg.get_original_roots(child)) == originals
 
 
 def test_lineage_graph_respects_its_window(client, history: dict) -> None:
