@@ -271,7 +271,7 @@ def test_an_unknown_root_is_a_404_naming_it(seg_url: str) -> None:
 
 
 def test_an_id_that_is_not_a_root_is_a_400(seg_url: str) -> None:
-    for method, url, body in _calls(seg_url, SUPERVOXEL)[:-1]:
+    for method, url, body in _calls(seg_url, SUPERVOXEL):
         r = requests.request(method, url, data=json.dumps(body) if body else None, headers=AUTH)
         assert r.status_code == 400, (url, r.status_code, r.text[:200])
         assert "not root ids" in r.json()["message"]
@@ -341,6 +341,31 @@ def test_huge_root_lists_are_refused(seg_url: str, history: dict) -> None:
     r = requests.get(f"{seg_url}/tabular_change_log_many", headers=AUTH,
                      data=json.dumps({"root_ids": [history["merge_child"]] * (MAX_LOG_ROOTS + 1)}))
     assert r.status_code == 200  # repeats are free
+
+
+def test_id_lists_over_the_id_limit_are_refused(served: Served, seg_url: str,
+                                                history: dict) -> None:
+    """Every id list of these calls counts against ``serve --max-ids`` (lowered here)."""
+    from dataclasses import replace
+
+    ids = [history["merge_child"]] + list(range(UNKNOWN_ROOT, UNKNOWN_ROOT + 5))
+    old = served.app_state.limits
+    served.app_state.limits = replace(old, max_ids=3)
+    try:
+        for method, url, body in [
+                ("POST", f"{seg_url}/root_timestamps?latest=False", {"node_ids": ids}),
+                ("POST", f"{seg_url}/is_latest_roots", {"node_ids": ids}),
+                ("POST", f"{seg_url}/lineage_graph_multiple", {"root_ids": ids}),
+                ("GET", f"{seg_url}/past_id_mapping?timestamp_past=0", {"root_ids": ids}),
+                ("GET", f"{seg_url}/tabular_change_log_many", {"root_ids": ids})]:
+            r = requests.request(method, url, data=json.dumps(body), headers=AUTH)
+            assert r.status_code == 400, (url, r.status_code, r.text[:200])
+            assert "split the request" in r.json()["message"]
+        r = requests.get(f"{seg_url}/operation_details", headers=AUTH,
+                         params={"operation_ids": json.dumps(list(range(1, 10)))})
+        assert r.status_code == 400 and "split the request" in r.json()["message"]
+    finally:
+        served.app_state.limits = old
 
 
 def test_a_sample_without_an_operation_log_says_so(served: Served, seg_url: str,

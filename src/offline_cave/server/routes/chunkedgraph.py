@@ -219,10 +219,7 @@ def root_timestamps(req: Req) -> Response:
     """Creation times of roots, or with ``latest`` the last time each was current."""
     ds, seg = store(req)
     ids = np.asarray(_node_ids(req), dtype=np.int64)
-    missing = ids[~seg.exists(ids)]
-    if len(missing):
-        raise not_found(f"root id(s) not found in {ds.pcg_table}: "
-                        f"{', '.join(str(i) for i in missing[:10])}")
+    seg.require_roots(ids.tolist())
     created = seg.created_of(ids)
     if req.qbool("latest"):
         t = _now_or(req, "timestamp")
