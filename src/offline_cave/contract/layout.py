@@ -133,7 +133,7 @@ OPERATION_COLUMNS = (
     "timestamp",  # float64 unix s, the time of the edit (= the lineage timestamp)
     "user_id",  # int64, a row of USER_COLUMNS
     "is_merge",  # bool
-    "source_supervoxel_id", "sink_supervoxel_id",  # int64; 0 when that side has no supervoxel
+    "source_supervoxel_id", "sink_supervoxel_id",  # int64 (0 only if a side has no point)
     "source_x", "source_y", "source_z",  # int64, the point the user placed, in segmentation
     "sink_x", "sink_y", "sink_z",  # base voxels (DATASTACK_KEYS base_resolution)
 )
