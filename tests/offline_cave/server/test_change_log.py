@@ -376,3 +376,21 @@ def test_a_sample_without_an_operation_log_says_so(served: Served, seg_url: str,
     r = requests.get(f"{seg_url}/operation_details", params={"operation_ids": "[1]"},
                      headers=AUTH)
     assert r.status_code == 404 and "regenerate" in r.json()["message"]
+
+
+def test_the_client_calls_fail_clearly_on_an_unknown_root(client) -> None:
+    """Through caveclient: each history call on a root the graph never held is a 404 that
+    names it (is_latest_roots answers False instead, as the real service)."""
+    cg = client.chunkedgraph
+    for call in (lambda: cg.get_tabular_change_log(UNKNOWN_ROOT),
+                 lambda: cg.get_change_log(UNKNOWN_ROOT),
+                 lambda: cg.get_root_timestamps([UNKNOWN_ROOT]),
+                 lambda: cg.get_latest_roots(UNKNOWN_ROOT),
+                 lambda: cg.suggest_latest_roots(UNKNOWN_ROOT),
+                 lambda: cg.get_lineage_graph(UNKNOWN_ROOT),
+                 lambda: cg.get_past_ids([UNKNOWN_ROOT])):
+        with pytest.raises(requests.HTTPError) as err:
+            call()
+        assert err.value.response.status_code == 404
+        assert str(UNKNOWN_ROOT) in err.value.response.json()["message"]
+    assert list(cg.is_latest_roots([UNKNOWN_ROOT])) == [False]
