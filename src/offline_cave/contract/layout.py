@@ -21,6 +21,9 @@ One directory per datastack, ``<data_dir>/<datastack>/``::
     segments/roots.parquet        root history (see ROOTS_COLUMNS)
     segments/root_pieces.parquet  root_id -> piece_id membership (see ROOT_PIECES_COLUMNS)
     segments/lineage.parquet      edit DAG edges (see LINEAGE_COLUMNS)
+    segments/operations.parquet   the operation log: one row per edited edge of each edit
+                                  (see OPERATION_COLUMNS)
+    segments/users.parquet        the (synthetic) proofreaders named by the log (USER_COLUMNS)
     skeletons/skeletons.parquet   one row per skeleton vertex (see SKELETON_COLUMNS)
     skeletons/cells.parquet       per-cell skeleton summary (see SKELETON_CELL_COLUMNS)
     cells.parquet                 generator ground truth per nucleus (see CELL_COLUMNS); the
@@ -70,6 +73,8 @@ PIECES_PARQUET = "segments/pieces.parquet"
 ROOTS_PARQUET = "segments/roots.parquet"
 ROOT_PIECES_PARQUET = "segments/root_pieces.parquet"
 LINEAGE_PARQUET = "segments/lineage.parquet"
+OPERATIONS_PARQUET = "segments/operations.parquet"
+USERS_PARQUET = "segments/users.parquet"
 SKELETONS_PARQUET = "skeletons/skeletons.parquet"
 SKELETON_CELLS_PARQUET = "skeletons/cells.parquet"
 CACHE_DIR = "cache"
@@ -121,6 +126,18 @@ ROOTS_COLUMNS = (
 )
 ROOT_PIECES_COLUMNS = ("root_id", "piece_id")
 LINEAGE_COLUMNS = ("parent_root_id", "child_root_id", "operation_id", "timestamp")
+OPERATION_COLUMNS = (
+    # one row per supervoxel edge an edit added (merge) or removed (split), sorted by
+    # operation_id; every edit of the lineage has at least one row
+    "operation_id",  # int64, as in LINEAGE_COLUMNS
+    "timestamp",  # float64 unix s, the time of the edit (= the lineage timestamp)
+    "user_id",  # int64, a row of USER_COLUMNS
+    "is_merge",  # bool
+    "source_supervoxel_id", "sink_supervoxel_id",  # int64 (0 only if a side has no point)
+    "source_x", "source_y", "source_z",  # int64, the point the user placed, in segmentation
+    "sink_x", "sink_y", "sink_z",  # base voxels (DATASTACK_KEYS base_resolution)
+)
+USER_COLUMNS = ("user_id", "user_name", "user_affiliation")  # int64, string, string
 SKELETON_COLUMNS = (
     "nucleus_id",  # int64, the cell; sorted by nucleus_id then node
     "node",  # int32, 0 = root (soma)

@@ -46,7 +46,13 @@ from offline_cave.generator.cache import SampleError as SampleError
 from offline_cave.generator.cache import check as check
 from offline_cave.generator.cache import generator_digest as generator_digest
 from offline_cave.generator.population import place_cells
-from offline_cave.generator.segmentation import Edit, simulate, unix
+from offline_cave.generator.segmentation import (
+    Edit,
+    operation_log,
+    simulate,
+    synthetic_users,
+    unix,
+)
 from offline_cave.generator.tables import (
     minnie_static_tables,
     proofreading_table,
@@ -57,7 +63,7 @@ from offline_cave.generator.writer import Writer
 
 # stage codes for the per-stage random generators
 _STAGES = {"cells": 1, "ids": 2, "skeleton": 3, "synapses": 4, "edits": 5, "tables": 6,
-           "function": 7, "fragments": 8, "sv": 9}
+           "function": 7, "fragments": 8, "sv": 9, "users": 10}
 
 
 def _mark(t_start: float) -> str:
@@ -142,6 +148,8 @@ class Segmentation:
     history: object  # segmentation.History: roots, root_pieces, lineage, snapshots
     snapshot_times: list[float]
     root_zero: np.ndarray  # nuclei whose centroid misses the segmentation
+    operations: pd.DataFrame | None = None  # the operation log (layout.OPERATION_COLUMNS)
+    users: pd.DataFrame | None = None  # its proofreaders (layout.USER_COLUMNS)
 
 
 @dataclass
@@ -167,6 +175,8 @@ class Supervoxels:
     pre_sv: np.ndarray
     post_sv: np.ndarray
     pieces: pa.Table  # supervoxel -> piece, sorted by supervoxel
+    # the edited pieces (sorted), a supervoxel of each and its point in base voxels
+    op_points: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers: int = 2,
@@ -188,6 +198,7 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     log(f"  synapses: {len(syn)}  {_mark(t_start)}")
 
     frag_labels = _fragment_labels(skeletons, seed)
+    frag_points = _fragment_points(skeletons, frag_labels)
     del skeletons  # on disk already; the rest of the build needs only the fragment labels
     pieces = _pieces(cells, frag_labels, syn)
     del frag_labels
@@ -203,7 +214,13 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
 
     points = _synapse_points(params, syn)
     del syn  # the largest frame: keep only the arrays the tables need
-    sv = _supervoxels(params, cells, stage.pt_vx, pieces, points, seg.root_zero, sv_rng)
+    op_pieces = np.unique(history.operations[["source_piece", "sink_piece"]].to_numpy())
+    sv = _supervoxels(params, cells, stage.pt_vx, pieces, points, seg.root_zero, sv_rng,
+                      op_pieces, _fragment_piece_points(frag_points, pieces), _rng(seed, "sv", 1))
+    del frag_points
+    users = synthetic_users(_rng(seed, "users"))
+    seg.operations = operation_log(history.operations, sv.op_points, users, _rng(seed, "users", 1))
+    seg.users = users
     table_meta = _write_tables(params, seed, out, stage, pieces, seg, points, sv)
     del points
     log(f"  tables: {len(table_meta)} per version  {_mark(t_start)}")
@@ -243,6 +260,33 @@ def _fragment_labels(skeletons: dict, seed: int) -> dict[int, np.ndarray]:
     labels = axon_fragments_many(list(skeletons.values()), [False] * len(skeletons),
                                  _rng(seed, "fragments"))
     return dict(zip(skeletons, (lab.astype(np.int32) for lab in labels), strict=True))
+
+
+def _fragment_points(skeletons: dict, frag_labels: dict[int, np.ndarray]
+                     ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Nucleus id -> (fragment labels 1..k, the position of each fragment's first node, um in
+    the cortical frame): where a proofreader would click to join that fragment."""
+    out = {}
+    for nucleus_id, labels in frag_labels.items():
+        found, first = np.unique(labels, return_index=True)
+        keep = found > 0
+        out[nucleus_id] = (found[keep], skeletons[nucleus_id].vertices[first[keep]])
+    return out
+
+
+def _fragment_piece_points(frag_points: dict[int, tuple[np.ndarray, np.ndarray]],
+                           pieces: Pieces) -> tuple[np.ndarray, np.ndarray]:
+    """(fragment pieces, sorted; their first node's position, um) from :func:`_fragment_points`
+    (label L of a cell is its L-th fragment piece)."""
+    ids, xyz = [np.zeros(0, np.int64)], [np.zeros((0, 3))]
+    for nucleus_id, (labels, pos) in frag_points.items():
+        frags = pieces.cell_fragments.get(nucleus_id, np.zeros(0, np.int64))
+        ok = labels <= frags.size
+        ids.append(frags[labels[ok] - 1])
+        xyz.append(pos[ok])
+    ids_all, xyz_all = np.concatenate(ids), np.concatenate(xyz)
+    order = np.argsort(ids_all, kind="stable")
+    return ids_all[order], xyz_all[order]
 
 
 def _pieces(cells: pd.DataFrame, frag_labels: dict[int, np.ndarray], syn: pd.DataFrame) -> Pieces:
@@ -402,8 +446,14 @@ def _synapse_points(params: DatastackParams, syn: pd.DataFrame) -> SynapsePoints
 
 def _supervoxels(params: DatastackParams, cells: pd.DataFrame, pt_vx: np.ndarray,
                  pieces: Pieces, points: SynapsePoints, root_zero: np.ndarray,
-                 sv_rng: np.random.Generator) -> Supervoxels:
-    """Supervoxel ids of nucleus, alternative and synapse points; the supervoxel -> piece map."""
+                 sv_rng: np.random.Generator, op_pieces: np.ndarray | None = None,
+                 fallback: tuple[np.ndarray, np.ndarray] | None = None,
+                 extra_rng: np.random.Generator | None = None) -> Supervoxels:
+    """Supervoxel ids of nucleus, alternative and synapse points; the supervoxel -> piece map;
+    for each of ``op_pieces`` (the edited pieces) one supervoxel and its point. An edited
+    piece that no point falls in (an axon fragment whose synapses were all dropped) gets one
+    supervoxel of its own at its ``fallback`` position (pieces sorted, um), drawn from
+    ``extra_rng`` so that every other id stays as it was."""
     n, n_syn = len(cells), len(points)
     # alternative points sit a few um from the centroid, inside the cell's segment
     alt_rows = np.flatnonzero(root_zero)
@@ -417,19 +467,81 @@ def _supervoxels(params: DatastackParams, cells: pd.DataFrame, pt_vx: np.ndarray
                                  pieces.post_piece])
     sv_all = supervoxel_ids(all_points, params.voxel_resolution, params.base_resolution,
                             params.chunk_size, params.chunk_offset_vx, sv_rng)
+    keep = np.ones(sv_all.size, dtype=bool)
+    keep[:n] = ~root_zero  # a centroid outside the segmentation has no supervoxel
+    op_points = _piece_points(params, op_pieces, all_pieces, sv_all, all_points, keep)
     del all_points
+    extra_piece, extra_sv, extra_vx = _extra_supervoxels(params, op_pieces, op_points[0],
+                                                         fallback, sv_all, extra_rng)
+    if extra_piece.size:
+        to_base = np.asarray(params.voxel_resolution) / np.asarray(params.base_resolution)
+        merged = np.concatenate([op_points[0], extra_piece])
+        order = np.argsort(merged, kind="stable")
+        op_points = (merged[order], np.concatenate([op_points[1], extra_sv])[order],
+                     np.concatenate([op_points[2], np.rint(extra_vx * to_base)
+                                     .astype(np.int64)])[order])
     nuc_sv = sv_all[:n].copy()
     alt_sv = sv_all[n:n + alt_rows.size]
     pre_sv = sv_all[n + alt_rows.size:n + alt_rows.size + n_syn]
     post_sv = sv_all[n + alt_rows.size + n_syn:]
-    keep = np.ones(sv_all.size, dtype=bool)
-    keep[:n] = ~root_zero  # a centroid outside the segmentation has no supervoxel
     nuc_sv[root_zero] = 0
-    sv_kept, piece_kept = sv_all[keep], all_pieces[keep]
+    sv_kept = np.concatenate([sv_all[keep], extra_sv])
+    piece_kept = np.concatenate([all_pieces[keep], extra_piece])
     del sv_all, all_pieces, keep
     by_sv = np.argsort(sv_kept, kind="stable")
     table = pa.table({"supervoxel_id": sv_kept[by_sv], "piece_id": piece_kept[by_sv]})
-    return Supervoxels(nuc_sv, alt_rows, alt_vx, alt_sv, pre_sv, post_sv, table)
+    return Supervoxels(nuc_sv, alt_rows, alt_vx, alt_sv, pre_sv, post_sv, table, op_points)
+
+
+def _extra_supervoxels(params: DatastackParams, op_pieces: np.ndarray | None,
+                       found: np.ndarray, fallback: tuple[np.ndarray, np.ndarray] | None,
+                       sv_all: np.ndarray, rng: np.random.Generator | None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pieces, new supervoxel ids, points in table voxels) for the edited pieces without a
+    supervoxel that have a ``fallback`` position. Each id is in the chunk of its point, with a
+    counter above every counter already used in that chunk (so no id repeats)."""
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3)))
+    if op_pieces is None or fallback is None or rng is None:
+        return empty
+    fb_piece, fb_um = fallback
+    missing = np.setdiff1d(op_pieces, found)
+    pos = np.clip(np.searchsorted(fb_piece, missing), 0, max(fb_piece.size - 1, 0))
+    has = (fb_piece[pos] == missing) if fb_piece.size else np.zeros(missing.size, bool)
+    missing, pos = missing[has], pos[has]
+    if missing.size == 0:
+        return empty
+    vx = np.rint(cortical_to_voxels(fb_um[pos], params)).astype(np.float64)
+    new = supervoxel_ids([vx], params.voxel_resolution, params.base_resolution,
+                         params.chunk_size, params.chunk_offset_vx, rng)
+    counter_bits = np.int64((1 << 26) - 1)
+    chunk = new >> 26
+    used = np.isin(sv_all >> 26, chunk)
+    top = pd.Series(sv_all[used] & counter_bits).groupby(sv_all[used] >> 26).max()
+    start = top.reindex(chunk).to_numpy()
+    rank = pd.Series(np.arange(chunk.size)).groupby(chunk).cumcount().to_numpy()
+    counter = np.where(np.isnan(start), new & counter_bits,
+                       np.nan_to_num(start, nan=0).astype(np.int64) + 1 + rank)
+    if counter.max(initial=0) > counter_bits:
+        raise ValueError("too many points in one chunk for the supervoxel counter")
+    return missing.astype(np.int64), (chunk << 26) | counter.astype(np.int64), vx
+
+
+def _piece_points(params: DatastackParams, op_pieces: np.ndarray | None,
+                  all_pieces: np.ndarray, sv_all: np.ndarray, all_points: list[np.ndarray],
+                  keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(piece, supervoxel, point in segmentation base voxels) of the first point of each
+    edited piece that has one (what a proofreader clicks on); pieces without are left out."""
+    wanted = np.zeros(0, np.int64) if op_pieces is None else np.asarray(op_pieces, np.int64)
+    rows = np.flatnonzero(np.isin(all_pieces, wanted) & keep)
+    found, first = np.unique(all_pieces[rows], return_index=True)
+    rows = rows[first]
+    starts = np.cumsum([0] + [len(p) for p in all_points])
+    xyz = np.zeros((rows.size, 3), dtype=np.float64)
+    for k, block in enumerate(all_points):
+        inside = (rows >= starts[k]) & (rows < starts[k + 1])
+        xyz[inside] = np.asarray(block)[rows[inside] - starts[k]]
+    to_base = np.asarray(params.voxel_resolution) / np.asarray(params.base_resolution)
+    return found, sv_all[rows].astype(np.int64), np.rint(xyz * to_base).astype(np.int64)
 
 
 # long but linear: the per-version tables, written as they are made
@@ -518,6 +630,8 @@ def _write_metadata(out: Writer, params: DatastackParams, stage: CellStage, seg:
     out.put(layout.ROOTS_PARQUET, history.roots)
     out.put(layout.ROOT_PIECES_PARQUET, history.root_pieces)
     out.put(layout.LINEAGE_PARQUET, history.lineage)
+    out.put(layout.OPERATIONS_PARQUET, seg.operations)
+    out.put(layout.USERS_PARQUET, seg.users)
     truth = stage.cells.copy()
     truth["root_zero"] = seg.root_zero
     out.put(layout.CELLS_PARQUET, truth)

@@ -4,7 +4,9 @@ A *piece* is an atomic bit of segmentation (a cell's soma + dendrites + proximal
 distal axon fragment, one axon from outside the slab, ...). A *root* is a set of pieces valid
 over a time interval. Proofreading edits merge roots (extending an axon, or a false merge) or
 split them (separating two somata, removing a false merge); each edit mints new root ids
-with larger counters, as the real PyChunkedGraph does, and records lineage edges.
+with larger counters, as the real PyChunkedGraph does, and records lineage edges and the
+operation log (which pieces each edit joined or cut, by whom; :func:`operation_log` turns the
+pieces into supervoxels, points and synthetic users once those are known).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class History:
     roots: pd.DataFrame  # root_id, created, expired, operation_id, nucleus_id
     root_pieces: pd.DataFrame  # root_id, piece_id
     lineage: pd.DataFrame  # parent_root_id, child_root_id, operation_id, timestamp
+    # one row per edge each edit added or removed, between two pieces:
+    # operation_id, timestamp, is_merge, source_piece, sink_piece
+    operations: pd.DataFrame = field(default_factory=pd.DataFrame)
     snapshots: dict[float, np.ndarray] = field(default_factory=dict)  # time -> piece -> root
 
 
@@ -133,6 +138,7 @@ class _RootSlots:
     new_ids: Iterator[np.int64]
     extra_members: dict[int, np.ndarray] = field(default_factory=dict)
     lineage_rows: list[tuple[int, int, int, float]] = field(default_factory=list)
+    operation_rows: list[tuple[int, float, bool, int, int]] = field(default_factory=list)
     snapshots: dict[float, np.ndarray] = field(default_factory=dict)
 
     @classmethod
@@ -183,6 +189,14 @@ class _RootSlots:
         old_slots = sorted({int(self.piece_root_slot[np.asarray(p)[0]]) for p in edit.pieces})
         if len(old_slots) < 2:
             return
+        # the user joins the first piece to each piece of another root (one edge each)
+        source = int(np.asarray(edit.pieces[0])[0])
+        joined = {int(self.piece_root_slot[source])}
+        for p in edit.pieces[1:]:
+            sink = int(np.asarray(p)[0])
+            if int(self.piece_root_slot[sink]) not in joined:
+                joined.add(int(self.piece_root_slot[sink]))
+                self.operation_rows.append((op_id, edit.time, True, source, sink))
         union = np.concatenate([self.members(s) for s in old_slots])
         new_slot = self.mint(union, edit.time, op_id)
         for s in old_slots:
@@ -202,6 +216,8 @@ class _RootSlots:
         if any(int(self.piece_root_slot[g[0]]) != old_slot for g in groups):
             raise ValueError("a split must divide one root")
         self.expired[old_slot] = edit.time
+        for g in groups[1:]:  # the user cuts the first group from each other one
+            self.operation_rows.append((op_id, edit.time, False, int(groups[0][0]), int(g[0])))
         for g in groups:
             new_slot = self.mint(g, edit.time, op_id)
             self.lineage_rows.append((self.ids[old_slot], self.ids[new_slot], op_id, edit.time))
@@ -247,5 +263,72 @@ def _history_frames(slots: _RootSlots, piece_nucleus: np.ndarray,
                                                         "operation_id", "timestamp"])
     lineage = lineage.astype({"parent_root_id": "int64", "child_root_id": "int64",
                               "operation_id": "int64", "timestamp": "float64"})
+    operations = pd.DataFrame(slots.operation_rows, columns=[
+        "operation_id", "timestamp", "is_merge", "source_piece", "sink_piece"])
+    operations = operations.astype({"operation_id": "int64", "timestamp": "float64",
+                                    "is_merge": "bool", "source_piece": "int64",
+                                    "sink_piece": "int64"})
     return History(roots=roots, root_pieces=root_pieces.reset_index(drop=True),
-                   lineage=lineage, snapshots=slots.snapshots)
+                   lineage=lineage, operations=operations, snapshots=slots.snapshots)
+
+
+# ---------------------------------------------------------------------------- operation log
+# the public chunkedgraphs name a few hundred proofreaders, a handful of whom make most edits;
+# these are invented (names and labs say so) and only give the log its shape
+N_USERS = 40
+USER_ID_RANGE = (1, 3000)
+SYNTHETIC_LABS = ("Synthetic Lab A", "Synthetic Lab B", "Synthetic Lab C",
+                  "Synthetic Proofreading Team")
+
+
+def synthetic_users(rng: np.random.Generator, n_users: int = N_USERS) -> pd.DataFrame:
+    """The proofreaders of the log: sparse ids, invented names and labs (USER_COLUMNS)."""
+    ids = np.sort(rng.choice(np.arange(*USER_ID_RANGE), size=n_users, replace=False))
+    return pd.DataFrame({
+        "user_id": ids.astype(np.int64),
+        "user_name": [f"synthetic proofreader {k + 1:02d}" for k in range(n_users)],
+        "user_affiliation": [SYNTHETIC_LABS[int(i)]
+                             for i in rng.integers(0, len(SYNTHETIC_LABS), n_users)],
+    })
+
+
+def operation_log(operations: pd.DataFrame, piece_points: tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray],
+                  users: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """The operation log (OPERATION_COLUMNS) from the piece-level edges of :class:`History`.
+
+    ``piece_points`` = (piece ids sorted, a supervoxel of each, its point in segmentation base
+    voxels (n, 3)): each side of an edge is that supervoxel and point (0 and the point of the
+    other side where a piece holds no supervoxel). Each edit is made by one user, drawn with
+    Zipf-like weights so that a few users make most edits.
+    """
+    pieces, piece_sv, piece_xyz = piece_points
+    ops = operations.sort_values(["operation_id", "sink_piece"], kind="stable")
+    ops = ops.reset_index(drop=True)
+
+    def side(col: str) -> tuple[np.ndarray, np.ndarray]:
+        p = ops[col].to_numpy()
+        pos = np.clip(np.searchsorted(pieces, p), 0, max(len(pieces) - 1, 0))
+        found = (pieces[pos] == p) if len(pieces) else np.zeros(len(p), bool)
+        sv = np.where(found, piece_sv[pos] if len(pieces) else 0, 0).astype(np.int64)
+        xyz = piece_xyz[pos] if len(pieces) else np.zeros((len(p), 3), np.int64)
+        return sv, np.where(found[:, None], xyz, -1)
+
+    src_sv, src_xyz = side("source_piece")
+    snk_sv, snk_xyz = side("sink_piece")
+    src_xyz = np.where(src_xyz < 0, snk_xyz, src_xyz)  # a side without a point: the other's
+    snk_xyz = np.where(snk_xyz < 0, src_xyz, snk_xyz)
+    src_xyz, snk_xyz = np.maximum(src_xyz, 0), np.maximum(snk_xyz, 0)
+    op_ids, op_index = np.unique(ops["operation_id"].to_numpy(), return_inverse=True)
+    weights = 1.0 / np.arange(1, len(users) + 1) ** 1.1
+    op_user = rng.choice(users["user_id"].to_numpy(), size=len(op_ids),
+                         p=weights / weights.sum())
+    return pd.DataFrame({
+        "operation_id": ops["operation_id"].to_numpy(np.int64),
+        "timestamp": ops["timestamp"].to_numpy(np.float64),
+        "user_id": op_user[op_index].astype(np.int64),
+        "is_merge": ops["is_merge"].to_numpy(bool),
+        "source_supervoxel_id": src_sv, "sink_supervoxel_id": snk_sv,
+        "source_x": src_xyz[:, 0], "source_y": src_xyz[:, 1], "source_z": src_xyz[:, 2],
+        "sink_x": snk_xyz[:, 0], "sink_y": snk_xyz[:, 1], "sink_z": snk_xyz[:, 2],
+    })

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,12 @@ import pyarrow.parquet as pq
 
 from offline_cave.contract import layout
 from offline_cave.server.data.db import Database
+from offline_cave.server.data.errors import InvalidQuery, MissingArtefact, MissingRoot, shown
 from offline_cave.server.data.query import qstring
+
+MAX_LOG_ROOTS = 10_000
+"""Most roots one change-log request may ask for (each is a walk of its history and a root
+lookup of the supervoxels its edits touched)."""
 
 
 def sql_float(value: float) -> str:
@@ -50,6 +56,10 @@ class SegmentStore:
         self.roots_path = ds_dir / layout.ROOTS_PARQUET
         self.root_pieces_path = ds_dir / layout.ROOT_PIECES_PARQUET
         self.lineage_path = ds_dir / layout.LINEAGE_PARQUET
+        self.operations_path = ds_dir / layout.OPERATIONS_PARQUET
+        self.users_path = ds_dir / layout.USERS_PARQUET
+        self._ops: dict[int, dict] | None = None
+        self._users: dict[int, tuple[str, str]] = {}
 
     # ---- lazy in-memory indexes
     def _load(self) -> None:
@@ -66,11 +76,21 @@ class SegmentStore:
             self.nucleus = np.asarray(roots.get("nucleus_id", []), dtype=np.int64)[order]
             self.children: dict[int, list[int]] = defaultdict(list)
             self.parents: dict[int, list[int]] = defaultdict(list)
+            self.retired_by: dict[int, int] = {}  # root -> the operation that retired it
+            self.op_parents: dict[int, list[int]] = defaultdict(list)  # operation -> roots
+            self.op_children: dict[int, list[int]] = defaultdict(list)
             if self.lineage_path.exists():
                 lin = pq.read_table(self.lineage_path).to_pydict()
-                for p, c in zip(lin["parent_root_id"], lin["child_root_id"], strict=True):
-                    self.children[int(p)].append(int(c))
-                    self.parents[int(c)].append(int(p))
+                for p, c, op in zip(lin["parent_root_id"], lin["child_root_id"],
+                                    lin["operation_id"], strict=True):
+                    p, c, op = int(p), int(c), int(op)
+                    self.children[p].append(c)
+                    self.parents[c].append(p)
+                    self.retired_by[p] = op
+                    if p not in self.op_parents[op]:
+                        self.op_parents[op].append(p)
+                    if c not in self.op_children[op]:
+                        self.op_children[op].append(c)
             self._loaded = True
 
     def _index(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,8 +120,28 @@ class SegmentStore:
         return int(self.nucleus[pos[0]]) if ok[0] else 0
 
     def operation_of(self, root: int) -> int:
+        """The last operation that touched a root, as the PyChunkedGraph's lineage nodes
+        carry it: the one that retired it, else the one that created it (0: none)."""
+        self._load()
+        if int(root) in self.retired_by:
+            return self.retired_by[int(root)]
         pos, ok = self._index(np.array([root]))
         return int(self.operation[pos[0]]) if ok[0] else 0
+
+    def require_roots(self, ids: list[int]) -> None:
+        """InvalidQuery for an id that is not of the root layer, MissingRoot for a root id
+        the chunkedgraph never held."""
+        ids_arr = np.asarray(ids, dtype=np.int64)
+        layers = (ids_arr.astype(np.uint64) >> np.uint64(layout.ROOT_LAYER_SHIFT)).astype(int)
+        not_root = ids_arr[layers != layout.N_LAYERS]
+        if len(not_root):
+            raise InvalidQuery(
+                f"not root ids (a root id has layer {layout.N_LAYERS} in its top byte): "
+                f"{shown(', '.join(str(i) for i in not_root[:10]))}")
+        missing = ids_arr[~self.exists(ids_arr)]
+        if len(missing):
+            raise MissingRoot(f"root id(s) not found in the chunkedgraph: "
+                              f"{shown(', '.join(str(i) for i in missing[:10]))}")
 
     def is_latest(self, ids: np.ndarray, t: float | None) -> np.ndarray:
         """Roots that are current at time ``t`` (now if None): created by then, no successor yet.
@@ -344,6 +384,160 @@ class SegmentStore:
         return {"directed": True, "multigraph": False, "graph": {}, "nodes": node_list,
                 "links": [{"source": s, "target": t} for s, t in sorted(links)]}
 
+    # ---- operation log
+    def _operations(self) -> dict[int, dict]:
+        """operation id -> {timestamp, user_id, is_merge, sources, sinks, source_coords,
+        sink_coords} from ``segments/operations.parquet`` (one row per edge), read once."""
+        with self._lock:
+            if self._ops is None:
+                if not self.operations_path.exists():
+                    raise MissingArtefact(
+                        "this sample has no operation log (segments/operations.parquet); "
+                        "regenerate it with this version of offline_cave")
+                rows = pq.read_table(self.operations_path).to_pydict()
+                ops: dict[int, dict] = {}
+                for i, op in enumerate(rows["operation_id"]):
+                    rec = ops.setdefault(int(op), {
+                        "timestamp": float(rows["timestamp"][i]),
+                        "user_id": int(rows["user_id"][i]),
+                        "is_merge": bool(rows["is_merge"][i]),
+                        "edges": [], "source_coords": [], "sink_coords": []})
+                    src, snk = int(rows["source_supervoxel_id"][i]), int(rows["sink_supervoxel_id"][i])
+                    rec["edges"].append((src, snk))
+                    rec["source_coords"].append([int(rows[f"source_{a}"][i]) for a in "xyz"])
+                    rec["sink_coords"].append([int(rows[f"sink_{a}"][i]) for a in "xyz"])
+                if self.users_path.exists():
+                    users = pq.read_table(self.users_path).to_pydict()
+                    self._users = {int(u): (str(n), str(a)) for u, n, a in zip(
+                        users["user_id"], users["user_name"], users["user_affiliation"],
+                        strict=True)}
+                self._ops = ops
+            return self._ops
+
+    def user_info(self, user_id: int) -> tuple[str, str]:
+        """(name, affiliation) of a user of the log ("unknown" as the real service)."""
+        self._operations()
+        return self._users.get(int(user_id), ("unknown", "unknown"))
+
+    def operation_details(self, operation_ids: list[int]) -> dict[int, dict]:
+        """The log entry of each operation as the PyChunkedGraph stores it: user, roots it
+        created, the points and supervoxels the user placed, the edges added or removed."""
+        ops = self._operations()
+        self._load()
+        missing = [o for o in operation_ids if o not in ops]
+        if missing:
+            raise InvalidQuery(f"operation id(s) not in the log of this chunkedgraph: "
+                               f"{shown(', '.join(str(o) for o in missing[:10]))}")
+        out: dict[int, dict] = {}
+        for op in dict.fromkeys(operation_ids):
+            rec = ops[op]
+            when = str(datetime.fromtimestamp(rec["timestamp"], UTC))
+            edges = [[s, t] for s, t in rec["edges"] if s and t]
+            sources = list(dict.fromkeys(s for s, _ in rec["edges"] if s))
+            source_coords = list({tuple(c): c for c in rec["source_coords"]}.values())
+            details = {
+                "operation_id": op,
+                "operation_status": 0,
+                "operation_ts": when,
+                "roots": sorted(self.op_children.get(op, [])),
+                "sink_coords": rec["sink_coords"], "sink_ids": [t for _, t in rec["edges"] if t],
+                "source_coords": source_coords, "source_ids": sources,
+                "timestamp": when, "user": str(rec["user_id"]),
+            }
+            if rec["is_merge"]:
+                details["added_edges"] = edges
+            else:
+                details["removed_edges"] = edges
+                details["bb_offset"] = [240, 240, 24]
+            out[op] = details
+        return out
+
+    def _log_rows(self, root: int) -> list[dict]:
+        """Every operation in the history of ``root``, oldest id first, with the columns of
+        the PyChunkedGraph's tabular change log (``SegmentHistory``): the roots each one
+        retired and the one of its results that leads to ``root``; ``in_neuron`` and
+        ``is_relevant`` from the roots of the supervoxels the user placed, at the root's
+        creation and before any edit."""
+        ops = self._operations()
+        edges, _ = self._walk([root], self.parents)
+        lineage_nodes = {root} | {p for _, p in edges}
+        ancestors = lineage_nodes - {root}
+        op_ids = sorted({self.retired_by[a] for a in ancestors if a in self.retired_by})
+        op_ids = [op for op in op_ids if op in ops]
+        if not op_ids:
+            return []
+        svs = np.array(sorted({sv for op in op_ids for e in ops[op]["edges"] for sv in e if sv}),
+                       dtype=np.int64)
+        t_root = float(self.created_of(np.array([root]))[0])
+        t_orig = min(rec["timestamp"] for rec in ops.values()) - 1e-3
+        now = dict(zip(svs.tolist(), self.resolve_roots(svs, t_root).tolist(), strict=True))
+        orig = dict(zip(svs.tolist(), self.resolve_roots(svs, t_orig).tolist(), strict=True))
+        rows = []
+        for op in op_ids:
+            rec = ops[op]
+            placed = [sv for e in rec["edges"] for sv in e if sv]
+            current = [now[sv] for sv in placed]
+            if rec["is_merge"]:
+                relevant = len(set(orig[sv] for sv in placed)) != 1
+                in_neuron = all(r == root for r in current)
+            else:
+                relevant = len(set(current)) != 1
+                in_neuron = any(r == root for r in current)
+            rows.append({
+                "operation_id": op,
+                "timestamp": int(round(rec["timestamp"] * 1000)),  # ms, as pandas' to_json
+                "user_id": str(rec["user_id"]),  # the log stores the user as a string
+                "before_root_ids": sorted(self.op_parents.get(op, [])),
+                "after_root_ids": sorted(c for c in self.op_children.get(op, [])
+                                         if c in lineage_nodes),
+                "is_merge": rec["is_merge"], "in_neuron": in_neuron, "is_relevant": relevant,
+            })
+        return rows
+
+    def tabular_change_logs(self, roots: list[int], filtered: bool) -> dict[int, dict]:
+        """Per root, its change log as pandas' ``DataFrame.to_json()`` shape (column -> index
+        label -> value), as the PyChunkedGraph sends it: with ``filtered`` only the edits
+        in the neuron and relevant to it, without those two columns; with the users' names
+        and affiliations unless no root has any edit."""
+        self._load()
+        columns = ["operation_id", "timestamp", "user_id", "before_root_ids", "after_root_ids",
+                   "is_merge"] + ([] if filtered else ["in_neuron", "is_relevant"])
+        logs: dict[int, list[tuple[int, dict]]] = {}
+        for root in dict.fromkeys(int(r) for r in roots):
+            rows = list(enumerate(self._log_rows(root)))
+            if filtered:
+                rows = [(i, r) for i, r in rows if r["in_neuron"] and r["is_relevant"]]
+            logs[root] = rows
+        any_user = any(rows for rows in logs.values())
+        if any_user:
+            columns += ["user_name", "user_affiliation"]
+        out: dict[int, dict] = {}
+        for root, rows in logs.items():
+            table: dict[str, dict] = {c: {} for c in columns}
+            for i, r in rows:
+                name, affiliation = self.user_info(int(r["user_id"]))
+                r = {**r, "user_name": name, "user_affiliation": affiliation}
+                for c in columns:
+                    table[c][str(i)] = r[c]
+            out[root] = table
+        return out
+
+    def change_log_summary(self, root: int, filtered: bool) -> dict:
+        """The PyChunkedGraph's ``change_log`` of one root: edit counts in total and per
+        user, the operation ids and the past root ids of its (filtered) tabular log."""
+        rows = self._log_rows(int(root))
+        if filtered:
+            rows = [r for r in rows if r["in_neuron"] and r["is_relevant"]]
+        users: dict[str, dict[str, int]] = {}
+        for r in rows:
+            u = users.setdefault(r["user_id"], {"n_splits": 0, "n_mergers": 0})
+            u["n_mergers" if r["is_merge"] else "n_splits"] += 1
+        n_mergers = sum(1 for r in rows if r["is_merge"])
+        return {"n_splits": len(rows) - n_mergers, "n_mergers": n_mergers,
+                "user_info": dict(sorted(users.items())),
+                "operations_ids": [r["operation_id"] for r in rows],
+                "past_ids": [p for r in rows for p in r["before_root_ids"]]}
+
     def _valid_relatives(self, roots: list[int], step: dict[int, list[int]],
                          t: float) -> dict[int, list[int]]:
         """For each root, the nearest roots along ``step`` (or itself) valid at ``t``."""
@@ -354,9 +548,18 @@ class SegmentStore:
             out[int(r)] = sorted(found)
         return out
 
-    def past_ids(self, roots: list[int], t_past: float) -> dict[int, list[int]]:
-        """For each root, its ancestors (or itself) that were valid at ``t_past``."""
+    def past_ids(self, roots: list[int], t_past: float | None) -> dict[int, list[int]]:
+        """For each root, its ancestors (or itself) that were valid at ``t_past``; without
+        ``t_past`` its original roots (the ancestors without parents, as the real service's
+        default of time 0 gives)."""
         self._load()
+        if t_past is None:
+            out: dict[int, list[int]] = {}
+            for r in roots:
+                _, found = self._walk([int(r)], self.parents,
+                                      stop=lambda node: not self.parents.get(node))
+                out[int(r)] = sorted(found)
+            return out
         return self._valid_relatives(roots, self.parents, t_past)
 
     def future_ids(self, roots: list[int], t_future: float) -> dict[int, list[int]]:

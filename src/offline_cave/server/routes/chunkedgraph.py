@@ -7,6 +7,7 @@ places, both are accepted. Ids are int64 with the layer in the top byte
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import UTC, datetime
@@ -15,7 +16,8 @@ import numpy as np
 from starlette.responses import Response
 
 from offline_cave.contract import layout
-from offline_cave.server.data.chunkedgraph import SegmentStore
+from offline_cave.server.data.chunkedgraph import MAX_LOG_ROOTS, SegmentStore
+from offline_cave.server.data.errors import shown
 from offline_cave.server.data.store import Datastack
 from offline_cave.server.http import (
     Req,
@@ -134,6 +136,25 @@ def _require_root(ds: Datastack, seg: SegmentStore, root: int) -> None:
         raise not_found(f"root id {root} does not exist in {ds.pcg_table}")
 
 
+def _window(req: Req) -> tuple[float | None, float | None]:
+    """``timestamp_past`` and ``timestamp_future`` (either may be absent); 400 if the past is
+    after the future."""
+    past, future = req.qtime("timestamp_past"), req.qtime("timestamp_future")
+    if past is not None and future is not None and past > future:
+        raise bad_request(f"timestamp_past ({datetime.fromtimestamp(past, UTC).isoformat()}) "
+                          f"is after timestamp_future "
+                          f"({datetime.fromtimestamp(future, UTC).isoformat()})")
+    return past, future
+
+
+def _log_roots(req: Req, seg: SegmentStore, ids: list[int]) -> list[int]:
+    """The roots of a change-log request: at most MAX_LOG_ROOTS, each a root of the graph."""
+    check_id_count(len(set(ids)), "'root_ids' of a change log",
+                   min(req.limits.max_ids, MAX_LOG_ROOTS))
+    seg.require_roots(ids)
+    return ids
+
+
 @endpoint
 def api_versions(req: Req) -> Response:
     """The chunkedgraph API versions served."""
@@ -198,10 +219,7 @@ def root_timestamps(req: Req) -> Response:
     """Creation times of roots, or with ``latest`` the last time each was current."""
     ds, seg = store(req)
     ids = np.asarray(_node_ids(req), dtype=np.int64)
-    missing = ids[~seg.exists(ids)]
-    if len(missing):
-        raise not_found(f"root id(s) not found in {ds.pcg_table}: "
-                        f"{', '.join(str(i) for i in missing[:10])}")
+    seg.require_roots(ids.tolist())
     created = seg.created_of(ids)
     if req.qbool("latest"):
         t = _now_or(req, "timestamp")
@@ -250,8 +268,8 @@ def lineage_graph(req: Req) -> Response:
     """The lineage graph around several roots (``timestamp`` stands in for the future end)."""
     ds, seg = store(req)
     ids = _root_ids_body(req)
-    past = req.qtime("timestamp_past")
-    future = req.qtime("timestamp_future")
+    seg.require_roots(ids)
+    past, future = _window(req)
     if future is None:
         future = req.qtime("timestamp")
     return json_response(seg.lineage_graph(ids, past, future))
@@ -262,8 +280,8 @@ def lineage_graph_single(req: Req) -> Response:
     """The lineage graph around one root."""
     ds, seg = store(req)
     root = parse_int(req.path_params["node"], "root id")
-    return json_response(seg.lineage_graph([root], req.qtime("timestamp_past"),
-                                           req.qtime("timestamp_future")))
+    seg.require_roots([root])
+    return json_response(seg.lineage_graph([root], *_window(req)))
 
 
 @endpoint
@@ -271,7 +289,9 @@ def past_id_mapping(req: Req) -> Response:
     """Each root's ancestors valid at ``timestamp_past``, and the inverse map."""
     ds, seg = store(req)
     ids = _root_ids_body(req)
-    past = seg.past_ids(ids, _required_past(req))
+    seg.require_roots(ids)
+    t_past, _ = _window(req)
+    past = seg.past_ids(ids, t_past)
     future: dict[str, list[int]] = {}
     for r, ps in past.items():
         for p in ps:
@@ -297,7 +317,10 @@ def delta_roots(req: Req) -> Response:
     """Roots retired and created between ``timestamp_past`` and ``timestamp_future``."""
     ds, seg = store(req)
     t_past = _required_past(req)
-    old, new = seg.delta_roots(t_past, _now_or(req, "timestamp_future"))
+    t_future = _now_or(req, "timestamp_future")
+    if t_past > t_future:
+        raise bad_request("timestamp_past is after timestamp_future")
+    old, new = seg.delta_roots(t_past, t_future)
     return json_response({"old_roots": old, "new_roots": new})
 
 
@@ -311,17 +334,44 @@ def oldest_timestamp(req: Req) -> Response:
 
 @endpoint
 def change_log(req: Req) -> Response:
-    """The edit history of one root: operations, merges, splits and past ids."""
+    """The edit summary of one root: merges, splits, per-user counts, operations, past ids."""
     ds, seg = store(req)
     root = parse_int(req.path_params["node"], "root id")
-    _require_root(ds, seg, root)
-    graph = seg.lineage_graph([root], None, None)
-    ops = sorted({n["operation_id"] for n in graph["nodes"] if n["operation_id"]})
-    past = [n["id"] for n in graph["nodes"] if n["id"] != root]
-    n_merges = sum(1 for n in graph["nodes"]
-                   if sum(1 for link in graph["links"] if link["target"] == n["id"]) > 1)
-    return json_response({"n_mergers": n_merges, "n_splits": len(ops) - n_merges,
-                          "operations_ids": ops, "past_ids": past, "user_info": {}})
+    seg.require_roots([root])
+    return json_response(seg.change_log_summary(root, req.qbool("filtered", False)))
+
+
+@endpoint
+def tabular_change_log(req: Req) -> Response:
+    """The tabular change log of one root (pandas ``to_json`` of the table)."""
+    ds, seg = store(req)
+    root = parse_int(req.path_params["node"], "root id")
+    seg.require_roots([root])
+    return json_response(seg.tabular_change_logs([root], req.qbool("filtered", True))[root])
+
+
+@endpoint
+def tabular_change_log_many(req: Req) -> Response:
+    """The tabular change logs of several roots: ``{root: json text of its table}``."""
+    ds, seg = store(req)
+    ids = _log_roots(req, seg, _root_ids_body(req))
+    logs = seg.tabular_change_logs(ids, req.qbool("filtered", True))
+    return json_response({str(k): json.dumps(v, separators=(",", ":"))
+                          for k, v in logs.items()})
+
+
+@endpoint
+def operation_details(req: Req) -> Response:
+    """The log entries of operations given as a JSON list in ``operation_ids``."""
+    ds, seg = store(req)
+    text = req.query.get("operation_ids", "[]")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise bad_request(f"'operation_ids' must be a JSON list of integers; got "
+                          f"{shown(text, 60)}") from None
+    ops = list(dict.fromkeys(parse_id_list(value, "'operation_ids'", req.limits.max_ids)))
+    return json_response({str(k): v for k, v in seg.operation_details(ops).items()})
 
 
 ROUTES = [
@@ -339,6 +389,9 @@ ROUTES = [
     ("chunkedgraph.lineage_graph_multiple", lineage_graph, ["POST"]),
     ("chunkedgraph.lineage_graph", lineage_graph_single, ["GET"]),
     ("chunkedgraph.change_log", change_log, ["GET"]),
+    ("chunkedgraph.tabular_change_log", tabular_change_log, ["GET"]),
+    ("chunkedgraph.tabular_change_log_many", tabular_change_log_many, ["GET", "POST"]),
+    ("chunkedgraph.operation_details", operation_details, ["GET"]),
     ("chunkedgraph.past_id_mapping", past_id_mapping, ["GET", "POST"]),
     ("chunkedgraph.valid_nodes", valid_nodes, ["GET", "POST"]),
     ("chunkedgraph.delta_roots", delta_roots, ["GET"]),
