@@ -20,7 +20,6 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from offline_cave.contract import layout
-from offline_cave.contract.files import write_atomic
 from offline_cave.server.data.errors import MissingArtefact, MissingRoot
 from offline_cave.server.data.mesh import (
     MESH_VERSION,
@@ -175,42 +174,44 @@ class CellStore:
     def mesh_path(self, nucleus: int) -> Path:
         return mesh_cache_path(self.ds.dir, nucleus)
 
-    @staticmethod
-    def _cached_mesh(path: Path) -> bytes | None:
+    def _cached_mesh(self, path: Path) -> bytes | None:
         """The cached fragment, or None when there is none or it is damaged (then rebuilt)."""
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
+            data = self.ds.mesh_cache.get(path)
         except OSError as exc:
             log.warning("cannot read cached mesh %s (%s); rebuilding it", path, exc)
             return None
-        if not is_valid_legacy(data):
+        if data is not None and not is_valid_legacy(data):
             log.warning("cached mesh %s is damaged (%d bytes); rebuilding it", path, len(data))
+            self.ds.mesh_cache.discard(path)
             return None
         return data
 
     def mesh_fragment(self, nucleus: int) -> bytes:
-        """Legacy fragment bytes of a cell's mesh (generated once, then read from cache)."""
+        """Legacy fragment bytes of a cell's mesh: built once, then read from the bounded
+        cache (:mod:`~offline_cave.server.data.mesh_cache`); served from memory without
+        caching when the cache cannot take it (cap, disk margin, read-only directory)."""
         path = self.mesh_path(nucleus)
         cached = self._cached_mesh(path)
         if cached is not None:
             return cached
         with self._lock:
             lock = self._mesh_locks.setdefault(nucleus, threading.Lock())
-        with lock:
-            cached = self._cached_mesh(path)
-            if cached is not None:
-                return cached
-            sk = self.skeleton(nucleus)
-            verts, faces = skeleton_mesh(sk.vertices, sk.parent, sk.radius,
-                                         soma_radius=float(sk.radius[sk.root]))
-            data = encode_legacy(verts, faces)
-            try:
-                write_atomic(path, data)
-            except OSError as exc:  # read-only data dir: serve without caching
-                log.warning("cannot cache mesh %s: %s", path, exc)
-            return data
+        try:
+            with lock:
+                cached = self._cached_mesh(path)
+                if cached is not None:
+                    return cached
+                sk = self.skeleton(nucleus)
+                verts, faces = skeleton_mesh(sk.vertices, sk.parent, sk.radius,
+                                             soma_radius=float(sk.radius[sk.root]))
+                data = encode_legacy(verts, faces)
+                self.ds.mesh_cache.put(path, data)
+                return data
+        finally:
+            with self._lock:  # one lock per mesh being built, not per mesh ever asked for
+                if not lock.locked():
+                    self._mesh_locks.pop(nucleus, None)
 
 
 _STORES_LOCK = threading.Lock()
