@@ -32,6 +32,9 @@ from offline_cave.server.data.store import Datastack
 
 log = logging.getLogger("offline_cave.server")
 
+SERIALISED_BYTES = 64 << 20
+"""Memory kept for serialised skeleton responses (gzip JSON, ~30-200 KB a neuron)."""
+
 
 @dataclass
 class Skeleton:
@@ -72,6 +75,8 @@ class CellStore:
         self._lru: OrderedDict[int, Skeleton] = OrderedDict()
         self._size = cache_size
         self._with_skeleton: set[int] | None = None
+        self._serialised: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+        self._serialised_bytes = 0
 
     def skeleton_nuclei(self) -> set[int]:
         """Nucleus ids that have a stored skeleton (from skeletons/cells.parquet)."""
@@ -116,15 +121,19 @@ class CellStore:
         if table.num_rows == 0:
             raise MissingArtefact(
                 f"no skeleton for nucleus {nucleus} in the {self.ds.name} sample")
-        d = table.to_pydict()
-        node = np.asarray(d["node"], dtype=np.int64)
-        # nodes are 0..n-1 per the layout; re-index defensively
-        index = {int(v): i for i, v in enumerate(node)}
-        parent = np.array([index.get(int(p), -1) for p in d["parent"]], dtype=np.int64)
+        col = {name: table.column(name).to_numpy() for name in table.column_names}
+        node = col["node"].astype(np.int64)
+        # nodes are 0..n-1 per the layout; re-indexed defensively (one array operation: a
+        # Python loop over the nodes cost more than the query under a classroom's load)
+        order = np.argsort(node, kind="stable")
+        raw_parent = col["parent"].astype(np.int64)
+        pos = np.clip(np.searchsorted(node, raw_parent, sorter=order), 0, len(node) - 1)
+        found = node[order[pos]] == raw_parent
+        parent = np.where(found, order[pos], -1).astype(np.int64)
         sk = Skeleton(nucleus_id=int(nucleus),
-                      vertices=np.stack([d["x"], d["y"], d["z"]], axis=1).astype(np.float64),
-                      parent=parent, radius=np.asarray(d["radius"], dtype=np.float64),
-                      compartment=np.asarray(d["compartment"], dtype=np.int64))
+                      vertices=np.stack([col["x"], col["y"], col["z"]], axis=1).astype(np.float64),
+                      parent=parent, radius=col["radius"].astype(np.float64),
+                      compartment=col["compartment"].astype(np.int64))
         with self._lock:
             self._lru[nucleus] = sk
             while len(self._lru) > self._size:
@@ -159,8 +168,24 @@ class CellStore:
         return "\n".join(lines) + "\n"
 
     def flatdict_gz(self, root: int, sk: Skeleton, skeleton_version: int) -> bytes:
-        return gzip.compress(json.dumps(self.flatdict(root, sk, skeleton_version)).encode(),
+        """gzip(JSON) of :meth:`flatdict`; the bytes of the most recently served roots are
+        kept (up to ``SERIALISED_BYTES`` in all), as a class asks for the same example cells."""
+        key = (int(root), sk.nucleus_id, int(skeleton_version))
+        with self._lock:
+            data = self._serialised.get(key)
+            if data is not None:
+                self._serialised.move_to_end(key)
+                return data
+        data = gzip.compress(json.dumps(self.flatdict(root, sk, skeleton_version)).encode(),
                              compresslevel=5)
+        with self._lock:
+            if key not in self._serialised and len(data) <= SERIALISED_BYTES:
+                self._serialised[key] = data
+                self._serialised_bytes += len(data)
+                while self._serialised_bytes > SERIALISED_BYTES:
+                    _, old = self._serialised.popitem(last=False)
+                    self._serialised_bytes -= len(old)
+        return data
 
     @staticmethod
     def precomputed(sk: Skeleton) -> bytes:

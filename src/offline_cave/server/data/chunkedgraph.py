@@ -52,6 +52,12 @@ class SegmentStore:
         self.lineage_path = ds_dir / layout.LINEAGE_PARQUET
 
     # ---- lazy in-memory indexes
+    def warm(self) -> None:
+        """Build every in-memory index now (the server does it at start, in the background,
+        so the first clients do not wait seconds for it)."""
+        self._load()
+        self._leaf_index()
+
     def _load(self) -> None:
         with self._lock:
             if self._loaded:
