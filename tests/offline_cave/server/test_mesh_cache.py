@@ -139,3 +139,14 @@ def test_a_zero_cap_caches_nothing(fresh: Path) -> None:
 def test_the_margin_is_2_gib_or_5_percent() -> None:
     assert mesh_cache.free_margin(1 << 40) == 2 << 30
     assert mesh_cache.free_margin(20 << 30) == (20 << 30) // 20
+
+
+def test_the_indexes_are_read_at_start_before_any_request(sample: Path) -> None:
+    from offline_cave.server.app import create_app
+
+    app = create_app(sample)
+    app.state.warm_up.join(60)  # a bound against a hang, not a speed figure
+    assert not app.state.warm_up.is_alive()
+    for ds in app.state.registry.datastacks.values():
+        segments = ds.segments
+        assert segments._loaded and segments._pieces is not None and segments._leaves is not None
