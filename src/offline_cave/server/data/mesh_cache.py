@@ -13,8 +13,9 @@ files of every datastack (``<datastack>/cache/meshes-v<N>/nucleus_<id>.frag``) a
   is served from memory and not written.
 
 Fragments already on disk when the server starts (from an earlier run, or of an older mesh
-builder version, which is never served again) are counted from the start, oldest first, so a
-restart never lets the cache grow past the cap; a ``max_bytes`` of 0 writes nothing. The
+builder version, which is never served again) are counted on the first mesh request, oldest
+first, so a restart never lets the cache grow past the cap; a ``max_bytes`` of 0 writes
+nothing. The
 accounting is per server process: two servers on one data directory may hold twice the cap
 between them (the disk margin still holds for both).
 """
