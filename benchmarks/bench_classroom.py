@@ -32,8 +32,9 @@ on the same 2 cores as the server:
     mesh       1595 / 3101          220-291 /  468-612        mesh builder on whole arrays (14x)
 
 0 errors in every run; server RSS 787-902 MB at the end, 1.09-1.15 GB peak (before and after).
-A single student: skeleton 30 ms, mesh 6 ms p50 (each built on its first request). Before, without importing cloud-volume
-ahead, the first skeletons took 7.5-21 s (32 processes importing it at once).
+A single student: skeleton 30 ms, mesh 6 ms p50 (each built on its first request). Before,
+without importing cloud-volume ahead, the first skeletons took 7.5-21 s (32 processes
+importing it at once).
 """
 
 from __future__ import annotations
