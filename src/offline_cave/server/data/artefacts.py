@@ -130,8 +130,8 @@ class CellStore:
         pos = np.clip(np.searchsorted(node, raw_parent, sorter=order), 0, len(node) - 1)
         found = node[order[pos]] == raw_parent
         parent = np.where(found, order[pos], -1).astype(np.int64)
-        sk = Skeleton(nucleus_id=int(nucleus),
-                      vertices=np.stack([col["x"], col["y"], col["z"]], axis=1).astype(np.float64),
+        xyz = np.stack([col["x"], col["y"], col["z"]], axis=1).astype(np.float64)
+        sk = Skeleton(nucleus_id=int(nucleus), vertices=xyz,
                       parent=parent, radius=col["radius"].astype(np.float64),
                       compartment=col["compartment"].astype(np.int64))
         with self._lock:
