@@ -53,3 +53,17 @@ def test_parents_are_reindexed_to_row_positions(tmp_path: Path) -> None:
     assert store.flatdict_gz(123, sk, 4) is store.flatdict_gz(123, sk, 4)
     assert json.loads(gzip.decompress(store.flatdict_gz(123, sk, 3)))["meta"][
         "skeleton_version"] == 3
+
+
+def test_the_skeleton_json_decodes_to_the_flatdict(tmp_path: Path) -> None:
+    from offline_cave.server.data.artefacts import Skeleton
+
+    rng = np.random.default_rng(0)
+    n = 300
+    sk = Skeleton(nucleus_id=5, vertices=rng.normal(size=(n, 3)).astype(np.float32)
+                  .astype(np.float64) * 1e5, parent=np.arange(-1, n - 1),
+                  radius=rng.random(n) * 500, compartment=rng.integers(1, 4, n))
+    store = CellStore(_Stack(tmp_path))
+    flat = store.flatdict(9, sk, 4)
+    decoded = json.loads(gzip.decompress(store.flatdict_gz(9, sk, 4)))
+    assert decoded == json.loads(json.dumps(flat))  # every float and id as the stdlib writes it
