@@ -16,8 +16,31 @@ Each round a student runs, on a neuron of its own:
 * ``skeleton`` ``skeleton.get_skeleton(root)`` (the skeleton service, flatdict)
 * ``mesh``     the mesh fragment ``/seg/<datastack>/mesh/<root>:0:1`` with ``requests``
 
-and prints p50/p95 per kind, the error count, the wall time and the server's RSS (this
-process: the server and little else). Not part of the tests.
+(the client's imports, cloud-volume's included, are done before the first timed query, as a
+page does them in its imports cell) and prints p50/p95 per kind, the error count, the wall time
+and the server's RSS (this process: the server and little else). Not part of the tests.
+
+Measured 2026-12-03 on the development machine (2 cores shared with other jobs, load average
+6-29 during the runs, which moves every figure by a factor of up to 2), default sample, 32
+students x 5 rounds, students on the same 2 cores as the server; p50 / p95 ms, the range over
+two runs of the old code and three of the new:
+
+    kind       before                    after                     what changed
+    syn_in      487-700 / 1144-3396       302-630 /  536-1802
+    nuclei      374-632 /  736-1502       262-426 /  430-933
+    roots       243-374 / 2317-8069       153-272 /  303-618      indexes read at start in the
+    leaves      181-260 / 1399-3380       102-170 /  228-597      background; one lock per index
+    skeleton   1421-1979 / 2237-2831     1010-1573 / 1422-3227    (no shared lock behind a build)
+    mesh       1595-1682 / 2998-3101      220-291 /  468-879      mesh builder on arrays (14x)
+
+The skeleton stays the slowest: caveclient's get_skeleton makes 7 requests (l2cache mapping,
+versions, a new graphene CloudVolume with its info files, is_valid_nodes, the skeleton), about
+32 ms of client and server CPU together, so with 32 clients on 2 cores its p95 passed 2 s in
+the most loaded run (load average 29).
+0 errors in every run; server RSS 787-902 MB at the end, 1.03-1.15 GB peak (before and after).
+A single student: skeleton 30 ms, mesh 6 ms p50 (each built on its first request). Before,
+without importing cloud-volume ahead, the first skeletons took 7.5-21 s (32 processes
+importing it at once).
 """
 
 from __future__ import annotations
@@ -55,6 +78,11 @@ def student(k: int, url: str, home: str, version: int, cells: list[int], nuclei:
     from caveclient import CAVEclient
 
     logging.getLogger("caveclient").setLevel(logging.ERROR)  # the sample notice, per query
+    # caveclient imports cloud-volume on the first get_skeleton (CAVEclient.info makes a
+    # CloudVolume): a page imports it in its imports cell, so it is not timed as a query here
+    # (32 processes importing it at once on 2 cores made the first skeletons take ~14 s)
+    import cloudvolume  # noqa: F401
+
     client = CAVEclient(DATASTACK, version=version)
     synapses = client.materialize.synapse_table
     token = {"Authorization": "Bearer offline"}

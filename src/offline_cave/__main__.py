@@ -40,6 +40,34 @@ def _positive_int(text: str) -> int:
     return value
 
 
+_BYTE_UNITS = {"": 1, "K": 1 << 10, "KB": 1000, "KIB": 1 << 10, "M": 1 << 20, "MB": 10**6,
+               "MIB": 1 << 20, "G": 1 << 30, "GB": 10**9, "GIB": 1 << 30}
+
+
+def _bytes(text: str) -> int:
+    """A size in bytes: ``1073741824``, ``1_000_000``, ``512M``/``512MiB``, ``1G``, ``2GB``."""
+    raw = text.strip().replace("_", "")
+    number = raw.rstrip("bBkKmMgGiI")
+    unit = raw[len(number):].upper()
+    try:
+        value = float(number) * _BYTE_UNITS[unit]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (bytes, or with K, M, G, "
+                                         f"MiB, GiB, MB, GB)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return int(value)
+
+
+def _add_mesh_cache_flag(parser: argparse.ArgumentParser) -> None:
+    from offline_cave.server.data.mesh_cache import DEFAULT_MESH_CACHE_BYTES
+
+    parser.add_argument("--mesh-cache-bytes", type=_bytes, default=DEFAULT_MESH_CACHE_BYTES,
+                        help="disk kept for built meshes, least recently served evicted "
+                             "first (default 1GiB; 0 caches none); nor is one cached that would "
+                             "leave less free disk than 2 GiB or 5 %% of the disk, if smaller")
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -90,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--query-timeout", type=_positive_float, default=d.query_timeout,
                      help=f"seconds one database query may run (default {d.query_timeout:g})")
 
+    _add_mesh_cache_flag(srv)
+
     cfg = sub.add_parser("configure", help="point caveclient/cloud-volume at a server")
     cfg.add_argument("--server", required=True, help="e.g. http://127.0.0.1:8765")
     cfg.add_argument("--home", type=Path, default=None, help="HOME to write into (default $HOME)")
@@ -104,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     exe.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
     exe.add_argument("--seed", type=int, default=0)
     exe.add_argument("--scale", type=_positive_float, default=1.0)
+    _add_mesh_cache_flag(exe)
     exe.add_argument("cmd", nargs=argparse.REMAINDER, help="command after --")
     return parser
 
@@ -126,28 +157,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-# long but linear: check the data, bind the port, build the app, announce the URL, run
+# long but linear: bind the port, check the data, build the app, announce the URL, run
 def cmd_serve(args: argparse.Namespace) -> int:
     """``python -m offline_cave serve``: print one line with the URL, serve until stopped."""
-    from offline_cave.prepare import SampleMissingError, prepare_data
-    from offline_cave.server import (
-        WILDCARD_HOSTS,
-        Limits,
-        PortInUseError,
-        bind_socket,
-        create_app,
-        url_for,
-        uvicorn_server,
-    )
+    from offline_cave.server import PortInUseError, bind_socket
 
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    data_dir = Path(args.data)
-    try:
-        found = prepare_data(data_dir, seed=args.seed, scale=args.scale)
-    except SampleMissingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # The port first: a port in use is a one-line error at once, before the sample is
+    # checked or rebuilt (a rebuild takes a minute) and before the app's imports.
     try:
         sock = bind_socket(args.host, args.port)
     except PortInUseError:
@@ -158,6 +174,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
               file=sys.stderr)
         return 2
+    try:
+        return _serve_on(sock, args)
+    finally:
+        sock.close()
+
+
+def _serve_on(sock: socket.socket, args: argparse.Namespace) -> int:
+    """``serve`` once its socket is bound: prepare the data, build the app, run it."""
+    from offline_cave.prepare import SampleMissingError, prepare_data
+    from offline_cave.server import WILDCARD_HOSTS, Limits, create_app, url_for, uvicorn_server
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    data_dir = Path(args.data)
+    try:
+        found = prepare_data(data_dir, seed=args.seed, scale=args.scale)
+    except SampleMissingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     port = sock.getsockname()[1]
     url = url_for(args.host, port)
     # On a wildcard address (an instructor serving a room) every client reaches the server
@@ -167,7 +201,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = Limits(max_ids=args.max_ids, max_body_bytes=args.max_body_bytes,
                     max_rows=args.max_rows, read_timeout=args.read_timeout,
                     query_timeout=args.query_timeout)
-    app = create_app(data_dir, public_url=None if wildcard else url, limits=limits)
+    app = create_app(data_dir, public_url=None if wildcard else url, limits=limits,
+                     mesh_cache_bytes=args.mesh_cache_bytes)
     server = uvicorn_server(app)
     names = ", ".join(p.name for p in found)
 
@@ -188,7 +223,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        sock.close()
     return 0
 
 
@@ -279,7 +313,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
     from offline_cave.prepare import SampleMissingError
 
     try:
-        with offline_server(args.data, seed=args.seed, scale=args.scale) as (url, home):
+        with offline_server(args.data, seed=args.seed, scale=args.scale,
+                            mesh_cache_bytes=args.mesh_cache_bytes) as (url, home):
             print(f"offline CAVE server at {url} (HOME={home})", file=sys.stderr, flush=True)
             try:
                 return subprocess.call(cmd, env=child_env(url, home))

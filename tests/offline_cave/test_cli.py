@@ -113,6 +113,30 @@ def test_port_in_use_is_exit_code_2(data_dir: Path, tmp_path: Path) -> None:
     assert r.stdout == ""
 
 
+def test_a_port_in_use_is_refused_before_any_generation(tmp_path: Path) -> None:
+    """An empty data directory would make serve generate every sample (minutes); with the port
+    taken it must refuse at once, generating nothing. (How fast: a fraction of a second, see
+    the report of issue 11; the timeout here only stops a server that went on to generate.)"""
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    port = blocker.getsockname()[1]
+    empty = tmp_path / "data"
+    empty.mkdir()
+    try:
+        r = subprocess.run([PY, "-m", "offline_cave", "serve", "--data", str(empty),
+                            "--port", str(port)], capture_output=True, text=True, timeout=60,
+                           env=isolated_env(tmp_path))
+    except subprocess.TimeoutExpired:
+        pytest.fail("serve went on preparing the data with its port taken")
+    finally:
+        blocker.close()
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "already in use" in r.stderr, r.stderr
+    assert r.stdout == ""
+    assert list(empty.iterdir()) == [], "nothing is generated"
+
+
 def test_missing_or_partial_sample_is_a_clear_error_not_half_served(tmp_path: Path) -> None:
     from offline_cave.prepare import SampleMissingError, prepare_data
 

@@ -251,7 +251,8 @@ def configure_home(server_url: str, home: str | Path, datastacks: list[str] | No
             current = json.loads(map_path.read_text() or "{}")
         except ValueError:
             if not force:
-                raise ConfigureError(f"{map_path} is not valid JSON; fix it or pass --force "
+                raise ConfigureError(f"{map_path} is not valid JSON; fix it, or run "
+                                     f"`python -m offline_cave configure` again with --force "
                                      f"(the old file is kept for `unconfigure`)") from None
             current = {}
         if not isinstance(current, dict):
@@ -260,8 +261,8 @@ def configure_home(server_url: str, home: str | Path, datastacks: list[str] | No
     if foreign_token and not force:
         raise ConfigureError(
             f"{token_path} holds a token this tool did not write; refusing to replace it. "
-            f"Use a separate --home, or pass --force to save it for `unconfigure` and "
-            f"replace it.")
+            f"Run `python -m offline_cave configure` again with a separate --home, or with "
+            f"--force to save it for `unconfigure` and replace it.")
 
     journal.make_dirs(sdir)
     changed = []

@@ -38,13 +38,15 @@ def child_env(url: str, home: Path, base: dict[str, str] | None = None) -> dict[
 def offline_server(data_dir: str | Path, *, home: str | Path | None = None,
                    datastacks: list[str] | None = None, seed: int = 0, scale: float = 1.0,
                    generate: bool = True, set_environ: bool = False,
-                   host: str = "127.0.0.1") -> Iterator[tuple[str, Path]]:
+                   host: str = "127.0.0.1",
+                   mesh_cache_bytes: int | None = None) -> Iterator[tuple[str, Path]]:
     """Serve ``data_dir`` on a free port with a configured HOME; yield ``(url, home)``.
 
     ``home`` defaults to a new temporary directory (removed afterwards); a given directory is
     configured but kept. ``generate`` generates missing samples first (see
     :func:`offline_cave.prepare.prepare_data`). ``set_environ`` also points this process's
     ``HOME``/``CLOUD_VOLUME_DIR`` at the home for the duration (restored afterwards).
+    ``mesh_cache_bytes`` caps the server's on-disk cache of built meshes (default 1 GiB).
     """
     from offline_cave.prepare import prepare_data
     from offline_cave.server import ServerThread
@@ -53,7 +55,8 @@ def offline_server(data_dir: str | Path, *, home: str | Path | None = None,
                  generate=generate)
     own_home = home is None
     home_path = Path(tempfile.mkdtemp(prefix="offline-cave-home-")) if own_home else Path(home)
-    server = ServerThread(Path(data_dir), host=host, port=0, datastacks=datastacks).start()
+    server = ServerThread(Path(data_dir), host=host, port=0, datastacks=datastacks,
+                          mesh_cache_bytes=mesh_cache_bytes).start()
     saved = {k: os.environ.get(k) for k in ("HOME", "CLOUD_VOLUME_DIR", "OFFLINE_CAVE_URL")}
     ACTIVE[server.url] = server
     try:

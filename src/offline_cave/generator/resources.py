@@ -50,18 +50,25 @@ def free_disk_gb(path: Path) -> float:
 
 
 def check_resources(datastack: str, scale: float, data_dir: Path) -> None:
-    """Raise :class:`InsufficientResources` when the sample cannot fit on this machine."""
+    """Raise :class:`InsufficientResources` when the sample cannot fit on this machine.
+
+    The advice names ``generate`` with its flags: the refusal also reaches ``serve`` and
+    ``exec`` (which generate a missing sample but take none of those flags).
+    """
     memory, disk = estimate_gb(datastack, scale)
+    anyway = (f"or try anyway with `python -m offline_cave generate --datastack {datastack} "
+              f"--scale {scale:g} --out {data_dir} --skip-resource-check`")
     have_memory = available_memory_gb()
     if have_memory is not None and memory > have_memory:
         raise InsufficientResources(
             f"{datastack} at scale {scale:g} needs about {memory:.1f} GB of memory while "
-            f"generating, and {have_memory:.1f} GB are available. Use a smaller --scale (the "
-            f"peak grows linearly, about {per_scale_gb(datastack)[0]:g} GB per unit "
-            f"of scale), free memory, or pass --skip-resource-check to try anyway.")
+            f"generating, and {have_memory:.1f} GB are available. Free memory, make a smaller "
+            f"sample (`python -m offline_cave generate --scale` below {scale:g}: the peak grows "
+            f"linearly, about {per_scale_gb(datastack)[0]:g} GB per unit of scale), {anyway}.")
     have_disk = free_disk_gb(data_dir)
     if disk > have_disk:
         raise InsufficientResources(
             f"{datastack} at scale {scale:g} needs about {disk:.1f} GB of disk under "
-            f"{data_dir} and {have_disk:.1f} GB are free. Use another --out, a smaller --scale, "
-            f"or pass --skip-resource-check to try anyway.")
+            f"{data_dir} and {have_disk:.1f} GB are free. Free disk, write the sample "
+            f"elsewhere (`python -m offline_cave generate --out DIR`, then serve that DIR), make "
+            f"it smaller (`python -m offline_cave generate --scale` below {scale:g}), {anyway}.")

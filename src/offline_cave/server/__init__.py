@@ -17,13 +17,22 @@ import threading
 import time
 from pathlib import Path
 
-from offline_cave.server.app import create_app
 from offline_cave.server.limits import Limits
 
 __all__ = ["create_app", "Limits", "ServerThread", "bind_socket", "url_for", "uvicorn_server",
            "PortInUseError", "WILDCARD_HOSTS"]
 
 log = logging.getLogger("offline_cave.server")
+
+
+def __getattr__(name: str):
+    # The app (Starlette, DuckDB, pyarrow, every route) is imported on first use, so
+    # `serve` can check its port with bind_socket before it pays for that, or for a rebuild.
+    if name == "create_app":
+        from offline_cave.server.app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class PortInUseError(OSError):
@@ -71,12 +80,16 @@ class ServerThread:
     """The app served by uvicorn in a daemon thread on ``host:port`` (0 = a free port)."""
 
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int = 0,
-                 datastacks: list[str] | None = None, limits: Limits | None = None) -> None:
+                 datastacks: list[str] | None = None, limits: Limits | None = None,
+                 mesh_cache_bytes: int | None = None) -> None:
         self.sock = bind_socket(host, port)
         self.port = self.sock.getsockname()[1]
         self.url = url_for(host, self.port)
+        from offline_cave.server.app import create_app
+
+        extra = {} if mesh_cache_bytes is None else {"mesh_cache_bytes": mesh_cache_bytes}
         self.app = create_app(data_dir, public_url=self.url, datastacks=datastacks,
-                              limits=limits)
+                              limits=limits, **extra)
         self.server = uvicorn_server(self.app)
         self.thread = threading.Thread(target=self._run, name="offline-cave-server",
                                        daemon=True)

@@ -35,8 +35,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from offline_cave.server.data.mesh_cache import DEFAULT_MESH_CACHE_BYTES
 from offline_cave.server.data.schemas import SchemaCatalog
 from offline_cave.server.data.store import Registry
+from offline_cave.server.data.warm import warm_in_background
 from offline_cave.server.endpoints import ENDPOINTS
 from offline_cave.server.http import Req, endpoint, error_response, json_response
 from offline_cave.server.limits import Limits
@@ -285,16 +287,22 @@ async def unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(data_dir: str | Path, *, public_url: str | None = None,
-               datastacks: list[str] | None = None, limits: Limits | None = None) -> Starlette:
+               datastacks: list[str] | None = None, limits: Limits | None = None,
+               mesh_cache_bytes: int = DEFAULT_MESH_CACHE_BYTES,
+               warm: bool = True) -> Starlette:
     """Build the app serving every complete datastack directory under ``data_dir``.
 
     ``public_url`` (``http://127.0.0.1:PORT``) is what the info service advertises as
     ``local_server``; if None, each request's own base URL is used. ``limits`` bound every
-    request (default :class:`~offline_cave.server.limits.Limits`).
+    request (default :class:`~offline_cave.server.limits.Limits`); ``mesh_cache_bytes`` caps
+    the built meshes kept on disk (:mod:`~offline_cave.server.data.mesh_cache`). ``warm``
+    reads the datastacks' in-memory indexes in a background thread at once
+    (:mod:`~offline_cave.server.data.warm`) instead of on the first requests.
     """
     limits = limits or Limits()
     _install_log_filter()
-    registry = Registry(Path(data_dir), datastacks, query_timeout=limits.query_timeout)
+    registry = Registry(Path(data_dir), datastacks, query_timeout=limits.query_timeout,
+                        mesh_cache_bytes=mesh_cache_bytes)
     app = Starlette(routes=build_routes(),
                     middleware=[Middleware(BodyLimits), Middleware(TokenRequired)],
                     exception_handlers={HTTPException: http_error, Exception: unexpected})
@@ -304,4 +312,5 @@ def create_app(data_dir: str | Path, *, public_url: str | None = None,
     app.state.schema_catalog = SchemaCatalog(registry)
     app.state.public_url = public_url.rstrip("/") if public_url else None
     app.state.errors = ErrorCounter()
+    app.state.warm_up = warm_in_background(registry) if warm else None
     return app

@@ -20,7 +20,6 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from offline_cave.contract import layout
-from offline_cave.contract.files import write_atomic
 from offline_cave.server.data.errors import MissingArtefact, MissingRoot
 from offline_cave.server.data.mesh import (
     MESH_VERSION,
@@ -32,6 +31,9 @@ from offline_cave.server.data.query import qstring
 from offline_cave.server.data.store import Datastack
 
 log = logging.getLogger("offline_cave.server")
+
+SERIALISED_BYTES = 64 << 20
+"""Memory kept for serialised skeleton responses (gzip JSON, ~30-200 KB a neuron)."""
 
 
 @dataclass
@@ -73,6 +75,8 @@ class CellStore:
         self._lru: OrderedDict[int, Skeleton] = OrderedDict()
         self._size = cache_size
         self._with_skeleton: set[int] | None = None
+        self._serialised: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+        self._serialised_bytes = 0
 
     def skeleton_nuclei(self) -> set[int]:
         """Nucleus ids that have a stored skeleton (from skeletons/cells.parquet)."""
@@ -117,15 +121,19 @@ class CellStore:
         if table.num_rows == 0:
             raise MissingArtefact(
                 f"no skeleton for nucleus {nucleus} in the {self.ds.name} sample")
-        d = table.to_pydict()
-        node = np.asarray(d["node"], dtype=np.int64)
-        # nodes are 0..n-1 per the layout; re-index defensively
-        index = {int(v): i for i, v in enumerate(node)}
-        parent = np.array([index.get(int(p), -1) for p in d["parent"]], dtype=np.int64)
-        sk = Skeleton(nucleus_id=int(nucleus),
-                      vertices=np.stack([d["x"], d["y"], d["z"]], axis=1).astype(np.float64),
-                      parent=parent, radius=np.asarray(d["radius"], dtype=np.float64),
-                      compartment=np.asarray(d["compartment"], dtype=np.int64))
+        col = {name: table.column(name).to_numpy() for name in table.column_names}
+        node = col["node"].astype(np.int64)
+        # nodes are 0..n-1 per the layout; re-indexed defensively (one array operation: a
+        # Python loop over the nodes cost more than the query under a classroom's load)
+        order = np.argsort(node, kind="stable")
+        raw_parent = col["parent"].astype(np.int64)
+        pos = np.clip(np.searchsorted(node, raw_parent, sorter=order), 0, len(node) - 1)
+        found = node[order[pos]] == raw_parent
+        parent = np.where(found, order[pos], -1).astype(np.int64)
+        xyz = np.stack([col["x"], col["y"], col["z"]], axis=1).astype(np.float64)
+        sk = Skeleton(nucleus_id=int(nucleus), vertices=xyz,
+                      parent=parent, radius=col["radius"].astype(np.float64),
+                      compartment=col["compartment"].astype(np.int64))
         with self._lock:
             self._lru[nucleus] = sk
             while len(self._lru) > self._size:
@@ -160,8 +168,24 @@ class CellStore:
         return "\n".join(lines) + "\n"
 
     def flatdict_gz(self, root: int, sk: Skeleton, skeleton_version: int) -> bytes:
-        return gzip.compress(json.dumps(self.flatdict(root, sk, skeleton_version)).encode(),
+        """gzip(JSON) of :meth:`flatdict`; the bytes of the most recently served roots are
+        kept (up to ``SERIALISED_BYTES`` in all), as a class asks for the same example cells."""
+        key = (int(root), sk.nucleus_id, int(skeleton_version))
+        with self._lock:
+            data = self._serialised.get(key)
+            if data is not None:
+                self._serialised.move_to_end(key)
+                return data
+        data = gzip.compress(json.dumps(self.flatdict(root, sk, skeleton_version)).encode(),
                              compresslevel=5)
+        with self._lock:
+            if key not in self._serialised and len(data) <= SERIALISED_BYTES:
+                self._serialised[key] = data
+                self._serialised_bytes += len(data)
+                while self._serialised_bytes > SERIALISED_BYTES:
+                    _, old = self._serialised.popitem(last=False)
+                    self._serialised_bytes -= len(old)
+        return data
 
     @staticmethod
     def precomputed(sk: Skeleton) -> bytes:
@@ -175,42 +199,44 @@ class CellStore:
     def mesh_path(self, nucleus: int) -> Path:
         return mesh_cache_path(self.ds.dir, nucleus)
 
-    @staticmethod
-    def _cached_mesh(path: Path) -> bytes | None:
+    def _cached_mesh(self, path: Path) -> bytes | None:
         """The cached fragment, or None when there is none or it is damaged (then rebuilt)."""
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
+            data = self.ds.mesh_cache.get(path)
         except OSError as exc:
             log.warning("cannot read cached mesh %s (%s); rebuilding it", path, exc)
             return None
-        if not is_valid_legacy(data):
+        if data is not None and not is_valid_legacy(data):
             log.warning("cached mesh %s is damaged (%d bytes); rebuilding it", path, len(data))
+            self.ds.mesh_cache.discard(path)
             return None
         return data
 
     def mesh_fragment(self, nucleus: int) -> bytes:
-        """Legacy fragment bytes of a cell's mesh (generated once, then read from cache)."""
+        """Legacy fragment bytes of a cell's mesh: built once, then read from the bounded
+        cache (:mod:`~offline_cave.server.data.mesh_cache`); served from memory without
+        caching when the cache cannot take it (cap, disk margin, read-only directory)."""
         path = self.mesh_path(nucleus)
         cached = self._cached_mesh(path)
         if cached is not None:
             return cached
         with self._lock:
             lock = self._mesh_locks.setdefault(nucleus, threading.Lock())
-        with lock:
-            cached = self._cached_mesh(path)
-            if cached is not None:
-                return cached
-            sk = self.skeleton(nucleus)
-            verts, faces = skeleton_mesh(sk.vertices, sk.parent, sk.radius,
-                                         soma_radius=float(sk.radius[sk.root]))
-            data = encode_legacy(verts, faces)
-            try:
-                write_atomic(path, data)
-            except OSError as exc:  # read-only data dir: serve without caching
-                log.warning("cannot cache mesh %s: %s", path, exc)
-            return data
+        try:
+            with lock:
+                cached = self._cached_mesh(path)
+                if cached is not None:
+                    return cached
+                sk = self.skeleton(nucleus)
+                verts, faces = skeleton_mesh(sk.vertices, sk.parent, sk.radius,
+                                             soma_radius=float(sk.radius[sk.root]))
+                data = encode_legacy(verts, faces)
+                self.ds.mesh_cache.put(path, data)
+                return data
+        finally:
+            with self._lock:  # one lock per mesh being built, not per mesh ever asked for
+                if not lock.locked():
+                    self._mesh_locks.pop(nucleus, None)
 
 
 _STORES_LOCK = threading.Lock()

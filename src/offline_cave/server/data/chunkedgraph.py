@@ -48,7 +48,13 @@ class SegmentStore:
     def __init__(self, ds_dir: Path, db: Database, info: dict) -> None:
         self.db = db
         self.info = info  # the datastack's datastack.json
+        # one lock per index, and each checked before its lock is taken: once built, an index
+        # is read with no lock at all, and building one never holds up users of another
+        # (under a classroom's load every skeleton and mesh request queued behind the
+        # seconds-long build of the leaf index on a shared lock)
         self._lock = threading.Lock()
+        self._pieces_lock = threading.Lock()
+        self._leaves_lock = threading.Lock()
         self._loaded = False
         self._pieces: tuple[np.ndarray, ...] | None = None
         self._leaves: tuple[np.ndarray, ...] | None = None
@@ -62,18 +68,32 @@ class SegmentStore:
         self._users: dict[int, tuple[str, str]] = {}
 
     # ---- lazy in-memory indexes
+    def warm(self) -> None:
+        """Build every in-memory index now (the server does it at start, in the background,
+        so the first clients do not wait seconds for it)."""
+        self._load()
+        self._leaf_index()
+
     def _load(self) -> None:
+        if self._loaded:
+            return
         with self._lock:
             if self._loaded:
                 return
-            roots = pq.read_table(self.roots_path).to_pydict() if self.roots_path.exists() else {}
-            ids = np.asarray(roots.get("root_id", []), dtype=np.int64)
+            table = pq.read_table(self.roots_path) if self.roots_path.exists() else None
+
+            def column(name: str, dtype: type) -> np.ndarray:
+                if table is None:
+                    return np.zeros(0, dtype)
+                return np.asarray(table.column(name).to_numpy(), dtype=dtype)
+
+            ids = column("root_id", np.int64)
             order = np.argsort(ids, kind="stable")
             self.root_ids = ids[order]
-            self.created = np.asarray(roots.get("created", []), dtype=np.float64)[order]
-            self.expired = np.asarray(roots.get("expired", []), dtype=np.float64)[order]
-            self.operation = np.asarray(roots.get("operation_id", []), dtype=np.int64)[order]
-            self.nucleus = np.asarray(roots.get("nucleus_id", []), dtype=np.int64)[order]
+            self.created = column("created", np.float64)[order]
+            self.expired = column("expired", np.float64)[order]
+            self.operation = column("operation_id", np.int64)[order]
+            self.nucleus = column("nucleus_id", np.int64)[order]
             self.children: dict[int, list[int]] = defaultdict(list)
             self.parents: dict[int, list[int]] = defaultdict(list)
             self.retired_by: dict[int, int] = {}  # root -> the operation that retired it
@@ -194,7 +214,9 @@ class SegmentStore:
         memory: ~16 bytes a supervoxel (120 MB for the default minnie65 sample), read once on
         the first root lookup. A lookup is then a binary search instead of a scan of the
         pieces file (1 s for 500 supervoxels, which a classroom of clients queues behind)."""
-        with self._lock:
+        if self._pieces is not None:
+            return self._pieces
+        with self._pieces_lock:
             if self._pieces is None:
                 t = pq.read_table(self.pieces_path, columns=["supervoxel_id", "piece_id"])
                 sv = t.column(0).to_numpy()
@@ -255,8 +277,10 @@ class SegmentStore:
     def _leaf_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Root -> pieces (sorted by root) and piece -> supervoxels (sorted by piece, then
         supervoxel), from the arrays of :meth:`_piece_index` (~8 bytes a supervoxel more)."""
+        if self._leaves is not None:
+            return self._leaves
         sv, piece, rp_piece, rp_root = self._piece_index()
-        with self._lock:
+        with self._leaves_lock:
             if self._leaves is None:
                 by_root = np.lexsort((rp_piece, rp_root))
                 by_piece = np.lexsort((sv, piece))  # supervoxels are sorted within a piece

@@ -32,6 +32,7 @@ from offline_cave.server.data.errors import (
     MissingView,
     shown,
 )
+from offline_cave.server.data.mesh_cache import DEFAULT_MESH_CACHE_BYTES, MeshCache
 from offline_cave.server.data.query import Source, qident, qstring, suggest
 from offline_cave.server.data.sessions import SessionFiles
 
@@ -82,6 +83,8 @@ class Datastack:
         self.index = index
         self._lock = threading.RLock()
         self._schemas: dict[Path, pa.Schema] = {}
+        # the server's bounded cache of built meshes (set by the Registry, shared by all)
+        self.mesh_cache = MeshCache([directory / layout.CACHE_DIR])
 
     # ---- JSON metadata (lazy)
     def _json(self, name: str, default: Any) -> Any:
@@ -372,7 +375,8 @@ class Registry:
     """All datastacks served, found by name and by chunkedgraph table id."""
 
     def __init__(self, data_dir: Path, datastacks: list[str] | None = None, *,
-                 query_timeout: float | None = None) -> None:
+                 query_timeout: float | None = None,
+                 mesh_cache_bytes: int = DEFAULT_MESH_CACHE_BYTES) -> None:
         self.data_dir = Path(data_dir)
         self.db = Database(query_timeout=query_timeout)
         self.datastacks: dict[str, Datastack] = {}
@@ -382,6 +386,11 @@ class Registry:
                 continue
             ds = Datastack(d, self.db, i)
             self.datastacks[d.name] = ds
+        # one cap for the meshes of every datastack served
+        self.mesh_cache = MeshCache([ds.dir / layout.CACHE_DIR
+                                     for ds in self.datastacks.values()], mesh_cache_bytes)
+        for ds in self.datastacks.values():
+            ds.mesh_cache = self.mesh_cache
 
     def get(self, name: str) -> Datastack:
         ds = self.datastacks.get(name)
