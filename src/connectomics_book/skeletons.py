@@ -17,9 +17,12 @@ along it and attach points (synapses) to its vertices. Mesh vertices are in nm a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: SWC compartment codes used by the skeleton service.
 COMPARTMENTS: dict[int, str] = {1: "soma", 2: "axon", 3: "basal dendrite", 4: "apical dendrite"}
@@ -233,3 +236,59 @@ def decimate_mesh(
     # drop duplicated triangles but keep the first copy's vertex order (its orientation)
     _, first = np.unique(np.sort(new_faces, axis=1), axis=0, return_index=True)
     return new_vertices, new_faces[np.sort(first)]
+
+
+#: Compartment codes counted as the dendrite of a postsynaptic cell in
+#: :func:`proximal_pairs`: soma, basal and apical dendrite (synapses land on all three).
+DENDRITE_CODES = (1, 3, 4)
+#: Compartment code of the axon.
+AXON_CODE = 2
+
+
+def proximal_pairs(
+    skeletons: Mapping[int, Mapping[str, Any]], radius_nm: float = 5000.0
+) -> pd.DataFrame:
+    """Ordered pairs of cells whose axon passes within ``radius_nm`` of the other's dendrite.
+
+    A synapse needs an axon next to a dendrite, so "connected vs not connected" compares
+    like with like only among pairs that *could* connect: a proximity control in the sense
+    of axon-dendrite proximity in Ding et al. 2025. ``skeletons`` maps root id -> skeleton
+    dict (vertices in nm, SWC ``compartment`` codes); the axon is every vertex with code 2,
+    the dendrite every vertex with a code in :data:`DENDRITE_CODES`. One KD-tree holds the
+    dendrite vertices of all cells; each cell's axon vertices are looked up in it.
+
+    Returns a DataFrame with one row per ordered pair (``pre_pt_root_id``,
+    ``post_pt_root_id``) with ``n_axon_vertices`` > 0, the number of the presynaptic cell's
+    axon vertices within ``radius_nm`` of the postsynaptic dendrite (times the axon's vertex
+    spacing, about the length of axon running near the dendrite). A cell is never paired with
+    itself; cells without axon or dendrite vertices take part only on the side they have.
+    """
+    import pandas as pd
+    from scipy.spatial import cKDTree
+
+    columns = ["pre_pt_root_id", "post_pt_root_id", "n_axon_vertices"]
+    dendrite_points, dendrite_owner, axons = [], [], {}
+    for root, sk in skeletons.items():
+        vertices = np.asarray(sk["vertices"], dtype=float).reshape(-1, 3)
+        codes = np.asarray(sk["compartment"])
+        is_dendrite = np.isin(codes, DENDRITE_CODES)
+        dendrite_points.append(vertices[is_dendrite])
+        dendrite_owner.append(np.full(int(is_dendrite.sum()), int(root), dtype=np.int64))
+        if np.any(codes == AXON_CODE):
+            axons[int(root)] = vertices[codes == AXON_CODE]
+    points = np.concatenate(dendrite_points) if dendrite_points else np.zeros((0, 3))
+    if len(points) == 0 or not axons:
+        return pd.DataFrame({name: pd.Series(dtype=np.int64) for name in columns})
+    owner = np.concatenate(dendrite_owner)
+    tree = cKDTree(points)
+    rows = []
+    for pre_root, axon_vertices in axons.items():
+        for near in tree.query_ball_point(axon_vertices, r=radius_nm):
+            for post_root in np.unique(owner[near]):
+                if post_root != pre_root:
+                    rows.append((pre_root, int(post_root)))
+    if not rows:
+        return pd.DataFrame({name: pd.Series(dtype=np.int64) for name in columns})
+    pair_df = pd.DataFrame(rows, columns=columns[:2])
+    return (pair_df.groupby(columns[:2]).size().rename("n_axon_vertices").reset_index()
+            .astype(np.int64))

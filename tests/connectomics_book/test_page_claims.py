@@ -154,6 +154,70 @@ def versions_problems(text: str) -> list[str]:
     return problems
 
 
+def skeleton_synapses_problems(text: str) -> list[str]:
+    """skeletons/02: basket vs Martinotti distances with the cell as the unit.
+
+    Synapses of one cell are not independent (they share its shape, position and the few
+    interneurons near it); a test on pooled synapses is pseudo-replication.
+    """
+    prose, code = split_page(text)
+    problems = []
+    text_flat = flat(prose)
+    if not re.search(r"pseudo-replication", text_flat, re.IGNORECASE):
+        problems.append("the prose does not say why pooling synapses is wrong")
+    if not re.search(r'groupby\(\[\s*"post_pt_root_id"', code):
+        problems.append("no per-cell summary of the input distances")
+    if not re.search(r"wilcoxon\(cell_\w+\)", code):
+        problems.append("no test over cells (Wilcoxon on per-cell differences)")
+    if "rng.integers" not in code or "bootstrap over cells" not in text_flat:
+        problems.append("no cell-level bootstrap interval of the effect")
+    if re.search(r"\btest = mannwhitneyu\(", code):
+        problems.append("the Mann-Whitney on pooled synapses is the page's test")
+    if not re.search(r'"closer to" if effect_um > 0', code):
+        problems.append("the direction is not written from the per-cell effect")
+    if re.search(r"(basket|BC)[^.]*inputs land (closer|nearer|farther)", text_flat):
+        problems.append("the prose types the direction the output shows")
+    return problems
+
+
+def depth_problems(text: str) -> list[str]:
+    """v1dd/03: depth compared within columns, not across volumes of different columns."""
+    prose, code = split_page(text)
+    problems = []
+    text_flat = flat(prose)
+    if re.search(r"mannwhitneyu\(\s*upper", code) or re.search(r"deepest\s*=", code):
+        problems.append("depth tested as the deepest volume against volumes of other columns")
+    if not re.search(r"confound", text_flat):
+        problems.append("the prose does not say that column and depth are confounded")
+    if not re.search(r'groupby\("column"\)[^\n]*\.transform\(\s*"mean"', code):
+        problems.append("depth effect not fitted within columns (column as a factor)")
+    if not re.search(r"rng\.permutation\(depth_um\[rows\]\)", code):
+        problems.append("no permutation of plane depths within columns")
+    return problems
+
+
+def function_structure_problems(text: str) -> list[str]:
+    """v1dd/04: like-to-like against proximal unconnected pairs, cell-level CI, cited."""
+    prose, code = split_page(text)
+    problems = []
+    text_flat = flat(prose)
+    if "proximal_pairs(" not in code:
+        problems.append("candidate pairs are not found from axon-dendrite proximity")
+    if not re.search(r'~\w+\["connected"\]\s*&\s*\w+\["proximal"\]', code):
+        problems.append("connected pairs are not compared with proximal unconnected pairs")
+    if not re.search(r"\(naive\)", code) or not re.search(r'~pairs_df\["connected"\]\}', code):
+        problems.append("the naive comparison is not shown beside the controlled one")
+    if not re.search(r'groupby\("pre"\)', code) or "rng.integers" not in code:
+        problems.append("no bootstrap over presynaptic cells")
+    if not re.search(r'"more" if controlled\["effect \(deg\)"\] > 0', code):
+        problems.append("the direction of the controlled effect is not written from the output")
+    if not re.search(r"proximity[^.]*\{footcite:p\}`ding2025`", text_flat):
+        problems.append("what the real data show under the proximity control is not cited")
+    if re.search(r"similarly tuned inputs arrive", text_flat):
+        problems.append("claims the skeleton page shows where similarly tuned inputs arrive")
+    return problems
+
+
 #: (old wording, check) pairs: each excerpt is from the page before issue #13 and must fail.
 OLD_SYNAPSES = """---
 jupytext:
@@ -233,11 +297,64 @@ live_df = client.materialize.query_table(
 ```
 """
 
+OLD_SKELETON_SYNAPSES = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+The medians, and a Mann-Whitney U test of whether basket and Martinotti distances come from
+the same distribution:
+
+```{code-cell} ipython3
+basket_um, martinotti_um = distance_by_group["BC"], distance_by_group["MC"]
+test = mannwhitneyu(basket_um, martinotti_um)
+closer = "closer to" if np.median(basket_um) < np.median(martinotti_um) else "farther from"
+```
+"""
+
+OLD_DEPTH = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Volumes are numbered from the pia down. The deepest volume against the two upper ones, with a
+Mann-Whitney U test of the SSI values:
+
+```{code-cell} ipython3
+deepest = surround_df["volume"] == surround_df["volume"].max()
+upper_ssi, deep_ssi = surround_df.loc[~deepest, "ssi"], surround_df.loc[deepest, "ssi"]
+test = mannwhitneyu(upper_ssi, deep_ssi)
+```
+"""
+
+OLD_FUNCTION_STRUCTURE = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+For comparison, every ordered pair of distinct tuned cells that is not connected:
+
+```{code-cell} ipython3
+not_connected = ~is_connected & ~np.eye(len(tuned_df), dtype=bool)
+unconnected_difference = all_differences[not_connected]
+```
+
+Go back to [Map synapses onto skeletons](../skeletons/02_synapses_on_skeletons.md) to see
+where on the dendrite similarly tuned inputs arrive.
+"""
+
 PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
     "background/02_microns.md": (microns_problems, OLD_MICRONS),
     "programmatic_access/03_cells.md": (cells_problems, OLD_CELLS),
     "programmatic_access/04_synapses.md": (synapses_problems, OLD_SYNAPSES),
     "programmatic_access/05_versions.md": (versions_problems, OLD_VERSIONS),
+    "skeletons/02_synapses_on_skeletons.md": (skeleton_synapses_problems,
+                                              OLD_SKELETON_SYNAPSES),
+    "v1dd/03_state_and_context.md": (depth_problems, OLD_DEPTH),
+    "v1dd/04_function_to_structure.md": (function_structure_problems, OLD_FUNCTION_STRUCTURE),
 }
 
 

@@ -12,6 +12,7 @@ from connectomics_book.skeletons import (
     nearest_vertex,
     parent_indices,
     path_distance_to_root,
+    proximal_pairs,
     skeleton_to_meshparty,
     skeleton_to_treeneuron,
 )
@@ -156,3 +157,41 @@ def test_decimate_mesh_coarsens_without_degenerate_faces():
     assert radius.max() <= 10.0 + 1e-9 and radius.min() > 5.0
     with pytest.raises(ValueError, match="positive"):
         decimate_mesh(sphere.vertices, sphere.faces, cell_size=0)
+
+
+def arbor(origin_nm, axon_direction, dendrite_direction, n=5, spacing_nm=2000.0) -> dict:
+    """A soma at ``origin_nm`` with a straight axon and a straight dendrite of ``n`` vertices."""
+    origin = np.asarray(origin_nm, dtype=float)
+    steps = spacing_nm * np.arange(1, n + 1)[:, None]
+    axon = origin + steps * np.asarray(axon_direction, dtype=float)
+    dendrite = origin + steps * np.asarray(dendrite_direction, dtype=float)
+    vertices = np.vstack([origin, axon, dendrite])
+    edges = [(i, i - 1) for i in range(2, n + 1)] + [(1, 0), (n + 1, 0)]
+    edges += [(i, i - 1) for i in range(n + 2, 2 * n + 1)]
+    return {"vertices": vertices, "edges": np.array(edges), "root": 0,
+            "radius": np.full(len(vertices), 100.0),
+            "compartment": np.array([1] + [2] * n + [3] * n)}
+
+
+def test_proximal_pairs_counts_axon_vertices_near_dendrites_in_one_direction():
+    # cell 1's axon runs along +x to 10 um; cell 2's dendrite runs along +x 3 um above it,
+    # starting 4 um out, while cell 2's axon goes away (-y) and cell 1's dendrite too (-z)
+    cell_1 = arbor([0, 0, 0], [1, 0, 0], [0, 0, -1])
+    cell_2 = arbor([2000, 3000, 0], [0, 1, 0], [1, 0, 0])
+    cell_3 = arbor([500_000, 0, 0], [1, 0, 0], [0, 1, 0])  # far from both
+    pairs = proximal_pairs({1: cell_1, 2: cell_2, 3: cell_3}, radius_nm=5000)
+    assert pairs[["pre_pt_root_id", "post_pt_root_id"]].values.tolist() == [[1, 2]]
+    # axon vertices at x = 2..10 um, y = 0; dendrite of 2 (soma included) at x = 2..12, y = 3
+    assert pairs["n_axon_vertices"].tolist() == [5]
+    # a radius below the 3 um gap finds nothing
+    assert proximal_pairs({1: cell_1, 2: cell_2}, radius_nm=2900).empty
+
+
+def test_proximal_pairs_never_pairs_a_cell_with_itself_and_handles_no_axon():
+    cell = arbor([0, 0, 0], [1, 0, 0], [1, 0, 0])  # axon on top of its own dendrite
+    assert proximal_pairs({7: cell}).empty
+    no_axon = dict(cell, compartment=np.array([1] + [3] * 10))
+    pairs = proximal_pairs({7: cell, 8: no_axon})
+    assert pairs[["pre_pt_root_id", "post_pt_root_id"]].values.tolist() == [[7, 8]]
+    assert proximal_pairs({}).columns.tolist() == ["pre_pt_root_id", "post_pt_root_id",
+                                                   "n_axon_vertices"]
