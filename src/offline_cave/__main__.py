@@ -167,7 +167,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = Limits(max_ids=args.max_ids, max_body_bytes=args.max_body_bytes,
                     max_rows=args.max_rows, read_timeout=args.read_timeout,
                     query_timeout=args.query_timeout)
-    app = create_app(data_dir, public_url=None if wildcard else url, limits=limits)
+    app = create_app(data_dir, public_url=None if wildcard else url, limits=limits,
+                     datastacks=[p.name for p in found])  # only what prepare_data verified
     server = uvicorn_server(app)
     names = ", ".join(p.name for p in found)
 
