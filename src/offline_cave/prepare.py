@@ -112,9 +112,10 @@ def _manifest(ds_dir: Path) -> dict:
 
 # Why hash at start, and why keep a stamp: a same-size edit (bit rot, an editor's save, a
 # half-finished copy over the old file) is found only by reading the bytes. The default sample
-# (1.3 GB) hashes in about 1 s from the page cache and 2 s from disk on two cores
+# (1.3 GB) hashes in about 1.4 s from the page cache and 2-3 s from disk on two busy cores
 # (benchmarks/bench_verify.py), a --scale 10 sample (13 GB) in 10-20 s: cheap once, but not at
-# every start of a classroom server. So a file that hashed correctly is recorded with its stat
+# every start of a classroom server. Hashing in the background while serving (503 for a file
+# not yet verified) would cost more code for a second or two at the default scale. So a file that hashed correctly is recorded with its stat
 # (device, inode, size, mtime, ctime: any write, copy or touch changes one of them) in
 # ``layout.verified_stamp``, and hashed again only when its stat or its manifest entry changes.
 # What a stamp cannot see is media corruption that leaves the metadata alone; `generate` hashes
