@@ -216,6 +216,40 @@ def test_a_rebuild_removes_what_killed_builds_left(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".{DATASTACK}.lock", DATASTACK]
 
 
+KILLED_BUILD = """
+import sys, time
+from pathlib import Path
+from offline_cave.generator import cache
+
+def build(params, seed, scale, target, log):
+    (target / "half.parquet").write_bytes(b"x" * 100_000)
+    print("building", flush=True)
+    time.sleep(600)
+
+cache.ensure_sample(build, Path(sys.argv[1]), "minnie65_public", log=lambda _m: None,
+                    check_resources=False)
+"""
+
+
+def test_the_folder_of_a_build_killed_midway_is_removed_by_the_next(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(tmp_path)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "building\n"  # it is inside building_dir now
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    stale = list(tmp_path.glob(f".{DATASTACK}.tmp-*"))
+    assert len(stale) == 1 and (stale[0] / "half.parquet").is_file()
+    cache.ensure_sample(fake_build, tmp_path, DATASTACK, seed=0, scale=1.0, log=lambda _m: None,
+                        check_resources=False)
+    assert not stale[0].exists()
+
+
 def test_serving_removes_leftovers_but_not_those_of_a_running_build(data_dir: Path) -> None:
     stale = leftovers(data_dir)
     with cache.sample_lock(data_dir, DATASTACK):  # a build is running: its directories stay

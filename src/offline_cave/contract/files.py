@@ -112,7 +112,7 @@ def write_verified(path: Path, records: dict[str, dict]) -> bool:
     then every start hashes the sample again)."""
     try:
         write_atomic(Path(path), (json.dumps({"format": 1, "files": records}, sort_keys=True)
-                                  + "\n").encode())
+                                  + "\n").encode(), mode=0o644)
     except OSError:
         return False
     return True
