@@ -112,16 +112,17 @@ def _manifest(ds_dir: Path) -> dict:
 
 # Why hash at start, and why keep a stamp: a same-size edit (bit rot, an editor's save, a
 # half-finished copy over the old file) is found only by reading the bytes. The default sample
-# (1.3 GB) hashes in about 1.4 s from the page cache and 2-3 s from disk on two busy cores
-# (benchmarks/bench_verify.py), a --scale 10 sample (13 GB) in 10-20 s: cheap once, but not at
-# every start of a classroom server. Hashing in the background while serving (503 for a file
-# not yet verified) would cost more code for a second or two at the default scale. So a file that hashed correctly is recorded with its stat
-# (device, inode, size, mtime, ctime: any write, copy or touch changes one of them) in
-# ``layout.verified_stamp``, and hashed again only when its stat or its manifest entry changes.
-# What a stamp cannot see is media corruption that leaves the metadata alone; `generate` hashes
-# every file whatever the stamp says. In a read-only directory no stamp can be kept and every
-# start hashes everything. Hashing happens before the first request, so no query can reach a
-# file that is not yet verified.
+# (1.3 GB) hashes in 1.4-1.9 s from the page cache and 1.5-3 s from disk on two busy cores
+# (benchmarks/bench_verify.py); a --scale 10 sample (13 GB) would take an estimated 10-20 s at
+# those rates: cheap once, but not at every start of a classroom server. Hashing in the
+# background while serving (a 503 for a file not yet verified) would buy a second or two at the
+# default scale for more code and a window of refused queries. So a file that hashed correctly
+# is recorded with its stat (device, inode, size, mtime, ctime: any write, copy or touch changes
+# one of them) in ``layout.verified_stamp`` and hashed again only when its stat or its manifest
+# entry changes. What a stamp cannot see is media corruption that leaves the metadata alone;
+# `generate` hashes every file whatever the stamp says. In a read-only directory no stamp can be
+# kept and every start hashes everything. Hashing ends before the first request, so no query
+# can reach a file that is not yet verified.
 def damaged(ds_dir: Path, deep: bool = True) -> str | None:
     """Why a datastack directory with a MANIFEST cannot be served (``None`` when intact).
 
