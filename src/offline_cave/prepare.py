@@ -64,8 +64,9 @@ def prepare_data(data_dir: Path, seed: int = 0, scale: float = 1.0,
                                  problem=problem)
             usable.append(ds.name)
             continue
-        refusal = f"{ds.name} is damaged ({problem}); {repair_hint(data_dir, ds.name, made)}"
-        log.warning("not serving %s under %s", refusal, data_dir)
+        refusal = (f"{ds.name} is damaged ({problem}) and not served; "
+                   f"{repair_hint(data_dir, ds.name, made)}")
+        log.warning("%s", refusal)
         refused.append(refusal)
     if generate:
         for name in datastacks or list(DATASTACKS):
