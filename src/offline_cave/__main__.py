@@ -202,6 +202,7 @@ def _serve_on(sock: socket.socket, args: argparse.Namespace) -> int:
                     max_rows=args.max_rows, read_timeout=args.read_timeout,
                     query_timeout=args.query_timeout)
     app = create_app(data_dir, public_url=None if wildcard else url, limits=limits,
+                     datastacks=[p.name for p in found],  # only what prepare_data verified
                      mesh_cache_bytes=args.mesh_cache_bytes)
     server = uvicorn_server(app)
     names = ", ".join(p.name for p in found)

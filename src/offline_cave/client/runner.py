@@ -51,11 +51,13 @@ def offline_server(data_dir: str | Path, *, home: str | Path | None = None,
     from offline_cave.prepare import prepare_data
     from offline_cave.server import ServerThread
 
-    prepare_data(Path(data_dir), seed=seed, scale=scale, datastacks=datastacks,
-                 generate=generate)
+    found = prepare_data(Path(data_dir), seed=seed, scale=scale, datastacks=datastacks,
+                         generate=generate)
     own_home = home is None
     home_path = Path(tempfile.mkdtemp(prefix="offline-cave-home-")) if own_home else Path(home)
-    server = ServerThread(Path(data_dir), host=host, port=0, datastacks=datastacks,
+    # only what prepare_data verified: a damaged datastack it left out is never served
+    server = ServerThread(Path(data_dir), host=host, port=0,
+                          datastacks=[p.name for p in found],
                           mesh_cache_bytes=mesh_cache_bytes).start()
     saved = {k: os.environ.get(k) for k in ("HOME", "CLOUD_VOLUME_DIR", "OFFLINE_CAVE_URL")}
     ACTIVE[server.url] = server

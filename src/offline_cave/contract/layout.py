@@ -30,6 +30,11 @@ One directory per datastack, ``<data_dir>/<datastack>/``::
                                   server does not serve it, tests use it to check recovery
     cache/                        server-side derived artefacts (meshes); never in MANIFEST
 
+Beside the datastack directories, ``<data_dir>/`` holds ``.<datastack>.lock`` (one build at a
+time), ``.<datastack>.verified.json`` (which files ``serve`` has hashed, keyed by their stat;
+see ``contract.files.verify_files``) and, only while a build runs, ``.<datastack>.tmp-*`` and
+``.<datastack>.old-*`` (``contract.files.building_dir`` / ``swap_in``).
+
 Conventions
 -----------
 * Annotation positions (``*_position_x/_y/_z``) are int64 voxels at the table's
@@ -159,6 +164,11 @@ CELL_COLUMNS = (
 
 def datastack_dir(data_dir: str | Path, datastack: str) -> Path:
     return Path(data_dir) / datastack
+
+
+def verified_stamp(ds_dir: Path) -> Path:
+    """The file recording which files of ``ds_dir`` were hashed and matched the manifest."""
+    return Path(ds_dir).parent / f".{Path(ds_dir).name}.verified.json"
 
 
 def version_dir(ds_dir: Path, version: int) -> Path:

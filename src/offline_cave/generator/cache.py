@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from offline_cave.contract import layout
-from offline_cave.contract.files import building_dir, swap_in, verify_files
+from offline_cave.contract.files import (
+    building_dir,
+    remove_stale_build_dirs,
+    stale_build_dirs,
+    swap_in,
+    verify_files,
+)
 from offline_cave.contract.params import DATASTACKS, DatastackParams
 from offline_cave.generator import resources
 
@@ -78,6 +84,28 @@ def sample_lock(data_dir: Path, datastack: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def remove_stale_builds(data_dir: Path, datastack: str) -> list[Path]:
+    """Remove what killed builds of ``datastack`` left in ``data_dir`` (``.NAME.tmp-*``,
+    ``.NAME.old-*``), if no build is running: every build holds :func:`sample_lock`, so when
+    it is free nobody uses them; when it is taken they are left for that build to finish.
+    Best effort: a read-only directory keeps them. Returns the directories removed."""
+    ds_dir = layout.datastack_dir(data_dir, datastack)
+    if not stale_build_dirs(ds_dir):
+        return []
+    try:
+        with open(Path(data_dir) / f".{datastack}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return []
+            try:
+                return remove_stale_build_dirs(ds_dir)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    except OSError:
+        return []
+
+
 def ensure_sample(build_into: BuildInto, data_dir: str | Path,
                   datastack: str = "minnie65_public", seed: int = 0, scale: float = 1.0,
                   force: bool = False, deep: bool = True, log=print,
@@ -101,6 +129,8 @@ def _ensure_locked(build_into: BuildInto, data_dir: Path, datastack: str,
                    params: DatastackParams, seed: int, scale: float, force: bool, deep: bool,
                    log, check_resources: bool) -> Path:
     ds_dir = layout.datastack_dir(data_dir, datastack)
+    for path in remove_stale_build_dirs(ds_dir):  # left by a killed build; we hold the lock
+        log(f"{datastack}: removed {path.name}, left by an interrupted build")
     reason = "forced" if force else check(ds_dir, params, seed, scale, deep=deep)
     if reason is None:
         log(f"{datastack}: cached sample in {ds_dir} (seed {seed}, scale {scale:g})")

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -165,9 +163,11 @@ def v1dd_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, pt_vx: np.nda
     from offline_cave.generator.twophoton.sessions import write_sessions
 
     sessions_dir = out.target / "sessions"
-    for path in write_sessions(sessions_dir, imaged, seed):
-        rel = str(Path(path).resolve().relative_to(out.target.resolve()))
-        out.entries[rel] = file_entry(Path(path))
+    write_sessions(sessions_dir, imaged, seed)
+    # every file of the sessions directory (NWB files, their MANIFEST.json, the ROI truth) is
+    # in the datastack's manifest too, so serve verifies them with the rest
+    for path in sorted(p for p in sessions_dir.iterdir() if p.is_file()):
+        out.entries[f"sessions/{path.name}"] = file_entry(path)
     out.put("sessions/imaged_cells.parquet", imaged)
     return {"cell_type_multifeature_v1": multifeature, "neurons_soma_model": soma_model,
             "functional_coregistration_manual_2": coregistration}

@@ -440,3 +440,14 @@ def test_v1dd_coregistration_matches_the_imaged_rois(v1dd):
     assert (nuc.loc[merged.nucleus_id, "pt_position_x"].to_numpy()
             == merged.pt_position_x.to_numpy()).all()
     assert len(list((v1dd / "sessions").glob("*.nwb"))) >= 3
+
+
+@pytest.mark.parametrize("name", ["minnie65_public", "v1dd_public"])
+def test_the_manifest_lists_every_file_the_generator_wrote(name):
+    """serve verifies what the manifest lists, so it must list every file: the sessions'
+    own MANIFEST.json and ROI truth too (not only the NWB files)."""
+    ds_dir = ensure_sample(DATA, name, deep=False, log=lambda *_: None)
+    listed = set(json.loads((ds_dir / layout.MANIFEST).read_text())["files"])
+    written = {p.relative_to(ds_dir).as_posix() for p in ds_dir.rglob("*") if p.is_file()
+               and p.relative_to(ds_dir).parts[0] != layout.CACHE_DIR}
+    assert written - {layout.MANIFEST} == listed

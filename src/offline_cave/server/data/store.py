@@ -372,7 +372,10 @@ class Datastack:
 
 
 class Registry:
-    """All datastacks served, found by name and by chunkedgraph table id."""
+    """All datastacks served, found by name and by chunkedgraph table id.
+
+    ``datastacks`` (directory names) restricts what is served; ``None`` serves every complete
+    directory. Callers pass what ``offline_cave.prepare.prepare_data`` verified."""
 
     def __init__(self, data_dir: Path, datastacks: list[str] | None = None, *,
                  query_timeout: float | None = None,
@@ -382,7 +385,7 @@ class Registry:
         self.datastacks: dict[str, Datastack] = {}
         found = layout.find_datastacks(self.data_dir)
         for i, d in enumerate(found, start=1):
-            if datastacks and d.name not in datastacks:
+            if datastacks is not None and d.name not in datastacks:
                 continue
             ds = Datastack(d, self.db, i)
             self.datastacks[d.name] = ds
