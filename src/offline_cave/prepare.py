@@ -89,11 +89,13 @@ def repair_hint(data_dir: Path, name: str, made: dict | None = None) -> str:
         return f"it is not a datastack this generator makes: replace {Path(data_dir) / name}"
     made = made or {}
     seed, scale = made.get("seed"), made.get("scale")
-    extra = f" --seed {seed}" if isinstance(seed, int) and not isinstance(seed, bool) else ""
-    if isinstance(scale, int | float) and not isinstance(scale, bool) and scale > 0:
-        extra += f" --scale {scale:g}"
+    # a MANIFEST too damaged to say gets generate's own defaults (seed 0, scale 1)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        seed = 0
+    if not isinstance(scale, int | float) or isinstance(scale, bool) or scale <= 0:
+        scale = 1.0
     return (f"repair it with `python -m offline_cave generate --out {data_dir} "
-            f"--datastack {name}{extra}`")
+            f"--datastack {name} --seed {seed} --scale {scale:g}`")
 
 
 def _remove_stale_builds(data_dir: Path, name: str) -> None:

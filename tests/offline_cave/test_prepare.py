@@ -313,9 +313,10 @@ def serve_in_process(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[i
     listens (had the damage gone unnoticed it would serve for ever)."""
 
     def never_serve(*_args):
-        raise OSError("the test stops serve before it listens")
+        raise OSError("the test stops serve before it runs")
 
-    monkeypatch.setattr(offline_cave.server, "bind_socket", never_serve)
+    # serve binds its port first (a free one here), then checks the data, then runs uvicorn
+    monkeypatch.setattr(offline_cave.server, "uvicorn_server", never_serve)
     err = io.StringIO()
     with redirect_stderr(err):
         code = main(["serve", "--data", str(data_dir), "--port", "0"])
