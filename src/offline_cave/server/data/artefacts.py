@@ -133,10 +133,11 @@ class CellStore:
         return sk
 
     # ---- output formats
-    def flatdict(self, root: int, sk: Skeleton, skeleton_version: int) -> dict:
+    def flatdict(self, root: int, sk: Skeleton, skeleton_version: int,
+                 lvl2_ids: np.ndarray | None = None) -> dict:
         r = sk.root
         soma = sk.vertices[r]
-        return {
+        out = {
             "meta": {"root_id": int(root), "nucleus_id": sk.nucleus_id,
                      "datastack": self.ds.name, "skeleton_version": skeleton_version,
                      "soma_pt_x": float(soma[0]), "soma_pt_y": float(soma[1]),
@@ -149,6 +150,9 @@ class CellStore:
             "compartment": sk.compartment.tolist(),
             "mesh_to_skel_map": list(range(len(sk.vertices))),
         }
+        if lvl2_ids is not None:  # one vertex per level-2 node: mesh_to_skel_map is 1:1
+            out["lvl2_ids"] = [int(i) for i in lvl2_ids]
+        return out
 
     @staticmethod
     def swc(sk: Skeleton) -> str:
@@ -159,9 +163,10 @@ class CellStore:
                  f"{r[i]:.4f} {int(sk.parent[i])}" for i in range(len(v))]
         return "\n".join(lines) + "\n"
 
-    def flatdict_gz(self, root: int, sk: Skeleton, skeleton_version: int) -> bytes:
-        return gzip.compress(json.dumps(self.flatdict(root, sk, skeleton_version)).encode(),
-                             compresslevel=5)
+    def flatdict_gz(self, root: int, sk: Skeleton, skeleton_version: int,
+                    lvl2_ids: np.ndarray | None = None) -> bytes:
+        return gzip.compress(json.dumps(self.flatdict(root, sk, skeleton_version, lvl2_ids)
+                                        ).encode(), compresslevel=5)
 
     @staticmethod
     def precomputed(sk: Skeleton) -> bytes:

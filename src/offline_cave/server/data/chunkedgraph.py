@@ -224,6 +224,13 @@ class SegmentStore:
                                 sv[by_piece])
             return self._leaves
 
+    def pieces_of(self, root: int) -> np.ndarray:
+        """The pieces of one root (sorted; empty for an unknown id)."""
+        root_sorted, root_piece, _, _ = self._leaf_index()
+        lo = np.searchsorted(root_sorted, root, "left")
+        hi = np.searchsorted(root_sorted, root, "right")
+        return np.sort(root_piece[lo:hi])
+
     def leaves(self, roots: list[int], bounds: tuple | None = None) -> dict[int, np.ndarray]:
         """Supervoxels of each root (sorted); ``bounds`` ((x0,x1),(y0,y1),(z0,z1)) in base
         voxels. Binary searches over in-memory indexes (a scan of the pieces file per call
