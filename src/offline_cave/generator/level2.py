@@ -117,8 +117,7 @@ def build_level2(params: DatastackParams, skeletons: dict, nuclei: np.ndarray,
     seg_vec = np.zeros((total, 3))
     seg_vec[child] = xyz[child] - xyz[par]
     seg_len = np.sqrt(np.einsum("ij,ij->i", seg_vec, seg_vec))
-    cable = 0.5 * seg_len
-    np.add.at(cable, par, 0.5 * seg_len[child])
+    cable = 0.5 * seg_len + 0.5 * np.bincount(par, weights=seg_len[child], minlength=total)
     direction = np.zeros((total, 3))
     has = seg_len > 0
     direction[has] = seg_vec[has] / seg_len[has, None]
@@ -145,18 +144,21 @@ def build_level2(params: DatastackParams, skeletons: dict, nuclei: np.ndarray,
     order = np.lexsort((d2, group))
     first = np.r_[0, np.flatnonzero(np.diff(group[order])) + 1]
     rep = order[first]
-    max_dt = np.zeros(n_groups)
-    np.maximum.at(max_dt, group, radius)
+    by_radius = np.lexsort((radius, group))  # the last of each group has the largest radius
+    last = np.r_[np.flatnonzero(np.diff(group[by_radius])), total - 1]
+    max_dt = radius[by_radius[last]]
     # covariance of the cylinders: along-axis L^2/12, across r^2/4, plus the centres' scatter
     along = np.where(soma, radius ** 2 / 5.0, cable ** 2 / 12.0)
     across = np.where(soma, radius ** 2 / 5.0, radius ** 2 / 4.0)
-    outer = direction[:, :, None] * direction[:, None, :]
     rel = xyz - centroid[group]
-    local = (across[:, None, None] * np.eye(3)[None] + (along - across)[:, None, None] * outer
-             + rel[:, :, None] * rel[:, None, :])
-    cov = np.zeros((n_groups, 3, 3))
-    np.add.at(cov, group, volume[:, None, None] * local)
-    cov /= w[:, None, None]
+    cov = np.empty((n_groups, 3, 3))
+    for a in range(3):  # one weighted sum per matrix entry: no (n, 3, 3) temporaries
+        for b in range(a, 3):
+            entry = (along - across) * direction[:, a] * direction[:, b] + rel[:, a] * rel[:, b]
+            if a == b:
+                entry += across
+            cov[:, a, b] = cov[:, b, a] = gsum(volume * entry) / w
+    del rel
     vals, vecs = np.linalg.eigh(cov)
     vals, vecs = vals[:, ::-1], vecs[:, :, ::-1]  # decreasing variance; columns = axes
     pca = np.transpose(vecs, (0, 2, 1))  # rows = axes
@@ -170,8 +172,9 @@ def build_level2(params: DatastackParams, skeletons: dict, nuclei: np.ndarray,
         section = np.pi * radius[a_vertex] ** 2
         for axis in range(3):
             for side, sel in ((0, step[:, axis] < 0), (1, step[:, axis] > 0)):
-                np.add.at(faces[:, side * 3 + axis], group[a_vertex[sel]],
-                          section[sel] / face_area[axis])
+                faces[:, side * 3 + axis] += np.bincount(
+                    group[a_vertex[sel]], weights=section[sel] / face_area[axis],
+                    minlength=n_groups)
 
     # ids: chunk of the group, counter per chunk from L2_COUNTER_BASE
     g_key = chunk_key[rep]

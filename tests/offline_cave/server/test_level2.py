@@ -118,6 +118,21 @@ def test_lvl2_graph_and_leaves(client, cell: dict, cell_nodes: pd.DataFrame, ds_
     assert ((np.asarray(leaves, dtype=np.int64) >> 56) == 2).all()
 
 
+def test_level2_ids_resolve_to_their_root(client, cell: dict, cell_nodes: pd.DataFrame,
+                                          ds_dir: Path):
+    l2 = cell_nodes.l2_id.to_numpy()[:50]
+    assert (client.chunkedgraph.get_roots(l2) == cell["root"]).all()
+    assert client.chunkedgraph.suggest_latest_roots(cell["root"], stop_layer=2) == cell["root"]
+    # a fragment without level-2 data: each supervoxel is a level-2 node of its own
+    roots = read(ds_dir, layout.ROOTS_PARQUET)
+    fragment = int(roots[(roots.nucleus_id == 0) & np.isinf(roots.expired)].root_id.iloc[0])
+    leaves = client.chunkedgraph.get_leaves(fragment, stop_layer=2)
+    svs = client.chunkedgraph.get_leaves(fragment)
+    assert sorted(int(x) & ((1 << 56) - 1) for x in leaves) == sorted(
+        int(x) & ((1 << 56) - 1) for x in svs)
+    assert (client.chunkedgraph.get_roots(leaves) == fragment).all()
+
+
 def test_supervoxels_map_onto_the_cells_level2_nodes(client, cell: dict,
                                                      cell_nodes: pd.DataFrame, ds_dir: Path):
     syn = read(ds_dir, f"v{VERSION}/synapses_pni_2.parquet")

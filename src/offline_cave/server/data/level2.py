@@ -87,7 +87,13 @@ class Level2Store:
             return self._index
 
     # ---- the chunkedgraph side
+    def available(self) -> bool:
+        """Whether the sample has level-2 data at all."""
+        return self._path(layout.LEVEL2_CELLS_PARQUET).exists()
+
     def covered(self, nucleus: int) -> bool:
+        if not self.available():
+            return False
         cells = self.index().cells
         pos = np.searchsorted(cells, nucleus)
         return bool(pos < len(cells) and cells[pos] == nucleus)
@@ -101,8 +107,33 @@ class Level2Store:
             pos = np.clip(np.searchsorted(idx.sv, svids), 0, len(idx.sv) - 1)
             hit = idx.sv[pos] == svids
             out[hit] = idx.sv_l2[pos[hit]]
-        exists = self.ds.segments.roots_of(svids, time.time() if t is None else t) != 0
+        t = time.time() if t is None else t
+        exists = self.ds.segments.roots_of(svids, t) != 0
         out[(svids == 0) | ~exists | (layer_of(svids) != 1)] = 0
+        is_l2 = layer_of(svids) == layout.LEVEL2_LAYER  # a level-2 node is its own level 2
+        out[is_l2] = np.where(self.roots_of(svids[is_l2], t) != 0, svids[is_l2], 0)
+        return out
+
+    def roots_of(self, l2ids: np.ndarray, t: float) -> np.ndarray:
+        """Root at ``t`` of each level-2 id (0 for unknown ids and other layers)."""
+        l2ids = np.asarray(l2ids, dtype=np.int64)
+        out = np.zeros(len(l2ids), dtype=np.int64)
+        ok = layer_of(l2ids) == layout.LEVEL2_LAYER
+        if not ok.any() or not self.available():
+            return out
+        idx = self.index()
+        seg = self.ds.segments
+        pos = np.clip(np.searchsorted(idx.node, l2ids), 0, max(len(idx.node) - 1, 0))
+        covered = ok & (idx.node[pos] == l2ids) if len(idx.node) else np.zeros_like(ok)
+        if covered.any():
+            out[covered] = seg.roots_of_pieces(idx.node_piece[pos[covered]], t)
+        own = ok & ~covered  # a supervoxel's own node, unless that supervoxel is in a node
+        if own.any():
+            sv = with_layer(l2ids[own], 1)
+            if len(idx.sv):
+                spos = np.clip(np.searchsorted(idx.sv, sv), 0, len(idx.sv) - 1)
+                sv = np.where(idx.sv[spos] == sv, 0, sv)
+            out[own] = seg.roots_of(sv, t)
         return out
 
     def _pieces(self, root: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from offline_cave.server.http import (
     parse_id_list,
     parse_int,
 )
-from offline_cave.server.routes.level2 import level2_leaves, level2_of
+from offline_cave.server.routes.level2 import level2_leaves, level2_of, resolve_roots
 
 PCG_VERSION = "2.21.0"
 SPATIAL_BIT_MASKS = {"1": 10, "2": 10, "3": 9, "4": 8, "5": 7, "6": 6, "7": 5, "8": 4, "9": 3,
@@ -171,7 +171,7 @@ def roots_binary(req: Req) -> Response:
     if stop == 2:
         roots = level2_of(ds, unique, _now_or(req, "timestamp"))[inverse]
     else:
-        roots = seg.resolve_roots(unique, _now_or(req, "timestamp"))[inverse]
+        roots = resolve_roots(ds, unique, _now_or(req, "timestamp"))[inverse]
     return Response(roots.astype("<u8").tobytes(), media_type="application/octet-stream")
 
 
@@ -182,7 +182,7 @@ def roots_json(req: Req) -> Response:
     stop = check_stop_layer(req)
     ids = np.asarray(_node_ids(req), dtype=np.int64)
     unique, inverse = np.unique(ids, return_inverse=True)  # repeats are looked up once
-    resolve = level2_of if stop == 2 else (lambda _ds, i, t: seg.resolve_roots(i, t))
+    resolve = level2_of if stop == 2 else resolve_roots
     roots = resolve(ds, unique, _now_or(req, "timestamp"))[inverse]
     return json_response({"root_ids": roots.tolist()})
 
@@ -194,7 +194,7 @@ def node_root(req: Req) -> Response:
     stop = check_stop_layer(req)
     node = parse_int(req.path_params["node"], "node id")
     t = _now_or(req, "timestamp")
-    resolve = level2_of if stop == 2 else (lambda _ds, i, t: seg.resolve_roots(i, t))
+    resolve = level2_of if stop == 2 else resolve_roots
     root = int(resolve(ds, np.array([node], np.int64), t)[0])
     if root == 0:
         raise not_found(f"node {node} is not a supervoxel or root of {ds.pcg_table} at "
@@ -238,7 +238,7 @@ def leaves(req: Req) -> Response:
     ds, seg = store(req)
     root = parse_int(req.path_params["node"], "root id")
     _require_root(ds, seg, root)
-    if check_stop_layer(req) == 2:
+    if req.qint("stop_layer") == 2:  # other layers: supervoxels (suggest_latest_roots)
         return json_response({"leaf_ids": level2_leaves(ds, [root], _bounds(req))[root]})
     return json_response({"leaf_ids": seg.leaves([root], _bounds(req))[root].tolist()})
 
@@ -252,7 +252,7 @@ def leaves_many(req: Req) -> Response:
                if not ok]
     if missing:
         raise not_found(f"root id(s) not found in {ds.pcg_table}: {missing[:10]}")
-    if check_stop_layer(req) == 2:
+    if req.qint("stop_layer") == 2:
         return json_response({str(k): v for k, v in level2_leaves(ds, ids, _bounds(req)).items()})
     out = seg.leaves(ids, _bounds(req))
     return json_response({str(k): v.tolist() for k, v in out.items()})

@@ -17,6 +17,15 @@ def level2_of(ds: Datastack, svids: np.ndarray, t: float) -> np.ndarray:
     return level2_store(ds).l2_of_supervoxels(svids, t)
 
 
+def resolve_roots(ds: Datastack, ids: np.ndarray, t: float) -> np.ndarray:
+    """Root at ``t`` of supervoxels, level-2 nodes and roots (0 where unknown)."""
+    out = ds.segments.resolve_roots(ids, t)
+    is_l2 = (np.asarray(ids, dtype=np.int64) >> 56) == 2
+    if is_l2.any():
+        out[is_l2] = level2_store(ds).roots_of(ids[is_l2], t)
+    return out
+
+
 def level2_leaves(ds: Datastack, roots: list[int], bounds: tuple | None) -> dict[int, list[int]]:
     """Level-2 nodes of each root (``get_leaves(root, stop_layer=2)``)."""
     if bounds is not None:
