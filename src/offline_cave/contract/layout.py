@@ -23,8 +23,10 @@ One directory per datastack, ``<data_dir>/<datastack>/``::
     segments/lineage.parquet      edit DAG edges (see LINEAGE_COLUMNS)
     skeletons/skeletons.parquet   one row per skeleton vertex (see SKELETON_COLUMNS)
     skeletons/cells.parquet       per-cell skeleton summary (see SKELETON_CELL_COLUMNS)
-    level2/nodes.parquet          level-2 nodes and their cache attributes, sorted by l2_id
-                                  (see LEVEL2_NODE_COLUMNS); only the cells of level2/cells
+    level2/nodes.parquet          level-2 nodes and their cache attributes, sorted by
+                                  nucleus_id then l2_id (a cell's nodes are one or two row
+                                  groups; see LEVEL2_NODE_COLUMNS); only the cells of
+                                  level2/cells
     level2/edges.parquet          level-2 chunk graph edges, sorted by nucleus_id
                                   (see LEVEL2_EDGE_COLUMNS)
     level2/vertices.parquet       level-2 id of every skeleton vertex of those cells, in the
@@ -145,7 +147,7 @@ SKELETON_COLUMNS = (
     "compartment",  # int8 (1 soma, 2 axon, 3 basal, 4 apical)
 )
 LEVEL2_NODE_COLUMNS = (
-    "l2_id",  # int64, layer 2 (id >> 56 == 2); sorted
+    "l2_id",  # int64, layer 2 (id >> 56 == 2)
     "nucleus_id", "piece_id",  # the skeletonized cell and the segmentation piece it is in
     "rep_coord_x", "rep_coord_y", "rep_coord_z",  # float64 nm (l2cache rep_coord_nm)
     "size_nm3", "area_nm2", "max_dt_nm", "mean_dt_nm",  # float64

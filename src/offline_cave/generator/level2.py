@@ -47,7 +47,7 @@ L2_COUNTER_BASE = 1 << 25
 class Level2:
     """Everything ``layout.LEVEL2_*`` stores; frames with the columns of the layout."""
 
-    nodes: pd.DataFrame  # layout.LEVEL2_NODE_COLUMNS, sorted by l2_id
+    nodes: pd.DataFrame  # layout.LEVEL2_NODE_COLUMNS, sorted by nucleus_id, l2_id
     edges: pd.DataFrame  # layout.LEVEL2_EDGE_COLUMNS, sorted by nucleus_id
     vertex_l2: dict[int, np.ndarray]  # nucleus id -> level-2 id of each skeleton vertex
 
@@ -196,7 +196,7 @@ def build_level2(params: DatastackParams, skeletons: dict, nuclei: np.ndarray,
         **{f"pca_val_{i}": vals[:, i] for i in range(3)},
         **{f"chunk_intersect_count_{i}": np.rint(faces[:, i]).astype(np.int64)
            for i in range(6)},
-    }).sort_values("l2_id", kind="stable").reset_index(drop=True)
+    }).sort_values(["nucleus_id", "l2_id"], kind="stable").reset_index(drop=True)
     vl2 = l2_id[group]
     cut = child[~same]
     edges = pd.DataFrame({"nucleus_id": nucleus[cut], "l2_id_a": vl2[cut],

@@ -52,6 +52,10 @@ class _Index:
     sv_l2: np.ndarray
     node: np.ndarray  # covered level-2 ids, sorted
     node_piece: np.ndarray
+    node_row: np.ndarray  # row of each in nodes.parquet
+    group_start: np.ndarray  # first row of each row group of nodes.parquet
+    piece_sorted: np.ndarray  # node pieces, sorted
+    piece_node: np.ndarray  # the nodes in that order
     edge_a: np.ndarray
     edge_b: np.ndarray
     edge_piece_a: np.ndarray
@@ -81,9 +85,15 @@ class Level2Store:
                 (cells,) = col(layout.LEVEL2_CELLS_PARQUET, "nucleus_id")
                 sv, sv_l2 = col(layout.LEVEL2_SUPERVOXELS_PARQUET, "supervoxel_id", "l2_id")
                 node, piece = col(layout.LEVEL2_NODES_PARQUET, "l2_id", "piece_id")
+                order = np.argsort(node, kind="stable")
+                meta = pq.ParquetFile(self._path(layout.LEVEL2_NODES_PARQUET)).metadata
+                sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
                 a, b, pa_, pb_ = col(layout.LEVEL2_EDGES_PARQUET, "l2_id_a", "l2_id_b",
                                      "piece_id_a", "piece_id_b")
-                self._index = _Index(np.sort(cells), sv, sv_l2, node, piece, a, b, pa_, pb_)
+                by_piece = np.lexsort((node, piece))
+                self._index = _Index(np.sort(cells), sv, sv_l2, node[order], piece[order],
+                                     order, np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64),
+                                     piece[by_piece], node[by_piece], a, b, pa_, pb_)
             return self._index
 
     # ---- the chunkedgraph side
@@ -147,7 +157,10 @@ class Level2Store:
         supervoxel's own node."""
         idx = self.index()
         pieces = self._pieces(root)
-        nodes = idx.node[np.isin(idx.node_piece, pieces)]
+        lo = np.searchsorted(idx.piece_sorted, pieces, "left")
+        hi = np.searchsorted(idx.piece_sorted, pieces, "right")
+        nodes = (np.concatenate([idx.piece_node[a:b] for a, b in zip(lo, hi, strict=True)])
+                 if len(pieces) else np.zeros(0, np.int64))
         sv = self.ds.segments.leaves([root])[root]
         if len(idx.sv):
             pos = np.clip(np.searchsorted(idx.sv, sv), 0, len(idx.sv) - 1)
@@ -159,7 +172,8 @@ class Level2Store:
         level-2 data."""
         idx = self.index()
         pieces = self._pieces(root)
-        if not np.isin(idx.node_piece, pieces).any():
+        lo = np.searchsorted(idx.piece_sorted, pieces, "left")
+        if not (np.searchsorted(idx.piece_sorted, pieces, "right") > lo).any():
             nucleus = self.ds.segments.nucleus_of(root)
             what = f"nucleus {nucleus}" if nucleus else "a fragment without a nucleus"
             raise MissingArtefact(
@@ -184,17 +198,27 @@ class Level2Store:
                                f"{', '.join(str(i) for i in bad[:10])}")
         out: dict[str, dict] = {str(int(i)): {} for i in ids}
         idx = self.index()
-        wanted = np.unique(ids[np.isin(ids, idx.node)])
-        if not len(wanted):
+        if not len(idx.node):
             return out
-        table = pq.read_table(self._path(layout.LEVEL2_NODES_PARQUET),
-                              filters=[("l2_id", "in", wanted.tolist())])
-        d = {c: table.column(c).to_numpy() for c in table.column_names}
-        rows = {int(v): i for i, v in enumerate(d["l2_id"])}
-        for key in out:
-            i = rows.get(int(key))
-            if i is not None:
-                out[key] = {n: _value(d, n, i) for n in names}
+        pos = np.clip(np.searchsorted(idx.node, ids), 0, len(idx.node) - 1)
+        hit = idx.node[pos] == ids
+        if not hit.any():
+            return out
+        rows = idx.node_row[pos[hit]]
+        # read only the row groups holding the rows, and only the columns asked for
+        groups = np.unique(np.searchsorted(idx.group_start, rows, "right") - 1)
+        columns = [c for n in names for c in _COLUMNS[n]]
+        table = pq.ParquetFile(self._path(layout.LEVEL2_NODES_PARQUET)).read_row_groups(
+            groups.tolist(), columns=columns)
+        # rows of the read groups, renumbered within the concatenated table
+        group_of_row = np.searchsorted(idx.group_start, rows, "right") - 1
+        sizes = np.diff(np.r_[idx.group_start, len(idx.node)])[groups]
+        offset = np.r_[0, np.cumsum(sizes)[:-1]]
+        local = (rows - idx.group_start[group_of_row]
+                 + offset[np.searchsorted(groups, group_of_row)])
+        d = {c: table.column(c).to_numpy()[local] for c in columns}
+        for j, l2 in enumerate(ids[hit]):
+            out[str(int(l2))] = {n: _value(d, n, j) for n in names}
         return out
 
     def vertex_l2(self, nucleus: int) -> np.ndarray | None:
@@ -206,6 +230,16 @@ class Level2Store:
                               filters=[("nucleus_id", "=", int(nucleus))])
         node = table.column(0).to_numpy()
         return table.column(1).to_numpy()[np.argsort(node, kind="stable")]
+
+
+_COLUMNS = {
+    "rep_coord_nm": [f"rep_coord_{a}" for a in "xyz"],
+    "pca": [f"pca_{k}_{a}" for k in range(3) for a in "xyz"],
+    "pca_val": [f"pca_val_{k}" for k in range(3)],
+    "chunk_intersect_count": [f"chunk_intersect_count_{k}" for k in range(6)],
+    **{n: [n] for n in ("area_nm2", "max_dt_nm", "mean_dt_nm", "size_nm3")},
+}
+"""The nodes.parquet columns of each attribute."""
 
 
 def _value(d: dict, name: str, i: int):
