@@ -74,11 +74,33 @@ def _vertex_pieces(labels: np.ndarray, core: int, frag_pieces: np.ndarray) -> np
     return out
 
 
+BATCH_CELLS = 100
+"""Cells per batch: the per-vertex temporaries stay ~100 MB whatever the scale."""
+
+
 def build_level2(params: DatastackParams, skeletons: dict, nuclei: np.ndarray,
                  frag_labels: dict[int, np.ndarray], core_piece_of: dict[int, int],
                  frag_pieces_of: dict[int, np.ndarray]) -> Level2:
     """Level-2 nodes, edges and attributes of the cells ``nuclei`` (skeletons in the
-    cortical frame, um; written in the dataset's nm frame like ``skeletons.parquet``)."""
+    cortical frame, um; written in the dataset's nm frame like ``skeletons.parquet``),
+    computed :data:`BATCH_CELLS` cells at a time."""
+    used: dict[int, int] = {}  # chunk key -> counters handed out so far
+    batches = [_build_batch(params, skeletons, nuclei[i:i + BATCH_CELLS], frag_labels,
+                            core_piece_of, frag_pieces_of, used)
+               for i in range(0, len(nuclei), BATCH_CELLS)]
+    if not batches:
+        return Level2(pd.DataFrame({"l2_id": np.zeros(0, np.int64)}), pd.DataFrame(), {})
+    nodes = pd.concat([b.nodes for b in batches], ignore_index=True)
+    nodes = nodes.sort_values(["nucleus_id", "l2_id"], kind="stable").reset_index(drop=True)
+    return Level2(nodes, pd.concat([b.edges for b in batches], ignore_index=True),
+                  {k: v for b in batches for k, v in b.vertex_l2.items()})
+
+
+def _build_batch(params: DatastackParams, skeletons: dict, nuclei: np.ndarray,
+                 frag_labels: dict[int, np.ndarray], core_piece_of: dict[int, int],
+                 frag_pieces_of: dict[int, np.ndarray], used: dict[int, int]) -> Level2:
+    """:func:`build_level2` for one batch of cells; ``used`` keeps the per-chunk counters
+    unique across batches."""
     base = np.asarray(params.base_resolution, dtype=np.float64)
     chunk = np.asarray(params.chunk_size, dtype=np.float64)
     offset = np.asarray(params.chunk_offset_vx, dtype=np.float64)
@@ -182,8 +204,12 @@ def build_level2(params: DatastackParams, skeletons: dict, nuclei: np.ndarray,
     sorted_key = g_key[g_order]
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_key)) + 1]
     counts = np.diff(np.r_[starts, n_groups])
+    uniq = sorted_key[starts]
+    first_k = np.array([used.get(int(u), 0) for u in uniq], dtype=np.int64)
+    used.update(zip(uniq.tolist(), (first_k + counts).tolist(), strict=True))
     k = np.empty(n_groups, dtype=np.int64)
-    k[g_order] = np.arange(n_groups) - np.repeat(starts, counts) + L2_COUNTER_BASE
+    k[g_order] = (np.arange(n_groups) - np.repeat(starts, counts) + np.repeat(first_k, counts)
+                  + L2_COUNTER_BASE)
     gx, gy, gz = (g_key >> 20) & 1023, (g_key >> 10) & 1023, g_key & 1023
     l2_id = (np.int64(L2_LAYER) | (gx << 46) | (gy << 36) | (gz << 26) | k).astype(np.int64)
 
@@ -196,7 +222,7 @@ def build_level2(params: DatastackParams, skeletons: dict, nuclei: np.ndarray,
         **{f"pca_val_{i}": vals[:, i] for i in range(3)},
         **{f"chunk_intersect_count_{i}": np.rint(faces[:, i]).astype(np.int64)
            for i in range(6)},
-    }).sort_values(["nucleus_id", "l2_id"], kind="stable").reset_index(drop=True)
+    })
     vl2 = l2_id[group]
     cut = child[~same]
     edges = pd.DataFrame({"nucleus_id": nucleus[cut], "l2_id_a": vl2[cut],

@@ -94,3 +94,17 @@ def test_vertex_lookup(level2) -> None:
     _, _, out = level2
     got = vertex_lookup(out.vertex_l2, np.array([7, 0, 7, 8]), np.array([0, 3, 40, 1]))
     assert got.tolist() == [out.vertex_l2[7][0], 0, out.vertex_l2[7][40], 0]
+
+
+def test_ids_stay_unique_across_batches(monkeypatch) -> None:
+    import offline_cave.generator.level2 as level2_module
+
+    sk = straight_cell()
+    labels = np.zeros(41, np.int32)
+    monkeypatch.setattr(level2_module, "BATCH_CELLS", 1)
+    # two cells with the same vertices: the same chunks, in two batches
+    out = build_level2(MINNIE, {7: sk, 8: sk}, np.array([7, 8]), {7: labels, 8: labels},
+                       {7: 3, 8: 4}, {})
+    assert out.nodes.l2_id.is_unique
+    assert len(out.nodes) == 2 * len(np.unique(out.vertex_l2[7]))
+    assert not set(out.vertex_l2[7]) & set(out.vertex_l2[8])
