@@ -150,11 +150,11 @@ LEVEL2_NODE_COLUMNS = (
     "l2_id",  # int64, layer 2 (id >> 56 == 2)
     "nucleus_id", "piece_id",  # the skeletonized cell and the segmentation piece it is in
     "rep_coord_x", "rep_coord_y", "rep_coord_z",  # float64 nm (l2cache rep_coord_nm)
-    "size_nm3", "area_nm2", "max_dt_nm", "mean_dt_nm",  # float64
+    "size_nm3", "area_nm2", "max_dt_nm", "mean_dt_nm",  # float32, as are pca and pca_val
     # pca: 3 principal axes (rows, decreasing variance) x (x, y, z); pca_val: their variances
     *(f"pca_{i}_{a}" for i in range(3) for a in "xyz"),
     "pca_val_0", "pca_val_1", "pca_val_2",
-    # chunk_intersect_count: [[x, y, z] bottom faces, [x, y, z] top faces], int64
+    # chunk_intersect_count: [[x, y, z] bottom faces, [x, y, z] top faces], int32
     *(f"chunk_intersect_count_{i}" for i in range(6)),
 )
 LEVEL2_EDGE_COLUMNS = ("nucleus_id", "l2_id_a", "l2_id_b", "piece_id_a", "piece_id_b")

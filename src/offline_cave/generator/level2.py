@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -45,11 +46,20 @@ L2_COUNTER_BASE = 1 << 25
 
 @dataclass
 class Level2:
-    """Everything ``layout.LEVEL2_*`` stores; frames with the columns of the layout."""
+    """Everything ``layout.LEVEL2_*`` stores, with the columns of the layout."""
 
-    nodes: pd.DataFrame  # layout.LEVEL2_NODE_COLUMNS, sorted by nucleus_id, l2_id
+    node_tables: list[pa.Table]  # LEVEL2_NODE_COLUMNS per batch, sorted by nucleus_id, l2_id
     edges: pd.DataFrame  # layout.LEVEL2_EDGE_COLUMNS, sorted by nucleus_id
     vertex_l2: dict[int, np.ndarray]  # nucleus id -> level-2 id of each skeleton vertex
+
+    @property
+    def nodes(self) -> pd.DataFrame:
+        """All nodes as one frame (for tests: the build writes the batches one by one)."""
+        return pa.concat_tables(self.node_tables).to_pandas()
+
+    @property
+    def n_nodes(self) -> int:
+        return sum(t.num_rows for t in self.node_tables)
 
 
 def select_cells(cells: pd.DataFrame, is_neuron: np.ndarray, n_other: int) -> np.ndarray:
@@ -89,10 +99,12 @@ def build_level2(params: DatastackParams, skeletons: dict, nuclei: np.ndarray,
                             core_piece_of, frag_pieces_of, used)
                for i in range(0, len(nuclei), BATCH_CELLS)]
     if not batches:
-        return Level2(pd.DataFrame({"l2_id": np.zeros(0, np.int64)}), pd.DataFrame(), {})
-    nodes = pd.concat([b.nodes for b in batches], ignore_index=True)
-    nodes = nodes.sort_values(["nucleus_id", "l2_id"], kind="stable").reset_index(drop=True)
-    return Level2(nodes, pd.concat([b.edges for b in batches], ignore_index=True),
+        return Level2([pa.table({"l2_id": np.zeros(0, np.int64)})],
+                      pd.DataFrame({c: np.zeros(0, np.int64)
+                                    for c in ("nucleus_id", "l2_id_a", "l2_id_b")}), {})
+    # ``nuclei`` is sorted, so the batches come in nucleus order
+    return Level2([t for b in batches for t in b.node_tables],
+                  pd.concat([b.edges for b in batches], ignore_index=True),
                   {k: v for b in batches for k, v in b.vertex_l2.items()})
 
 
@@ -213,23 +225,26 @@ def _build_batch(params: DatastackParams, skeletons: dict, nuclei: np.ndarray,
     gx, gy, gz = (g_key >> 20) & 1023, (g_key >> 10) & 1023, g_key & 1023
     l2_id = (np.int64(L2_LAYER) | (gx << 46) | (gy << 36) | (gz << 26) | k).astype(np.int64)
 
-    nodes = pd.DataFrame({
+    f32 = np.float32
+    order = np.lexsort((l2_id, nucleus[rep]))
+    nodes = pa.table({
         "l2_id": l2_id, "nucleus_id": nucleus[rep], "piece_id": piece[rep],
         "rep_coord_x": xyz[rep, 0], "rep_coord_y": xyz[rep, 1], "rep_coord_z": xyz[rep, 2],
-        "size_nm3": size, "area_nm2": gsum(area), "max_dt_nm": max_dt,
-        "mean_dt_nm": gsum(volume * mean_dt_v) / w,
-        **{f"pca_{i}_{a}": pca[:, i, j] for i in range(3) for j, a in enumerate("xyz")},
-        **{f"pca_val_{i}": vals[:, i] for i in range(3)},
-        **{f"chunk_intersect_count_{i}": np.rint(faces[:, i]).astype(np.int64)
+        "size_nm3": size.astype(f32), "area_nm2": gsum(area).astype(f32),
+        "max_dt_nm": max_dt.astype(f32), "mean_dt_nm": (gsum(volume * mean_dt_v) / w).astype(f32),
+        **{f"pca_{i}_{a}": pca[:, i, j].astype(f32) for i in range(3)
+           for j, a in enumerate("xyz")},
+        **{f"pca_val_{i}": vals[:, i].astype(f32) for i in range(3)},
+        **{f"chunk_intersect_count_{i}": np.rint(faces[:, i]).astype(np.int32)
            for i in range(6)},
-    })
+    }).take(order)
     vl2 = l2_id[group]
     cut = child[~same]
     edges = pd.DataFrame({"nucleus_id": nucleus[cut], "l2_id_a": vl2[cut],
                           "l2_id_b": vl2[parent[cut]], "piece_id_a": piece[cut],
                           "piece_id_b": piece[parent[cut]]})
     vertex_l2 = {nid: vl2[s:s + n] for nid, s, n, _ in parts}
-    return Level2(nodes, edges.reset_index(drop=True), vertex_l2)
+    return Level2([nodes], edges.reset_index(drop=True), vertex_l2)
 
 
 def vertex_lookup(vertex_l2: dict[int, np.ndarray], nucleus: np.ndarray,

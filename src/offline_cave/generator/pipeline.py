@@ -188,9 +188,15 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     log(f"  synapses: {len(syn)}  {_mark(t_start)}")
 
     frag_labels = _fragment_labels(skeletons, seed)
+    from offline_cave.generator.level2 import select_cells
+
+    l2_cells = select_cells(cells, stage.is_neuron, params.level2_other_cells)
+    keep = set(l2_cells.tolist())
+    # on disk already: keep only the skeletons the level-2 stage needs
+    skeletons = {k: v for k, v in skeletons.items() if k in keep}
     pieces = _pieces(cells, frag_labels, syn)
-    l2 = _level2(params, stage, skeletons, frag_labels, pieces, syn, out)
-    del skeletons, frag_labels  # on disk already
+    l2 = _level2(params, stage, skeletons, l2_cells, frag_labels, pieces, syn, out)
+    del skeletons, frag_labels
     log(f"  level 2: {l2.n_nodes} nodes of {len(l2.nuclei)} cells  {_mark(t_start)}")
 
     ed_rng = _rng(seed, "edits")
@@ -299,19 +305,18 @@ class Level2Links:
     soma_l2: dict[int, int]
 
 
-def _level2(params: DatastackParams, stage: CellStage, skeletons: dict,
+def _level2(params: DatastackParams, stage: CellStage, skeletons: dict, nuclei: np.ndarray,
             frag_labels: dict[int, np.ndarray], pieces: Pieces, syn: pd.DataFrame,
             out: Writer) -> Level2Links:
-    """Level-2 nodes, chunk graph and cache attributes of the covered cells (written now)."""
-    from offline_cave.generator.level2 import build_level2, select_cells, vertex_lookup
+    """Level-2 nodes, chunk graph and cache attributes of the cells ``nuclei`` (written now)."""
+    from offline_cave.generator.level2 import build_level2, vertex_lookup
 
     cells = stage.cells
-    nuclei = select_cells(cells, stage.is_neuron, params.level2_other_cells)
     nuclei = nuclei[np.isin(nuclei, np.fromiter(skeletons, np.int64))]
     row = pd.Series(np.arange(len(cells)), index=cells["nucleus_id"].to_numpy())
     core = {int(n): int(pieces.core_piece[row[n]]) for n in nuclei}
     l2 = build_level2(params, skeletons, nuclei, frag_labels, core, pieces.cell_fragments)
-    out.put(layout.LEVEL2_NODES_PARQUET, l2.nodes)
+    out.put(layout.LEVEL2_NODES_PARQUET, iter(l2.node_tables))
     out.put(layout.LEVEL2_EDGES_PARQUET, l2.edges.sort_values("nucleus_id", kind="stable"))
     out.put(layout.LEVEL2_VERTICES_PARQUET, pd.DataFrame({
         "nucleus_id": np.concatenate([np.full(len(v), k, np.int64)
@@ -324,7 +329,7 @@ def _level2(params: DatastackParams, stage: CellStage, skeletons: dict,
     post = vertex_lookup(l2.vertex_l2, syn["post_nucleus_id"].to_numpy(),
                          syn["post_node"].to_numpy())
     soma = {k: int(v[0]) for k, v in l2.vertex_l2.items()}
-    return Level2Links(nuclei, len(l2.nodes), pre, post, soma)
+    return Level2Links(nuclei, l2.n_nodes, pre, post, soma)
 
 
 def _write_supervoxel_l2(out: Writer, cells: pd.DataFrame, sv: Supervoxels,
