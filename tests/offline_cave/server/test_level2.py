@@ -238,6 +238,19 @@ def test_get_meshwork_from_client_with_synapses(client, cell: dict, ds_dir: Path
     assert nrn.anno.is_axon.df.shape[0] > 0
 
 
+def test_get_meshwork_from_client_restores_graph_and_properties(client, cell: dict,
+                                                               cell_nodes: pd.DataFrame):
+    import pcg_skel
+
+    nrn = pcg_skel.get_meshwork_from_client(cell["root"], client, restore_graph=True,
+                                            restore_properties=True)
+    assert len(nrn.mesh.link_edges) == len(cell_nodes) - 1
+    vol = nrn.anno.vol_prop.df
+    assert len(vol) == len(cell_nodes)
+    assert vol.size_nm3.sum() == pytest.approx(cell_nodes.size_nm3.sum(), rel=1e-5)
+    assert "segment_properties" in nrn.anno.table_names
+
+
 def test_pcg_meshwork_with_synapses(client, cell: dict, ds_dir: Path):
     import pcg_skel
 
