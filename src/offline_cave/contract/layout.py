@@ -26,6 +26,18 @@ One directory per datastack, ``<data_dir>/<datastack>/``::
     segments/users.parquet        the (synthetic) proofreaders named by the log (USER_COLUMNS)
     skeletons/skeletons.parquet   one row per skeleton vertex (see SKELETON_COLUMNS)
     skeletons/cells.parquet       per-cell skeleton summary (see SKELETON_CELL_COLUMNS)
+    level2/nodes.parquet          level-2 nodes and their cache attributes, sorted by
+                                  nucleus_id then l2_id (a cell's nodes are one or two row
+                                  groups; see LEVEL2_NODE_COLUMNS); only the cells of
+                                  level2/cells
+    level2/edges.parquet          level-2 chunk graph edges, sorted by nucleus_id
+                                  (see LEVEL2_EDGE_COLUMNS)
+    level2/vertices.parquet       level-2 id of every skeleton vertex of those cells, in the
+                                  order of skeletons.parquet (see LEVEL2_VERTEX_COLUMNS)
+    level2/supervoxels.parquet    supervoxel_id -> l2_id of the supervoxels inside those
+                                  nodes (sorted by supervoxel_id); any other supervoxel is a
+                                  level-2 node of its own, id = its id with layer 2
+    level2/cells.parquet          nucleus ids of the cells with level-2 data
     cells.parquet                 generator ground truth per nucleus (see CELL_COLUMNS); the
                                   server does not serve it, tests use it to check recovery
     cache/                        server-side derived artefacts (meshes); never in MANIFEST
@@ -82,6 +94,11 @@ OPERATIONS_PARQUET = "segments/operations.parquet"
 USERS_PARQUET = "segments/users.parquet"
 SKELETONS_PARQUET = "skeletons/skeletons.parquet"
 SKELETON_CELLS_PARQUET = "skeletons/cells.parquet"
+LEVEL2_NODES_PARQUET = "level2/nodes.parquet"
+LEVEL2_EDGES_PARQUET = "level2/edges.parquet"
+LEVEL2_VERTICES_PARQUET = "level2/vertices.parquet"
+LEVEL2_SUPERVOXELS_PARQUET = "level2/supervoxels.parquet"
+LEVEL2_CELLS_PARQUET = "level2/cells.parquet"
 CACHE_DIR = "cache"
 BY_PRE_SUFFIX = ".by_pre"  # v{N}/{synapse_table}.by_pre.parquet
 
@@ -151,6 +168,21 @@ SKELETON_COLUMNS = (
     "radius",  # float32 nm
     "compartment",  # int8 (1 soma, 2 axon, 3 basal, 4 apical)
 )
+LEVEL2_NODE_COLUMNS = (
+    "l2_id",  # int64, layer 2 (id >> 56 == 2)
+    "nucleus_id", "piece_id",  # the skeletonized cell and the segmentation piece it is in
+    "rep_coord_x", "rep_coord_y", "rep_coord_z",  # float64 nm (l2cache rep_coord_nm)
+    "size_nm3", "area_nm2", "max_dt_nm", "mean_dt_nm",  # float32, as are pca and pca_val
+    # pca: 3 principal axes (rows, decreasing variance) x (x, y, z); pca_val: their variances
+    *(f"pca_{i}_{a}" for i in range(3) for a in "xyz"),
+    "pca_val_0", "pca_val_1", "pca_val_2",
+    # chunk_intersect_count: [[x, y, z] bottom faces, [x, y, z] top faces], int32
+    *(f"chunk_intersect_count_{i}" for i in range(6)),
+)
+LEVEL2_EDGE_COLUMNS = ("nucleus_id", "l2_id_a", "l2_id_b", "piece_id_a", "piece_id_b")
+LEVEL2_VERTEX_COLUMNS = ("nucleus_id", "node", "l2_id")
+LEVEL2_SUPERVOXEL_COLUMNS = ("supervoxel_id", "l2_id")
+LEVEL2_LAYER = 2
 SKELETON_CELL_COLUMNS = ("nucleus_id", "cell_type", "n_vertices", "soma_radius_nm",
                          "axon_length_um", "dendrite_length_um")
 CELL_COLUMNS = (

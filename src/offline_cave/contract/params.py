@@ -116,6 +116,9 @@ class DatastackParams:
     # share of excitatory neurons that are co-registered to 2P imaging (~15k of ~64k E cells
     # volume-wide, datasets-facts §2.5; the slab sits in the imaged region, *assumed* 0.3)
     frac_coregistered: float = 0.3
+    # neurons besides the proofread ones that get level-2 chunk graph and cache data (design
+    # choice for CI: level-2 data for every skeleton would double the build)
+    level2_other_cells: int = 100
     # functional like-to-like: multiplicative weight 1 + a*cos(2*dtheta) for E->E (*assumed*;
     # datasets-facts §3.9 suggests a 1.2-1.5x top-vs-bottom quartile effect)
     like_to_like_strength: float = 0.25

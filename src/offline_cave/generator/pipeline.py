@@ -199,9 +199,16 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
 
     frag_labels = _fragment_labels(skeletons, seed)
     frag_points = _fragment_points(skeletons, frag_labels)
-    del skeletons  # on disk already; the rest of the build needs only the fragment labels
+    from offline_cave.generator.level2 import select_cells
+
+    l2_cells = select_cells(cells, stage.is_neuron, params.level2_other_cells)
+    keep = set(l2_cells.tolist())
+    # on disk already: keep only the skeletons the level-2 stage needs
+    skeletons = {k: v for k, v in skeletons.items() if k in keep}
     pieces = _pieces(cells, frag_labels, syn)
-    del frag_labels
+    l2 = _level2(params, stage, skeletons, l2_cells, frag_labels, pieces, syn, out)
+    del skeletons, frag_labels
+    log(f"  level 2: {l2.n_nodes} nodes of {len(l2.nuclei)} cells  {_mark(t_start)}")
 
     ed_rng = _rng(seed, "edits")
     sv_rng = _rng(seed, "sv")
@@ -221,6 +228,8 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     users = synthetic_users(_rng(seed, "users"))
     seg.operations = operation_log(history.operations, sv.op_points, users, _rng(seed, "users", 1))
     seg.users = users
+    _write_supervoxel_l2(out, cells, sv, l2)
+    del l2
     table_meta = _write_tables(params, seed, out, stage, pieces, seg, points, sv)
     del points
     log(f"  tables: {len(table_meta)} per version  {_mark(t_start)}")
@@ -326,6 +335,62 @@ def _pieces(cells: pd.DataFrame, frag_labels: dict[int, np.ndarray], syn: pd.Dat
     piece_nucleus[:n] = cells["nucleus_id"].to_numpy()
     return Pieces(core_piece, cell_fragments, ext_piece_base, ext_inverse, n_pieces, pre_piece,
                   post_piece, piece_nucleus)
+
+
+@dataclass
+class Level2Links:
+    """What the later stages need of the level-2 data: the level-2 node of each synapse's
+    partner sites and of each covered cell's soma (0 where there is none)."""
+
+    nuclei: np.ndarray
+    n_nodes: int
+    pre_l2: np.ndarray
+    post_l2: np.ndarray
+    soma_l2: dict[int, int]
+
+
+def _level2(params: DatastackParams, stage: CellStage, skeletons: dict, nuclei: np.ndarray,
+            frag_labels: dict[int, np.ndarray], pieces: Pieces, syn: pd.DataFrame,
+            out: Writer) -> Level2Links:
+    """Level-2 nodes, chunk graph and cache attributes of the cells ``nuclei`` (written now)."""
+    from offline_cave.generator.level2 import build_level2, vertex_lookup
+
+    cells = stage.cells
+    nuclei = nuclei[np.isin(nuclei, np.fromiter(skeletons, np.int64))]
+    row = pd.Series(np.arange(len(cells)), index=cells["nucleus_id"].to_numpy())
+    core = {int(n): int(pieces.core_piece[row[n]]) for n in nuclei}
+    l2 = build_level2(params, skeletons, nuclei, frag_labels, core, pieces.cell_fragments)
+    out.put(layout.LEVEL2_NODES_PARQUET, iter(l2.node_tables))
+    out.put(layout.LEVEL2_EDGES_PARQUET, l2.edges.sort_values("nucleus_id", kind="stable"))
+    out.put(layout.LEVEL2_VERTICES_PARQUET, pd.DataFrame({
+        "nucleus_id": np.concatenate([np.full(len(v), k, np.int64)
+                                      for k, v in l2.vertex_l2.items()] or [np.zeros(0)]),
+        "node": np.concatenate([np.arange(len(v), dtype=np.int32)
+                                for v in l2.vertex_l2.values()] or [np.zeros(0)]),
+        "l2_id": np.concatenate(list(l2.vertex_l2.values()) or [np.zeros(0)])}))
+    out.put(layout.LEVEL2_CELLS_PARQUET, pd.DataFrame({"nucleus_id": nuclei}))
+    pre = vertex_lookup(l2.vertex_l2, syn["pre_nucleus_id"].to_numpy(), syn["pre_node"].to_numpy())
+    post = vertex_lookup(l2.vertex_l2, syn["post_nucleus_id"].to_numpy(),
+                         syn["post_node"].to_numpy())
+    soma = {k: int(v[0]) for k, v in l2.vertex_l2.items()}
+    return Level2Links(nuclei, l2.n_nodes, pre, post, soma)
+
+
+def _write_supervoxel_l2(out: Writer, cells: pd.DataFrame, sv: Supervoxels,
+                         l2: Level2Links) -> None:
+    """supervoxel -> level-2 node of the supervoxels inside the covered cells' nodes: synapse
+    sites on their skeleton vertices, nucleus and alternative points in their soma node."""
+    nucleus_ids = cells["nucleus_id"].to_numpy()
+    soma = np.array([l2.soma_l2.get(int(n), 0) for n in nucleus_ids], dtype=np.int64)
+    parts_sv = [sv.pre_sv, sv.post_sv, sv.nuc_sv, sv.alt_sv]
+    parts_l2 = [l2.pre_l2, l2.post_l2, soma, soma[sv.alt_rows]]
+    svs = np.concatenate(parts_sv)
+    l2s = np.concatenate(parts_l2)
+    keep = (l2s != 0) & (svs != 0)
+    svs, l2s = svs[keep], l2s[keep]
+    order = np.argsort(svs, kind="stable")
+    out.put(layout.LEVEL2_SUPERVOXELS_PARQUET,
+            pa.table({"supervoxel_id": svs[order], "l2_id": l2s[order]}))
 
 
 def _plan_edits(params: DatastackParams, cells: pd.DataFrame, is_neuron: np.ndarray,

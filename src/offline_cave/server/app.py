@@ -47,6 +47,7 @@ from offline_cave.server.routes import (
     chunkedgraph,
     info,
     l2cache,
+    level2,
     materialize,
     meshing,
     schema,
@@ -231,8 +232,8 @@ def root(req: Req) -> Response:
                           "info": f"{req.base_url}/info/api/v2/datastacks"})
 
 
-ROUTE_MODULES = (info, schema, materialize, chunkedgraph, l2cache, skeleton, meshing, annotation,
-                 sessions)
+ROUTE_MODULES = (info, schema, materialize, chunkedgraph, level2, l2cache, skeleton, meshing,
+                 annotation, sessions)
 ROUTES = [("root", root, ["GET"])]
 """(endpoint name, handler, methods) of the app itself."""
 

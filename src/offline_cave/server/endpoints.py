@@ -82,6 +82,7 @@ ENDPOINTS: dict[str, str] = {
     "chunkedgraph.leaves_many": f"{SEGMENTATION}/node/leaves_many",
     "chunkedgraph.node_root": f"{SEGMENTATION}/node/{{node}}/root",
     "chunkedgraph.leaves": f"{SEGMENTATION}/node/{{node}}/leaves",
+    "chunkedgraph.lvl2_graph": f"{SEGMENTATION}/node/{{node}}/lvl2_graph",
     "chunkedgraph.root_timestamps": f"{SEGMENTATION}/root_timestamps",
     "chunkedgraph.is_latest_roots": f"{SEGMENTATION}/is_latest_roots",
     "chunkedgraph.lineage_graph_multiple": f"{SEGMENTATION}/lineage_graph_multiple",

@@ -141,10 +141,11 @@ class CellStore:
         return sk
 
     # ---- output formats
-    def flatdict(self, root: int, sk: Skeleton, skeleton_version: int) -> dict:
+    def flatdict(self, root: int, sk: Skeleton, skeleton_version: int,
+                 lvl2_ids: np.ndarray | None = None) -> dict:
         r = sk.root
         soma = sk.vertices[r]
-        return {
+        out = {
             "meta": {"root_id": int(root), "nucleus_id": sk.nucleus_id,
                      "datastack": self.ds.name, "skeleton_version": skeleton_version,
                      "soma_pt_x": float(soma[0]), "soma_pt_y": float(soma[1]),
@@ -157,6 +158,9 @@ class CellStore:
             "compartment": sk.compartment.tolist(),
             "mesh_to_skel_map": list(range(len(sk.vertices))),
         }
+        if lvl2_ids is not None:  # one vertex per level-2 node: mesh_to_skel_map is 1:1
+            out["lvl2_ids"] = [int(i) for i in lvl2_ids]
+        return out
 
     @staticmethod
     def swc(sk: Skeleton) -> str:
@@ -167,17 +171,20 @@ class CellStore:
                  f"{r[i]:.4f} {int(sk.parent[i])}" for i in range(len(v))]
         return "\n".join(lines) + "\n"
 
-    def flatdict_gz(self, root: int, sk: Skeleton, skeleton_version: int) -> bytes:
+    def flatdict_gz(self, root: int, sk: Skeleton, skeleton_version: int,
+                    lvl2_ids: np.ndarray | None = None) -> bytes:
         """gzip(JSON) of :meth:`flatdict`; the bytes of the most recently served roots are
-        kept (up to ``SERIALISED_BYTES`` in all), as a class asks for the same example cells."""
+        kept (up to ``SERIALISED_BYTES`` in all), as a class asks for the same example cells.
+        ``lvl2_ids`` are a function of the root and version, so the key does not need them."""
         key = (int(root), sk.nucleus_id, int(skeleton_version))
         with self._lock:
             data = self._serialised.get(key)
             if data is not None:
                 self._serialised.move_to_end(key)
                 return data
-        data = gzip.compress(json.dumps(self.flatdict(root, sk, skeleton_version)).encode(),
-                             compresslevel=5)
+        data = gzip.compress(
+            json.dumps(self.flatdict(root, sk, skeleton_version, lvl2_ids)).encode(),
+            compresslevel=5)
         with self._lock:
             if key not in self._serialised and len(data) <= SERIALISED_BYTES:
                 self._serialised[key] = data

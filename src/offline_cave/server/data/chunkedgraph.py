@@ -242,14 +242,24 @@ class SegmentStore:
             return out
         pos = np.clip(np.searchsorted(sv, svids), 0, len(sv) - 1)
         found = sv[pos] == svids
-        pieces = piece[pos]
+        return self.roots_of_pieces(piece[pos], t, found)
+
+    def roots_of_pieces(self, pieces: np.ndarray, t: float,
+                        found: np.ndarray | None = None) -> np.ndarray:
+        """Root of every piece at ``t`` (0 where ``found`` is False or there is none)."""
+        pieces = np.asarray(pieces, dtype=np.int64)
+        out = np.zeros(len(pieces), dtype=np.int64)
+        found = np.ones(len(pieces), bool) if found is None else found
+        _, _, rp_piece, rp_root = self._piece_index()
+        if len(pieces) == 0 or len(rp_piece) == 0:
+            return out
         lo = np.searchsorted(rp_piece, pieces, "left")
         hi = np.searchsorted(rp_piece, pieces, "right")
         counts = np.where(found, hi - lo, 0)
         total = int(counts.sum())
         if total == 0:
             return out
-        query = np.repeat(np.arange(len(svids)), counts)
+        query = np.repeat(np.arange(len(pieces)), counts)
         first = np.repeat(lo, counts)
         step = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
         cand = rp_root[first + step]
@@ -287,6 +297,13 @@ class SegmentStore:
                 self._leaves = (rp_root[by_root], rp_piece[by_root], piece[by_piece],
                                 sv[by_piece])
             return self._leaves
+
+    def pieces_of(self, root: int) -> np.ndarray:
+        """The pieces of one root (sorted; empty for an unknown id)."""
+        root_sorted, root_piece, _, _ = self._leaf_index()
+        lo = np.searchsorted(root_sorted, root, "left")
+        hi = np.searchsorted(root_sorted, root, "right")
+        return np.sort(root_piece[lo:hi])
 
     def leaves(self, roots: list[int], bounds: tuple | None = None) -> dict[int, np.ndarray]:
         """Supervoxels of each root (sorted); ``bounds`` ((x0,x1),(y0,y1),(z0,z1)) in base

@@ -29,6 +29,7 @@ from offline_cave.server.http import (
     parse_id_list,
     parse_int,
 )
+from offline_cave.server.routes.level2 import level2_leaves, level2_of, resolve_roots
 
 PCG_VERSION = "2.21.0"
 SPATIAL_BIT_MASKS = {"1": 10, "2": 10, "3": 9, "4": 8, "5": 7, "6": 6, "7": 5, "8": 4, "9": 3,
@@ -105,12 +106,15 @@ def store(req: Req) -> tuple[Datastack, SegmentStore]:
     return ds, ds.segments
 
 
-def check_stop_layer(req: Req) -> None:
-    """400 for a ``stop_layer`` between supervoxels and roots (the sample has no such layer)."""
+def check_stop_layer(req: Req) -> int | None:
+    """The ``stop_layer`` asked for: 2 (level-2 nodes) or none; 400 for the other layers
+    between supervoxels and roots (the sample has no such layer)."""
     stop = req.qint("stop_layer")
-    if stop is not None and stop < layout.N_LAYERS and stop != 1:
-        raise bad_request(f"stop_layer={stop}: intermediate chunkedgraph layers are not part "
-                          f"of the offline sample (only supervoxels and roots exist)")
+    if stop is not None and stop < layout.N_LAYERS and stop not in (1, 2):
+        raise bad_request(f"stop_layer={stop}: intermediate chunkedgraph layers above 2 are "
+                          f"not part of the offline sample (only supervoxels, level-2 nodes "
+                          f"and roots exist)")
+    return 2 if stop == 2 else None
 
 
 def _root_ids_body(req: Req) -> list[int]:
@@ -178,14 +182,17 @@ def info(req: Req) -> Response:
 def roots_binary(req: Req) -> Response:
     """Roots of little-endian uint64 ids at ``timestamp`` (now by default), as uint64 bytes."""
     ds, seg = store(req)
-    check_stop_layer(req)
+    stop = check_stop_layer(req)
     if len(req.body) % 8:
         raise bad_request(f"roots_binary needs little-endian uint64 ids; got {len(req.body)} "
                           f"bytes (not a multiple of 8)")
     svids = np.frombuffer(req.body, dtype="<u8").astype(np.int64)
     unique, inverse = np.unique(svids, return_inverse=True)
     check_id_count(len(unique), "roots_binary", req.limits.max_ids)
-    roots = seg.resolve_roots(unique, _now_or(req, "timestamp"))[inverse]
+    if stop == 2:
+        roots = level2_of(ds, unique, _now_or(req, "timestamp"))[inverse]
+    else:
+        roots = resolve_roots(ds, unique, _now_or(req, "timestamp"))[inverse]
     return Response(roots.astype("<u8").tobytes(), media_type="application/octet-stream")
 
 
@@ -193,10 +200,11 @@ def roots_binary(req: Req) -> Response:
 def roots_json(req: Req) -> Response:
     """Roots of a JSON id list at ``timestamp`` (now by default)."""
     ds, seg = store(req)
-    check_stop_layer(req)
+    stop = check_stop_layer(req)
     ids = np.asarray(_node_ids(req), dtype=np.int64)
     unique, inverse = np.unique(ids, return_inverse=True)  # repeats are looked up once
-    roots = seg.resolve_roots(unique, _now_or(req, "timestamp"))[inverse]
+    resolve = level2_of if stop == 2 else resolve_roots
+    roots = resolve(ds, unique, _now_or(req, "timestamp"))[inverse]
     return json_response({"root_ids": roots.tolist()})
 
 
@@ -204,10 +212,11 @@ def roots_json(req: Req) -> Response:
 def node_root(req: Req) -> Response:
     """The root of one node at ``timestamp`` (404 if it has none then)."""
     ds, seg = store(req)
-    check_stop_layer(req)
+    stop = check_stop_layer(req)
     node = parse_int(req.path_params["node"], "node id")
     t = _now_or(req, "timestamp")
-    root = int(seg.resolve_roots(np.array([node], np.int64), t)[0])
+    resolve = level2_of if stop == 2 else resolve_roots
+    root = int(resolve(ds, np.array([node], np.int64), t)[0])
     if root == 0:
         raise not_found(f"node {node} is not a supervoxel or root of {ds.pcg_table} at "
                         f"{datetime.fromtimestamp(t, UTC).isoformat()}")
@@ -247,6 +256,8 @@ def leaves(req: Req) -> Response:
     ds, seg = store(req)
     root = parse_int(req.path_params["node"], "root id")
     _require_root(ds, seg, root)
+    if req.qint("stop_layer") == 2:  # other layers: supervoxels (suggest_latest_roots)
+        return json_response({"leaf_ids": level2_leaves(ds, [root], _bounds(req))[root]})
     return json_response({"leaf_ids": seg.leaves([root], _bounds(req))[root].tolist()})
 
 
@@ -259,6 +270,8 @@ def leaves_many(req: Req) -> Response:
                if not ok]
     if missing:
         raise not_found(f"root id(s) not found in {ds.pcg_table}: {missing[:10]}")
+    if req.qint("stop_layer") == 2:
+        return json_response({str(k): v for k, v in level2_leaves(ds, ids, _bounds(req)).items()})
     out = seg.leaves(ids, _bounds(req))
     return json_response({str(k): v.tolist() for k, v in out.items()})
 

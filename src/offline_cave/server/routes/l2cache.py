@@ -1,14 +1,16 @@
-"""Level-2 cache: only the table mapping (the skeleton client's precondition).
+"""Level-2 cache (``/l2cache``): the table mapping, the attribute list and per-node attributes.
 
-The sample has no level-2 chunk data, so attribute requests answer an explanatory 404 instead
-of inventing values.
+``get_l2data`` POSTs ``{"l2_ids": [...]}`` (no Content-Type) with ``attribute_names=a,b`` and
+``int64_as_str``; the answer is ``{"<l2 id>": {attribute: value}}``, ``{}`` for a level-2 node
+without cache data (the sample has cache data for some cells only: see ``data/level2.py``).
 """
 
 from __future__ import annotations
 
 from starlette.responses import Response
 
-from offline_cave.server.http import Req, endpoint, json_response, not_found
+from offline_cave.server.data.level2 import ATTRIBUTE_DTYPES, level2_store
+from offline_cave.server.http import Req, bad_request, endpoint, json_response, parse_id_list
 
 
 @endpoint
@@ -23,16 +25,29 @@ def table_mapping(req: Req) -> Response:
 
 @endpoint
 def attribute_metadata(req: Req) -> Response:
-    """No level-2 attributes are described."""
-    return json_response({})
+    """Attribute name -> data type."""
+    return json_response(ATTRIBUTE_DTYPES)
+
+
+def _names(req: Req) -> list[str] | None:
+    text = req.query.get("attribute_names")
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise bad_request("'attribute_names' is empty")
+    return list(dict.fromkeys(names))
 
 
 @endpoint
 def attributes(req: Req) -> Response:
-    """Always 404: level-2 attributes are not part of the sample."""
-    req.registry.by_table_id(req.path_params["tid"])
-    raise not_found("level-2 cache attributes are not part of the offline sample "
-                    "(skeletons come from the skeleton service instead)")
+    """The attributes of the level-2 ids of the body."""
+    ds = req.registry.by_table_id(req.path_params["tid"])
+    body = req.json_body(required=True)
+    if not isinstance(body, dict) or "l2_ids" not in body:
+        raise bad_request("the body must be a JSON object with 'l2_ids'")
+    ids = list(dict.fromkeys(parse_id_list(body["l2_ids"], "'l2_ids'", req.limits.max_ids)))
+    return json_response(level2_store(ds).attributes(ids, _names(req)))
 
 
 ROUTES = [

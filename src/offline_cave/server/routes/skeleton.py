@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from offline_cave.server.data.artefacts import cell_store
 from offline_cave.server.data.errors import DataError
+from offline_cave.server.data.level2 import level2_skeleton
 from offline_cave.server.data.store import Datastack
 from offline_cave.server.http import (
     Req,
@@ -52,12 +53,23 @@ def _root_ids_body(req: Req) -> list[int]:
                                             req.limits.max_ids)))
 
 
+def cell_skeleton(ds: Datastack, root: int, skvn: int):
+    """``(skeleton, lvl2_ids)`` of a root: version 4 (and -1, the latest) at level-2
+    resolution where the cell has level-2 data, the stored skeleton otherwise (lvl2_ids
+    None)."""
+    store = cell_store(ds)
+    sk = store.skeleton(store.nucleus_for_root(root))
+    if skvn in (4, -1):
+        return level2_skeleton(ds, sk)
+    return sk, None
+
+
 def skeleton_response(ds: Datastack, root: int, skvn: int, fmt: str) -> Response:
     """One cell's skeleton in format ``fmt`` (see the module docstring)."""
     store = cell_store(ds)
-    sk = store.skeleton(store.nucleus_for_root(root))
+    sk, lvl2_ids = cell_skeleton(ds, root, skvn)
     if fmt in _DICT_FORMATS:
-        body = store.flatdict_gz(root, sk, skvn)
+        body = store.flatdict_gz(root, sk, skvn, lvl2_ids)
         if fmt == "json":
             return Response(gzip.decompress(body), media_type="application/json")
         return Response(body, media_type="application/octet-stream")
@@ -81,14 +93,14 @@ def bulk_dict(ds: Datastack, skvn_text: str, fmt: str, ids: list[int]) -> dict[s
     out: dict[str, str] = {}
     for root in ids[:MAX_BULK]:
         try:
-            sk = store.skeleton(store.nucleus_for_root(root))
+            sk, lvl2_ids = cell_skeleton(ds, root, skvn)
         except DataError:
             out[str(root)] = "invalid_rid"
             continue
         if fmt in _SWC_FORMATS:
             out[str(root)] = store.swc(sk).encode().hex()
         else:
-            out[str(root)] = store.flatdict_gz(root, sk, skvn).hex()
+            out[str(root)] = store.flatdict_gz(root, sk, skvn, lvl2_ids).hex()
     return out
 
 
