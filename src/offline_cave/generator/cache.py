@@ -41,7 +41,15 @@ class SampleError(RuntimeError):
 
 def generator_digest() -> str:
     """Digest of the generator's source (and of the contract it writes to): any change to the
-    code invalidates cached samples. Every ``.py`` file under the packages counts."""
+    code invalidates cached samples. Every ``.py`` file under the packages counts. It is the
+    digest of the code this process loaded (read once, when this module is imported): a
+    build still running old code while its files are edited must not stamp its sample with
+    the new code's digest."""
+    return _DIGEST_AT_IMPORT
+
+
+def source_digest() -> str:
+    """Digest of the generator's source files as they are on disk now."""
     digest = hashlib.sha256(layout.GENERATOR_VERSION.encode())
     root = Path(__file__).resolve().parents[1]
     for package in _DIGESTED_PACKAGES:
@@ -49,6 +57,9 @@ def generator_digest() -> str:
             digest.update(path.relative_to(root).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+_DIGEST_AT_IMPORT = source_digest()
 
 
 def check(ds_dir: Path, params: DatastackParams, seed: int, scale: float,
