@@ -7,7 +7,9 @@
 * every relative link or source points at an existing file, and every ``#fragment`` at an
   existing id (external URLs cannot be checked offline);
 * every Colab button opens a notebook Colab can read: an ``.ipynb`` that exists in this
-  repository (``tools/make_ipynb.py`` writes them).
+  repository (``tools/make_ipynb.py`` writes them);
+* no page holds plotly.js inline (about 5 MB a copy): the ``connectomics_book.build.plotly_js``
+  extension serves it once from ``_static``.
 
 usage: python .ci/check_html.py [SITE_DIR] [PROVENANCE_JSON]
 """
@@ -37,6 +39,8 @@ ids = {
     for path, soup in pages.items()
 }
 problems: list[str] = []
+#: How plotly.js begins (its licence comment), whatever its version.
+PLOTLYJS_HEADER = "/**\n* plotly.js v"
 n_images = n_links = n_colab = 0
 repo = Path.cwd().resolve()
 
@@ -69,6 +73,11 @@ for path, soup in pages.items():
         target = (path.parent / unquote(urlsplit(src).path)).resolve()
         if not target.is_file() or target.stat().st_size == 0:
             problems.append(f"{name}: image {src} is missing or empty")
+    inline_plotlyjs = [tag for tag in soup.find_all("script", src=False)
+                       if (tag.string or "").lstrip().startswith(PLOTLYJS_HEADER)]
+    if inline_plotlyjs:
+        problems.append(f"{name}: {len(inline_plotlyjs)} inline copies of plotly.js "
+                        "(is connectomics_book.build.plotly_js in _config.yml?)")
     for tag in soup.find_all("a", href=lambda h: "colab.research.google.com" in (h or "")):
         n_colab += 1
         _, _, in_repo = urlsplit(tag["href"]).path.partition("/blob/")

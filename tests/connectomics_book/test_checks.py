@@ -23,6 +23,7 @@ GOOD_PAGE = f"""<html><body>{BANNER}
 <h1 id="top">Title</h1><a href="other.html#part">other</a><img src="_images/fig.png">
 <div class="cell tag_raises-exception"><div class="cell_output">
 <div class="output traceback">NotImplementedError</div></div></div>
+<script src="_static/plotly.min.js"></script><script>Plotly.newPlot("f", []);</script>
 </body></html>"""
 
 
@@ -43,6 +44,8 @@ def make_site(tmp_path: Path) -> Path:
     (site / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=page.html" />')
     (site / "page.html").write_text(GOOD_PAGE)
     (site / "other.html").write_text(f'<html><body>{BANNER}<p id="part">x</p></body></html>')
+    (site / "_static").mkdir()
+    (site / "_static" / "plotly.min.js").write_text("/**\n* plotly.js v4.1.1\n*/")
     return site
 
 
@@ -57,7 +60,9 @@ def test_each_defect_is_reported(tmp_path):
     (site / "_images" / "fig.png").write_bytes(b"")
     (site / "broken.html").write_text(
         '<html><body><a href="missing.html">x</a><a href="other.html#nowhere">y</a>'
-        '<div class="cell"><div class="output traceback">ValueError</div></div></body></html>'
+        '<div class="cell"><div class="output traceback">ValueError</div></div>'
+        '<script type="text/javascript">/**\n* plotly.js v4.1.1\n*/ (function(){})</script>'
+        '</body></html>'
     )
     result = run_check(site, RECORD)
     assert result.returncode == 1
@@ -67,6 +72,7 @@ def test_each_defect_is_reported(tmp_path):
         "broken.html: broken anchor other.html#nowhere",
         "broken.html: error output",
         "page.html: image _images/fig.png is missing or empty",
+        "broken.html: 1 inline copies of plotly.js",
     ):
         assert expected in result.stdout
 

@@ -487,21 +487,14 @@ def test_book_build_shows_each_caveclient_warning_once(tmp_path):
     assert (plain.count("NOTICE A"), plain.count("NOTICE B")) == (3, 1)
 
 
-#: Pages whose code cells are wrapped at CODE_COLUMNS, so that no line is clipped at the width
-#: of the rendered page (issue #13); the other pages are still wrapped at 100 columns.
+#: Code lines are wrapped at CODE_COLUMNS, so that none is clipped at the width of the
+#: rendered page (issue #13).
 CODE_COLUMNS = 88
-WRAPPED_PAGES = (
-    "skeletons/02_synapses_on_skeletons.md",
-    "v1dd/01_sessions.md",
-    "v1dd/02_tuning.md",
-    "v1dd/03_state_and_context.md",
-    "v1dd/04_function_to_structure.md",
-)
 
 
-@pytest.mark.parametrize("page", WRAPPED_PAGES)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(CHAPTERS)))
 def test_code_lines_fit_the_page(page):
-    notebook = jupytext.read(CHAPTERS / page)
+    notebook = jupytext.read(page, fmt="md:myst")
     long_lines = [line for cell in notebook.cells if cell.cell_type == "code"
                   for line in cell.source.splitlines() if len(line) > CODE_COLUMNS]
-    assert not long_lines, f"{page}: code lines over {CODE_COLUMNS} columns: {long_lines}"
+    assert not long_lines, f"{page.name}: code lines over {CODE_COLUMNS} columns: {long_lines}"
