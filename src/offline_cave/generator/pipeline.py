@@ -29,7 +29,7 @@ from offline_cave.contract.catalog import SYNTHETIC_NOTICE, TABLES, VIEWS
 from offline_cave.contract.geometry import Slab, cortical_to_nm, cortical_to_voxels, slab_for
 from offline_cave.contract.ids import sparse_sorted_ids, supervoxel_ids
 from offline_cave.contract.params import LAYER_BOUNDS_UM, DatastackParams
-from offline_cave.generator import cache
+from offline_cave.generator import cache, examples
 from offline_cave.generator.annotations import (
     days,
     lookup_view,
@@ -63,7 +63,7 @@ from offline_cave.generator.writer import Writer
 
 # stage codes for the per-stage random generators
 _STAGES = {"cells": 1, "ids": 2, "skeleton": 3, "synapses": 4, "edits": 5, "tables": 6,
-           "function": 7, "fragments": 8, "sv": 9, "users": 10}
+           "function": 7, "fragments": 8, "sv": 9, "users": 10, "examples": 11}
 
 
 def _mark(t_start: float) -> str:
@@ -202,12 +202,21 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     del skeletons  # on disk already; the rest of the build needs only the fragment labels
     pieces = _pieces(cells, frag_labels, syn)
     del frag_labels
+    if examples.applies(params.name, params.materialized_versions):
+        n_frag = np.array([pieces.cell_fragments.get(int(k), np.zeros(0)).size
+                           for k in cells["nucleus_id"].to_numpy()])
+        examples.plant_edited_cells(cells, np.bincount(pieces.post_piece, minlength=len(cells)),
+                                    n_frag)
 
     ed_rng = _rng(seed, "edits")
     sv_rng = _rng(seed, "sv")
-    plan = _plan_edits(params, cells, stage.is_neuron, pieces, ed_rng)
+    plan = _plan_edits(params, cells, stage.is_neuron, pieces, ed_rng, _rng(seed, "examples", 1))
     seg = _segment(params, cells, pieces, plan, ed_rng, sv_rng)
     history = seg.history
+    if examples.applies(params.name, params.materialized_versions):
+        examples.rename_roots(history, cells, pieces.core_piece,
+                              dict(zip(params.materialized_versions, seg.snapshot_times,
+                                       strict=True)))
     log(f"  segmentation: {pieces.n_pieces} pieces, {len(history.roots)} roots, "
         f"{history.lineage['operation_id'].nunique()} edits  "
         f"{_mark(t_start)}")
@@ -241,6 +250,10 @@ def _place_cells(params: DatastackParams, seed: int, scale: float) -> CellStage:
     id_space = int(max(7.3e5 * max(scale, 1.0), 10 * n))
     cells.insert(0, "nucleus_id", sparse_sorted_ids(_rng(seed, "ids"), n, 1000, id_space))
     cells = cells.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    if examples.applies(params.name, params.materialized_versions):
+        # the tutorials' example cells, with their real nucleus ids (before skeletons are
+        # grown: each skeleton is seeded by its nucleus id)
+        examples.plant_cells(cells, _rng(seed, "examples"))
     pt_vx = np.rint(cortical_to_voxels(cells[["x_um", "y_um", "z_um"]].to_numpy(), params))
     pt_vx = pt_vx.astype(np.int64)
     cells["pt_x"], cells["pt_y"], cells["pt_z"] = pt_vx[:, 0], pt_vx[:, 1], pt_vx[:, 2]
@@ -329,7 +342,8 @@ def _pieces(cells: pd.DataFrame, frag_labels: dict[int, np.ndarray], syn: pd.Dat
 
 
 def _plan_edits(params: DatastackParams, cells: pd.DataFrame, is_neuron: np.ndarray,
-                pieces: Pieces, ed_rng: np.random.Generator) -> EditPlan:
+                pieces: Pieces, ed_rng: np.random.Generator,
+                ex_rng: np.random.Generator | None = None) -> EditPlan:
     """Multi-soma merges, false merges and axon proofreading (drawn in this order from
     ``ed_rng``); sets ``cells.proofread_time``."""
     # edits before the first materialized version are "old" proofreading; edits between the
@@ -341,10 +355,22 @@ def _plan_edits(params: DatastackParams, cells: pd.DataFrame, is_neuron: np.ndar
     plan = EditPlan([], [])
     neuron_rows = np.flatnonzero(is_neuron)
     taken = np.zeros(len(cells), dtype=bool)  # rows already in a merged object
+    example_rows = examples.rows_of(cells)
+    taken[list(example_rows.values())] = True  # the example cells get only their own edits
     _multi_soma(params, cells, neuron_rows, taken, (t1300, t_last), ed_rng, plan)
-    _false_merges(cells, neuron_rows, taken, pieces, (t1300, t_last), ed_rng, plan)
-    _axon_proofreading(cells, pieces, (t1300, t_last), ed_rng, plan)
+    n_false = _false_merges(cells, neuron_rows, taken, pieces, (t1300, t_last), ed_rng, plan)
+    _axon_proofreading(cells, pieces, (t1300, t_last), ed_rng, plan, example_rows)
+    if example_rows and ex_rng is not None:
+        # outside axons no other edit touches, smallest first
+        free = _ext_pieces_by_size(pieces)[n_false:][::-1]
+        plan.edits += examples.plan_example_edits(cells, pieces.cell_fragments, free,
+                                                  (t1300, t_last), ex_rng)
     return plan
+
+
+def _ext_pieces_by_size(pieces: Pieces) -> np.ndarray:
+    """Outside-axon pieces, the one with the most synapses first."""
+    return pieces.ext_piece_base + np.argsort(-np.bincount(pieces.ext_inverse))
 
 
 def _multi_soma(params: DatastackParams, cells: pd.DataFrame, neuron_rows: np.ndarray,
@@ -377,10 +403,11 @@ def _multi_soma(params: DatastackParams, cells: pd.DataFrame, neuron_rows: np.nd
 
 def _false_merges(cells: pd.DataFrame, neuron_rows: np.ndarray, taken: np.ndarray,
                   pieces: Pieces, window: tuple[float, float], ed_rng: np.random.Generator,
-                  plan: EditPlan) -> None:
-    """False merges: an outside axon fragment glued to a neuron at v1300, split off later."""
+                  plan: EditPlan) -> int:
+    """False merges: an outside axon fragment glued to a neuron at v1300, split off later.
+    Returns how many of the largest outside axons it may have used."""
     t1300, t_last = window
-    ext_pieces_by_size = pieces.ext_piece_base + np.argsort(-np.bincount(pieces.ext_inverse))
+    ext_pieces_by_size = _ext_pieces_by_size(pieces)
     false_merge_rows = ed_rng.choice(neuron_rows[~taken[neuron_rows]],
                                      size=max(1, int(0.01 * neuron_rows.size)), replace=False)
     for row, piece in zip(false_merge_rows, ext_pieces_by_size[: false_merge_rows.size],
@@ -392,19 +419,38 @@ def _false_merges(cells: pd.DataFrame, neuron_rows: np.ndarray, taken: np.ndarra
         t = ed_rng.uniform(t1300 + days(5), t_last - days(5))
         plan.edits.append(Edit(t, "split", [np.array([row]), np.array([piece])],
                                "split_false_merge"))
+    return int(false_merge_rows.size)
 
 
 def _axon_proofreading(cells: pd.DataFrame, pieces: Pieces, window: tuple[float, float],
-                       ed_rng: np.random.Generator, plan: EditPlan) -> None:
+                       ed_rng: np.random.Generator, plan: EditPlan,
+                       example_rows: dict[str, int] | None = None) -> None:
     """Merges of a cell's distal fragments into its root, 1-4 operations; 80 % of the proofread
-    cells were done before v1300, the rest between the versions. Sets ``proofread_time``."""
+    cells were done before v1300, the rest between the versions. Sets ``proofread_time``.
+
+    Example cells (``example_rows``, role -> row): the synapse-query example is proofread
+    halfway between the versions (its root is replaced), the change-log cell gets its own
+    edits (``examples.plan_example_edits``), any other is done before the first version."""
     t1300, t_last = window
     proof_rows = np.flatnonzero(cells["proofread_axon"].to_numpy())
     late = ed_rng.random(proof_rows.size) < 0.2
-    proof_time = np.where(late, ed_rng.uniform(t1300 + days(5), t_last - days(5), proof_rows.size),
-                          ed_rng.uniform(unix("2022-03-01T00:00:00"), t1300 - days(3),
-                                         proof_rows.size))
+    proof_late = ed_rng.uniform(t1300 + days(5), t_last - days(5), proof_rows.size)
+    proof_early = ed_rng.uniform(unix("2022-03-01T00:00:00"), t1300 - days(3), proof_rows.size)
+    proof_time = np.where(late, proof_late, proof_early)
+    skip = set()
+    for role, row in (example_rows or {}).items():
+        at = np.flatnonzero(proof_rows == row)
+        if at.size == 0:
+            continue
+        if role == "synapse_query":
+            proof_time[at] = (t1300 + t_last) / 2
+        elif role == "change_log":
+            skip.add(row)
+        else:
+            proof_time[at] = proof_early[at]
     for row, t in zip(proof_rows, proof_time, strict=True):
+        if row in skip:
+            continue
         frags = pieces.cell_fragments.get(int(cells["nucleus_id"].iat[row]), np.zeros(0, np.int64))
         if frags.size == 0:
             continue
@@ -425,6 +471,7 @@ def _segment(params: DatastackParams, cells: pd.DataFrame, pieces: Pieces, plan:
     # nuclei whose centroid misses the segmentation (pt_root_id 0 in the nucleus table)
     root_zero = np.zeros(n, dtype=bool)
     root_zero[sv_rng.choice(n, size=int(params.frac_root_zero * n), replace=False)] = True
+    root_zero[list(examples.rows_of(cells).values())] = False  # the tutorials query their roots
     history = simulate(pieces.n_pieces, plan.initial_groups, plan.edits, pieces.piece_nucleus,
                        snapshot_times, ed_rng,
                        unlisted_nuclei=cells["nucleus_id"].to_numpy()[root_zero])
