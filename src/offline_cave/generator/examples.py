@@ -44,11 +44,12 @@ from offline_cave.generator.segmentation import Edit, History, unix
 FIRST, LATEST = 1300, 1822  # the sample's materialized versions (see the module docstring)
 SOURCE = "shared/reference/public-example-cells.md"
 
-# change-log length: the real change log of 864691135617152361 has 1,249 rows (WS:
-# ProgrammaticAccess #63); the sample keeps about 1 synapse in 12 (synapse_keep_fraction 0.085),
-# and scales this cell's history the same way: 1,249 x 0.085 = 106 edits
+# change-log length: the real (filtered, the default) change log of 864691135617152361 has
+# 1,249 rows (WS:ProgrammaticAccess #63); the sample keeps about 1 synapse in 12
+# (synapse_keep_fraction 0.085) and scales this cell's history the same way: 1,249 x 0.085 =
+# 106 rows (the unfiltered log adds the merges that were split off again)
 REAL_CHANGE_LOG_ROWS = 1249
-CHANGE_LOG_EDITS = 106
+CHANGE_LOG_ROWS = 106
 CHANGE_LOG_FIRST = "2021-06-01T00:00:00"  # the real first op is 2020-07-17, before the
 # sample's initial segmentation (2020-10 .. 2021-05) exists, so the sample's starts later
 CHANGE_LOG_LAST = "2024-04-24T22:41:33.121000"  # final merge creating the root (op 948266)
@@ -56,6 +57,7 @@ EXPIRED_CREATED = "2023-02-01T08:47:29.891000"  # root timestamp of 864691135919
 # the expired root's successor was minted after the 2026-03 runs (which showed another one)
 # and before the latest version; the exact day is *invented*
 EXPIRED_REPLACED = "2026-04-15T09:00:00"
+V661_REPLACED = "2024-04-10T04:07:54.947000"  # root timestamp of 864691135356151759
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ class Example:
     """One example cell: its root id at each materialized version, and what it must be."""
 
     role: str
-    roots: tuple[tuple[int, int], ...]  # (version, root id of the cell at that version)
+    # (version, or an ISO time between versions; root id of the cell then)
+    roots: tuple[tuple[int | str, int], ...]
     facts: str  # what the tutorials show of it, which the sample honours
     source: str  # line of public-example-cells.md section 1 (and the tutorial cells)
     cell_types: tuple[str, ...] = EXC_TYPES  # true types that fit the role
@@ -109,7 +112,7 @@ EXAMPLES: tuple[Example, ...] = (
             nucleus_id=260620),
     Example("change_log", _current(864691135617152361),
             f"proofread axon and dendrite; created by the last logged merge (2024-04-24 "
-            f"22:41:33 UTC); change log of {CHANGE_LOG_EDITS} edits (real: "
+            f"22:41:33 UTC); change log of {CHANGE_LOG_ROWS} rows (real: "
             f"{REAL_CHANGE_LOG_ROWS}, scaled by the synapse keep fraction)",
             f"{SOURCE} §1 row 864691135617152361 (WS:ProgrammaticAccess#63)",
             proofread=True, stage=2),
@@ -120,6 +123,18 @@ EXAMPLES: tuple[Example, ...] = (
             "current (is_latest_roots True); nucleus 267207",
             f"{SOURCE} §1 row 864691135639556411 (MT:ex/skeleton_load_and_generate#39,#46)",
             nucleus_id=267207),
+    Example("v661_lookup", (("2023-04-06T20:17:09.199182", 864691135851524807),
+                            *_current(864691135356151759)),
+            "pyramidal; root of nucleus 490689 at v661 864691135851524807, replaced by an axon "
+            "extension at 2024-04-10 04:07:54.947 UTC by 864691135356151759, current since "
+            "(suggest_latest_roots of the v661 root gives it)",
+            f"{SOURCE} §1 row 864691135356151759 (MT:ex/skeleton_load_and_generate#22-26,"
+            "#54,#55)", ("23P", "4P", "5P-IT"), nucleus_id=490689),
+    Example("v661_skeleton_file", _current(864691135122603047),
+            "pyramidal with nucleus 292685 (its v661 skeleton file is named "
+            "864691135122603047_292685); shown valid at v661, *assumed* unchanged since",
+            f"{SOURCE} §1 row 864691135122603047 and §2 (MT:ex/skeleton_load_and_generate#14)",
+            ("23P", "4P", "5P-IT"), nucleus_id=292685),
     Example("latest_check", _current(864691135808631069),
             "current (is_latest_roots True)",
             f"{SOURCE} §1 row 864691135808631069 (MT:ex/skeleton_load_and_generate#56)"),
@@ -209,6 +224,10 @@ def plan_example_edits(cells: pd.DataFrame, cell_fragments: dict[int, np.ndarray
                           "axon_extension"))
         edits.append(Edit(unix(EXPIRED_REPLACED), "merge",
                           [np.array([row]), np.array([next(ext)])], "axon_extension"))
+    if "v661_lookup" in rows:
+        row = rows["v661_lookup"]
+        edits.append(Edit(unix(V661_REPLACED), "merge", [np.array([row]), np.array([next(ext)])],
+                          "axon_extension"))
     if "change_log" in rows:
         row = rows["change_log"]
         frags = cell_fragments[int(cells["nucleus_id"].iat[row])]
@@ -218,12 +237,15 @@ def plan_example_edits(cells: pd.DataFrame, cell_fragments: dict[int, np.ndarray
 
 
 def _change_log_edits(row: int, frags: np.ndarray, ext, rng: np.random.Generator) -> list[Edit]:
-    """CHANGE_LOG_EDITS edits of one cell, the last a merge at CHANGE_LOG_LAST: its axon
-    fragments merged one by one, outside axons merged by mistake and split off again (a merge
-    and its split), and the last fragment merged at the end."""
-    n_frag = min(frags.size - 1, CHANGE_LOG_EDITS // 3)
-    n_pairs = (CHANGE_LOG_EDITS - 1 - n_frag) // 2
-    n_single = CHANGE_LOG_EDITS - 1 - n_frag - 2 * n_pairs  # 0 or 1: an outside axon kept
+    """Edits of one cell whose (filtered) change log has CHANGE_LOG_ROWS rows, the last a
+    merge at CHANGE_LOG_LAST: its axon fragments merged one by one, outside axons merged for
+    good, and outside axons merged by mistake and split off again. The filtered log the
+    tutorial reads (``get_tabular_change_log``'s default) keeps the split of such a pair but
+    not its merge (that merge is no longer in the neuron), so the unfiltered log is longer."""
+    n_frag = min(frags.size - 1, CHANGE_LOG_ROWS // 3)
+    rest = CHANGE_LOG_ROWS - 1 - n_frag
+    n_pairs = rest // 2  # one row each in the filtered log (the split)
+    n_single = rest - n_pairs
     units: list[list[tuple[str, int]]] = [[("merge", int(f))] for f in frags[:n_frag]]
     for _ in range(n_pairs):
         piece = next(ext)
@@ -240,14 +262,28 @@ def _change_log_edits(row: int, frags: np.ndarray, ext, rng: np.random.Generator
     return edits
 
 
+def _root_at(history: History, piece: int, t: float) -> int:
+    """The root holding ``piece`` at time ``t``."""
+    rp = history.root_pieces
+    holders = rp.root_id.to_numpy()[rp.piece_id.to_numpy() == piece]
+    roots = history.roots.set_index("root_id").loc[holders]
+    valid = roots.index[(roots.created <= t) & (t < roots.expired)]
+    if len(valid) != 1:
+        raise ValueError(f"piece {piece} has {len(valid)} roots at {t}")
+    return int(valid[0])
+
+
 def rename_roots(history: History, cells: pd.DataFrame, core_piece: np.ndarray,
                  snapshot_times: dict[int, float]) -> dict[int, int]:
     """Give each planted cell's root its real id at each version (``snapshot_times``: version
-    -> snapshot time); returns the synthetic -> real map applied (swaps included)."""
+    -> snapshot time) or time; returns the synthetic -> real map applied (swaps included)."""
     mapping: dict[int, int] = {}
     for role, row in rows_of(cells).items():
         for version, real in BY_ROLE[role].roots:
-            synthetic = int(history.snapshots[snapshot_times[version]][core_piece[row]])
+            if isinstance(version, str):
+                synthetic = _root_at(history, int(core_piece[row]), unix(version))
+            else:
+                synthetic = int(history.snapshots[snapshot_times[version]][core_piece[row]])
             owner = {v: k for k, v in mapping.items()}.get(real, synthetic)
             if mapping.get(synthetic, real) != real or owner != synthetic:
                 raise ValueError(f"example {role}: root {synthetic} at {version} cannot take "

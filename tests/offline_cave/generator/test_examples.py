@@ -84,7 +84,7 @@ def test_every_example_cites_its_source() -> None:
             assert root >> 56 == 12
             if text is not None:
                 assert str(root) in text, (ex.role, root)
-    assert examples.CHANGE_LOG_EDITS == round(examples.REAL_CHANGE_LOG_ROWS
+    assert examples.CHANGE_LOG_ROWS == round(examples.REAL_CHANGE_LOG_ROWS
                                               * MINNIE.synapse_keep_fraction)
 
 
