@@ -32,6 +32,8 @@ EXPIRED, SUCCESSOR = 864691135919440816, 864691134991067002
 CHANGE_LOG = 864691135617152361
 BASKET = 864691136210378684
 CURRENT = (864691135639556411, 864691135808631069)
+V661_ROOT, V1078_ROOT = 864691135851524807, 864691135356151759
+SKELETON_FILE_CELL = 864691135122603047
 CHANGE_LOG_EDITS = 106  # generator/examples.py: the real 1,249 x synapse keep fraction 0.085
 
 
@@ -145,6 +147,8 @@ def test_change_log_cell(client) -> None:
     assert bool(last.is_merge) and list(last.after_root_ids) == [CHANGE_LOG]
     assert int(last.timestamp) == 1713998493121
     assert log.is_merge.sum() > (~log.is_merge).sum() > 0  # extensions and their corrections
+    unfiltered = client.chunkedgraph.get_tabular_change_log(CHANGE_LOG, filtered=False)[CHANGE_LOG]
+    assert len(unfiltered) > len(log)  # the merges split off again
     client.materialize.version = 1300
     status = client.materialize.tables.proofreading_status_and_strategy(
         pt_root_id=CHANGE_LOG).query()
@@ -171,3 +175,27 @@ def test_example_pyramidal_has_skeleton_and_mesh(client, ds_dir: Path) -> None:
     mesh = cv.mesh.get(PYRAMIDAL)[PYRAMIDAL]
     assert len(mesh.vertices) > 1000 and len(mesh.faces) > 0
     assert list(client.chunkedgraph.is_latest_roots([PYRAMIDAL])) == [True]
+
+
+def test_v661_root_and_its_successor(client) -> None:
+    """MT:ex/skeleton_load_and_generate#22-26, #54-55: nucleus 490689's root at v661, and
+    ``suggest_latest_roots`` of it at the v1078 time is the root seen in neuroglancer."""
+    v661 = dt.datetime(2023, 4, 6, 20, 17, 9, 199182, tzinfo=dt.UTC)
+    v1078 = dt.datetime(2024, 6, 5, 10, 10, 1, 203215, tzinfo=dt.UTC)
+    old = client.materialize.query_table("nucleus_detection_v0", filter_equal_dict={"id": 490689},
+                                         timestamp=v661)
+    assert list(old.pt_root_id) == [V661_ROOT]
+    assert int(client.chunkedgraph.suggest_latest_roots(V661_ROOT, timestamp=v1078)) == V1078_ROOT
+    stamp = client.chunkedgraph.get_root_timestamps([V1078_ROOT])[0]
+    assert stamp == dt.datetime(2024, 4, 10, 4, 7, 54, 947000, tzinfo=dt.UTC)
+    client.materialize.version = 1300
+    now = client.materialize.tables.nucleus_detection_v0(pt_root_id=V1078_ROOT).query()
+    assert list(now.id) == [490689]
+
+
+def test_skeleton_file_cell_has_its_nucleus(client) -> None:
+    """MT:ex/skeleton_load_and_generate#14: the file name ``864691135122603047_292685``."""
+    client.materialize.version = 1300
+    nucleus = client.materialize.tables.nucleus_detection_v0(pt_root_id=SKELETON_FILE_CELL).query()
+    assert list(nucleus.id) == [292685]
+    assert len(client.skeleton.get_skeleton(SKELETON_FILE_CELL, output_format="swc")) > 100
