@@ -161,6 +161,7 @@ def plant_cells(cells: pd.DataFrame, rng: np.random.Generator) -> None:
     stage-1 example, and give it its real nucleus id (a synthetic cell that had that id gets
     the example's old one, so no nucleus id repeats)."""
     cells["example"] = ""
+    cells["stream_id"] = cells["nucleus_id"]  # random streams stay those of the ids as drawn
     taken = np.zeros(len(cells), dtype=bool)
     types = cells["cell_type"].to_numpy()
     proofread = cells["proofread_axon"].to_numpy()
@@ -238,14 +239,14 @@ def plan_example_edits(cells: pd.DataFrame, cell_fragments: dict[int, np.ndarray
 
 def _change_log_edits(row: int, frags: np.ndarray, ext, rng: np.random.Generator) -> list[Edit]:
     """Edits of one cell whose (filtered) change log has CHANGE_LOG_ROWS rows, the last a
-    merge at CHANGE_LOG_LAST: its axon fragments merged one by one, outside axons merged for
-    good, and outside axons merged by mistake and split off again. The filtered log the
-    tutorial reads (``get_tabular_change_log``'s default) keeps the split of such a pair but
-    not its merge (that merge is no longer in the neuron), so the unfiltered log is longer."""
+    merge at CHANGE_LOG_LAST: its axon fragments merged one by one, and outside axons merged
+    by mistake and split off again (none is kept: its synapses would give the cell outputs
+    drawn without the sample's like-to-like rule). The filtered log the tutorial reads
+    (``get_tabular_change_log``'s default) keeps the split of such a pair but not its merge
+    (that merge is no longer in the neuron), so the unfiltered log is longer."""
     n_frag = min(frags.size - 1, CHANGE_LOG_ROWS // 3)
-    rest = CHANGE_LOG_ROWS - 1 - n_frag
-    n_pairs = rest // 2  # one row each in the filtered log (the split)
-    n_single = rest - n_pairs
+    n_pairs = CHANGE_LOG_ROWS - 1 - n_frag  # one row each in the filtered log (the split)
+    n_single = 0  # (outside axons kept would give the cell outputs without like-to-like)
     units: list[list[tuple[str, int]]] = [[("merge", int(f))] for f in frags[:n_frag]]
     for _ in range(n_pairs):
         piece = next(ext)

@@ -82,18 +82,26 @@ def _grow_batch(args: tuple) -> list[tuple[int, dict]]:
 
     seed, rows, box_min, box_max = args
     out = []
-    for nucleus_id, cell_type, x, y, z in rows:
-        rng = _rng(seed, "skeleton", int(nucleus_id))
+    for nucleus_id, cell_type, x, y, z, stream in rows:
+        rng = _rng(seed, "skeleton", int(stream))
         sk = grow_skeleton(cell_type, np.array([x, y, z]), rng, LAYER_BOUNDS_UM, box_min, box_max)
         sk.vertices = sk.vertices.astype(np.float32)  # 0.1 nm resolution; halves the memory
         out.append((int(nucleus_id), sk))
     return out
 
 
+def _stream_ids(cells: pd.DataFrame) -> np.ndarray:
+    """The id seeding each cell's random streams: its nucleus id as drawn, before the example
+    cells took their real ones (``examples.plant_cells``), so planting changes no other cell."""
+    col = "stream_id" if "stream_id" in cells else "nucleus_id"
+    return cells[col].to_numpy(np.int64)
+
+
 def grow_all(neurons: pd.DataFrame, slab: Slab, seed: int, workers: int) -> dict:
-    """Grow every neuron's skeleton (cortical frame) in ``workers`` processes."""
+    """Grow every neuron's skeleton (cortical frame) in ``workers`` processes, each from the
+    random stream of its nucleus id (of its synthetic id for a planted example cell)."""
     rows = list(neurons[["nucleus_id", "cell_type", "x_um", "y_um", "z_um"]]
-                .itertuples(index=False, name=None))
+                .assign(stream=_stream_ids(neurons)).itertuples(index=False, name=None))
     n_batches = max(1, min(len(rows) // 200, 64))
     batches = [rows[i::n_batches] for i in range(n_batches)]
     jobs = [(seed, b, slab.box_min, slab.box_max) for b in batches]
@@ -197,7 +205,8 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     syn = place_synapses(neurons, skeletons, params, _rng(seed, "synapses"))
     log(f"  synapses: {len(syn)}  {_mark(t_start)}")
 
-    frag_labels = _fragment_labels(skeletons, seed)
+    frag_labels = _fragment_labels(skeletons, seed, dict(zip(neurons["nucleus_id"],
+                                                             _stream_ids(neurons), strict=True)))
     frag_points = _fragment_points(skeletons, frag_labels)
     del skeletons  # on disk already; the rest of the build needs only the fragment labels
     pieces = _pieces(cells, frag_labels, syn)
@@ -262,17 +271,21 @@ def _place_cells(params: DatastackParams, seed: int, scale: float) -> CellStage:
     return CellStage(slab, cells, is_neuron, neurons, pt_vx)
 
 
-def _fragment_labels(skeletons: dict, seed: int) -> dict[int, np.ndarray]:
+def _fragment_labels(skeletons: dict, seed: int,
+                     stream_of: dict[int, int] | None = None) -> dict[int, np.ndarray]:
     """Axon fragment label of every skeleton node (0 = attached to the soma), by nucleus id.
 
     Every axon starts fragmented as in the raw segmentation; proofreading later merges the
-    fragments back (the edits), before or after the first materialized version.
+    fragments back (the edits), before or after the first materialized version. The cells
+    are cut in the order of their stream ids (``stream_of``: nucleus id -> stream id), so
+    the planted example cells change no other cell's fragments.
     """
     from offline_cave.generator.synapses import axon_fragments_many
 
-    labels = axon_fragments_many(list(skeletons.values()), [False] * len(skeletons),
+    order = sorted(skeletons, key=lambda k: (stream_of or {}).get(k, k))
+    labels = axon_fragments_many([skeletons[k] for k in order], [False] * len(order),
                                  _rng(seed, "fragments"))
-    return dict(zip(skeletons, (lab.astype(np.int32) for lab in labels), strict=True))
+    return dict(zip(order, (lab.astype(np.int32) for lab in labels), strict=True))
 
 
 def _fragment_points(skeletons: dict, frag_labels: dict[int, np.ndarray]
