@@ -189,19 +189,19 @@ def _give_nucleus_id(cells: pd.DataFrame, row: int, nucleus_id: int) -> None:
 
 def plant_edited_cells(cells: pd.DataFrame, n_inputs: np.ndarray,
                        n_fragments: np.ndarray) -> None:
-    """Stage 2: the synapse-query example is the proofread neuron with the most inputs
-    (``n_inputs`` per row of ``cells``) that has an axon fragment to merge; the change-log
-    cell the proofread excitatory neuron with the most fragments."""
+    """Stage 2: the synapse-query example is the proofread excitatory neuron with the most
+    inputs (``n_inputs`` per row of ``cells``) that has an axon fragment to merge; the
+    change-log cell the proofread excitatory neuron with the most fragments."""
     free = cells["example"].to_numpy() == ""
     proofread = cells["proofread_axon"].to_numpy() & free & (n_fragments > 0)
-    syn_row = int(np.argmax(np.where(proofread, n_inputs, -1)))
-    cells.loc[syn_row, "example"] = "synapse_query"
-    excit = np.isin(cells["cell_type"].to_numpy(), EXC_TYPES) & proofread
-    excit[syn_row] = False
-    log_row = int(np.argmax(np.where(excit, n_fragments, -1)))
-    if not excit[log_row]:
-        raise ValueError("no proofread excitatory cell with an axon fragment for the change log")
-    cells.loc[log_row, "example"] = "change_log"
+    types = cells["cell_type"].to_numpy()
+    for role, score in (("synapse_query", n_inputs), ("change_log", n_fragments)):
+        fits = proofread & np.isin(types, BY_ROLE[role].cell_types)
+        row = int(np.argmax(np.where(fits, score, -1)))
+        if not fits[row]:
+            raise ValueError(f"no proofread cell with an axon fragment fits the example {role}")
+        cells.loc[row, "example"] = role
+        proofread[row] = False
 
 
 def rows_of(cells: pd.DataFrame) -> dict[str, int]:
