@@ -165,7 +165,8 @@ def plant_cells(cells: pd.DataFrame, rng: np.random.Generator) -> None:
     taken = np.zeros(len(cells), dtype=bool)
     types = cells["cell_type"].to_numpy()
     proofread = cells["proofread_axon"].to_numpy()
-    # the candidates: the central third of the slab's neurons, by fit
+    # a cell of the role's types (proofread or not, as the role needs), drawn among the most
+    # central tenth of them: whole skeletons, and away from the proofreading of other roles
     for ex in (e for e in EXAMPLES if e.stage == 1):
         fits = np.isin(types, ex.cell_types) & ~taken & (proofread == ex.proofread)
         rows = _central_order(cells, np.flatnonzero(fits), rng)

@@ -3,7 +3,10 @@
 Pipeline: parameters -> cells (``population``) -> skeletons (``skeletons``) -> synapses
 (``synapses``) -> segmentation pieces and proofreading edits (``segmentation``) -> supervoxels
 -> per-version annotation tables (``annotations``, ``tables``, ``function``) -> Parquet/JSON
-files (``writer``, ``contract.layout``). ``build`` runs the stages in order; ``cache`` checks,
+files (``writer``, ``contract.layout``). In minnie65_public the public tutorials' example cells
+(``examples``) are planted along the way: picked after the cells and after the synapses, their
+edits added to the plan, their roots given the real ids once the edits are replayed.
+``build`` runs the stages in order; ``cache`` checks,
 locks and swaps in the result with MANIFEST.json last (``ensure_sample`` here binds the two).
 
 Determinism: every stage draws from its own ``numpy`` generator seeded by ``(seed, stage)``
