@@ -4,7 +4,10 @@ Formats follow the public MICrONS data (datasets-facts §1.4):
 
 * root id: ``(12 << 56) + counter`` -- an 18-digit uint64 whose top byte is the chunkedgraph's
   top layer (12), e.g. ``864691135xxxxxxxxx``. Counters of the public roots run ~3.59e9..8.74e9
-  and grow with time (a proofreading edit mints a new, larger counter).
+  and mostly grow with time (a proofreading edit mints a new, larger counter). The sample's
+  synthetic roots follow that order, but the tutorials' example cells carry real ids that do
+  not (``generator/examples.py``: the expired 864691135919440816 is replaced by
+  864691134991067002), so neither side may infer time order from a counter.
 * supervoxel id: ``(1 << 56) | (cx << 46) | (cy << 36) | (cz << 26) | k`` where (cx, cy, cz) is
   the chunk of the point in the 8x8x40 nm segmentation grid (chunks of 256x256x512 voxels,
   grid origin ``chunk_offset_vx``) and k a per-chunk counter.

@@ -3,7 +3,10 @@
 Pipeline: parameters -> cells (``population``) -> skeletons (``skeletons``) -> synapses
 (``synapses``) -> segmentation pieces and proofreading edits (``segmentation``) -> supervoxels
 -> per-version annotation tables (``annotations``, ``tables``, ``function``) -> Parquet/JSON
-files (``writer``, ``contract.layout``). ``build`` runs the stages in order; ``cache`` checks,
+files (``writer``, ``contract.layout``). In minnie65_public the public tutorials' example cells
+(``examples``) are planted along the way: picked after the cells and after the synapses, their
+edits added to the plan, their roots given the real ids once the edits are replayed.
+``build`` runs the stages in order; ``cache`` checks,
 locks and swaps in the result with MANIFEST.json last (``ensure_sample`` here binds the two).
 
 Determinism: every stage draws from its own ``numpy`` generator seeded by ``(seed, stage)``
@@ -29,7 +32,7 @@ from offline_cave.contract.catalog import SYNTHETIC_NOTICE, TABLES, VIEWS
 from offline_cave.contract.geometry import Slab, cortical_to_nm, cortical_to_voxels, slab_for
 from offline_cave.contract.ids import sparse_sorted_ids, supervoxel_ids
 from offline_cave.contract.params import LAYER_BOUNDS_UM, DatastackParams
-from offline_cave.generator import cache
+from offline_cave.generator import cache, examples
 from offline_cave.generator.annotations import (
     days,
     lookup_view,
@@ -63,7 +66,7 @@ from offline_cave.generator.writer import Writer
 
 # stage codes for the per-stage random generators
 _STAGES = {"cells": 1, "ids": 2, "skeleton": 3, "synapses": 4, "edits": 5, "tables": 6,
-           "function": 7, "fragments": 8, "sv": 9, "users": 10}
+           "function": 7, "fragments": 8, "sv": 9, "users": 10, "examples": 11}
 
 
 def _mark(t_start: float) -> str:
@@ -82,18 +85,26 @@ def _grow_batch(args: tuple) -> list[tuple[int, dict]]:
 
     seed, rows, box_min, box_max = args
     out = []
-    for nucleus_id, cell_type, x, y, z in rows:
-        rng = _rng(seed, "skeleton", int(nucleus_id))
+    for nucleus_id, cell_type, x, y, z, stream in rows:
+        rng = _rng(seed, "skeleton", int(stream))
         sk = grow_skeleton(cell_type, np.array([x, y, z]), rng, LAYER_BOUNDS_UM, box_min, box_max)
         sk.vertices = sk.vertices.astype(np.float32)  # 0.1 nm resolution; halves the memory
         out.append((int(nucleus_id), sk))
     return out
 
 
+def _stream_ids(cells: pd.DataFrame) -> np.ndarray:
+    """The id seeding each cell's random streams: its nucleus id as drawn, before the example
+    cells took their real ones (``examples.plant_cells``), so planting changes no other cell."""
+    col = "stream_id" if "stream_id" in cells else "nucleus_id"
+    return cells[col].to_numpy(np.int64)
+
+
 def grow_all(neurons: pd.DataFrame, slab: Slab, seed: int, workers: int) -> dict:
-    """Grow every neuron's skeleton (cortical frame) in ``workers`` processes."""
+    """Grow every neuron's skeleton (cortical frame) in ``workers`` processes, each from the
+    random stream of its nucleus id (of its synthetic id for a planted example cell)."""
     rows = list(neurons[["nucleus_id", "cell_type", "x_um", "y_um", "z_um"]]
-                .itertuples(index=False, name=None))
+                .assign(stream=_stream_ids(neurons)).itertuples(index=False, name=None))
     n_batches = max(1, min(len(rows) // 200, 64))
     batches = [rows[i::n_batches] for i in range(n_batches)]
     jobs = [(seed, b, slab.box_min, slab.box_max) for b in batches]
@@ -197,7 +208,8 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     syn = place_synapses(neurons, skeletons, params, _rng(seed, "synapses"))
     log(f"  synapses: {len(syn)}  {_mark(t_start)}")
 
-    frag_labels = _fragment_labels(skeletons, seed)
+    frag_labels = _fragment_labels(skeletons, seed, dict(zip(neurons["nucleus_id"],
+                                                             _stream_ids(neurons), strict=True)))
     frag_points = _fragment_points(skeletons, frag_labels)
     from offline_cave.generator.level2 import select_cells
 
@@ -209,12 +221,21 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     l2 = _level2(params, stage, skeletons, l2_cells, frag_labels, pieces, syn, out)
     del skeletons, frag_labels
     log(f"  level 2: {l2.n_nodes} nodes of {len(l2.nuclei)} cells  {_mark(t_start)}")
+    if examples.applies(params.name, params.materialized_versions):
+        n_frag = np.array([pieces.cell_fragments.get(int(k), np.zeros(0)).size
+                           for k in cells["nucleus_id"].to_numpy()])
+        examples.plant_edited_cells(cells, np.bincount(pieces.post_piece, minlength=len(cells)),
+                                    n_frag)
 
     ed_rng = _rng(seed, "edits")
     sv_rng = _rng(seed, "sv")
-    plan = _plan_edits(params, cells, stage.is_neuron, pieces, ed_rng)
+    plan = _plan_edits(params, cells, stage.is_neuron, pieces, ed_rng, _rng(seed, "examples", 1))
     seg = _segment(params, cells, pieces, plan, ed_rng, sv_rng)
     history = seg.history
+    if examples.applies(params.name, params.materialized_versions):
+        examples.rename_roots(history, cells, pieces.core_piece,
+                              dict(zip(params.materialized_versions, seg.snapshot_times,
+                                       strict=True)))
     log(f"  segmentation: {pieces.n_pieces} pieces, {len(history.roots)} roots, "
         f"{history.lineage['operation_id'].nunique()} edits  "
         f"{_mark(t_start)}")
@@ -250,6 +271,10 @@ def _place_cells(params: DatastackParams, seed: int, scale: float) -> CellStage:
     id_space = int(max(7.3e5 * max(scale, 1.0), 10 * n))
     cells.insert(0, "nucleus_id", sparse_sorted_ids(_rng(seed, "ids"), n, 1000, id_space))
     cells = cells.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    if examples.applies(params.name, params.materialized_versions):
+        # the tutorials' example cells, with their real nucleus ids (before skeletons are
+        # grown: each skeleton is seeded by its nucleus id)
+        examples.plant_cells(cells, _rng(seed, "examples"))
     pt_vx = np.rint(cortical_to_voxels(cells[["x_um", "y_um", "z_um"]].to_numpy(), params))
     pt_vx = pt_vx.astype(np.int64)
     cells["pt_x"], cells["pt_y"], cells["pt_z"] = pt_vx[:, 0], pt_vx[:, 1], pt_vx[:, 2]
@@ -258,17 +283,21 @@ def _place_cells(params: DatastackParams, seed: int, scale: float) -> CellStage:
     return CellStage(slab, cells, is_neuron, neurons, pt_vx)
 
 
-def _fragment_labels(skeletons: dict, seed: int) -> dict[int, np.ndarray]:
+def _fragment_labels(skeletons: dict, seed: int,
+                     stream_of: dict[int, int] | None = None) -> dict[int, np.ndarray]:
     """Axon fragment label of every skeleton node (0 = attached to the soma), by nucleus id.
 
     Every axon starts fragmented as in the raw segmentation; proofreading later merges the
-    fragments back (the edits), before or after the first materialized version.
+    fragments back (the edits), before or after the first materialized version. The cells
+    are cut in the order of their stream ids (``stream_of``: nucleus id -> stream id), so
+    the planted example cells change no other cell's fragments.
     """
     from offline_cave.generator.synapses import axon_fragments_many
 
-    labels = axon_fragments_many(list(skeletons.values()), [False] * len(skeletons),
+    order = sorted(skeletons, key=lambda k: (stream_of or {}).get(k, k))
+    labels = axon_fragments_many([skeletons[k] for k in order], [False] * len(order),
                                  _rng(seed, "fragments"))
-    return dict(zip(skeletons, (lab.astype(np.int32) for lab in labels), strict=True))
+    return dict(zip(order, (lab.astype(np.int32) for lab in labels), strict=True))
 
 
 def _fragment_points(skeletons: dict, frag_labels: dict[int, np.ndarray]
@@ -394,7 +423,8 @@ def _write_supervoxel_l2(out: Writer, cells: pd.DataFrame, sv: Supervoxels,
 
 
 def _plan_edits(params: DatastackParams, cells: pd.DataFrame, is_neuron: np.ndarray,
-                pieces: Pieces, ed_rng: np.random.Generator) -> EditPlan:
+                pieces: Pieces, ed_rng: np.random.Generator,
+                ex_rng: np.random.Generator | None = None) -> EditPlan:
     """Multi-soma merges, false merges and axon proofreading (drawn in this order from
     ``ed_rng``); sets ``cells.proofread_time``."""
     # edits before the first materialized version are "old" proofreading; edits between the
@@ -406,10 +436,22 @@ def _plan_edits(params: DatastackParams, cells: pd.DataFrame, is_neuron: np.ndar
     plan = EditPlan([], [])
     neuron_rows = np.flatnonzero(is_neuron)
     taken = np.zeros(len(cells), dtype=bool)  # rows already in a merged object
+    example_rows = examples.rows_of(cells)
+    taken[list(example_rows.values())] = True  # the example cells get only their own edits
     _multi_soma(params, cells, neuron_rows, taken, (t1300, t_last), ed_rng, plan)
-    _false_merges(cells, neuron_rows, taken, pieces, (t1300, t_last), ed_rng, plan)
-    _axon_proofreading(cells, pieces, (t1300, t_last), ed_rng, plan)
+    n_false = _false_merges(cells, neuron_rows, taken, pieces, (t1300, t_last), ed_rng, plan)
+    _axon_proofreading(cells, pieces, (t1300, t_last), ed_rng, plan, example_rows)
+    if example_rows and ex_rng is not None:
+        # outside axons no other edit touches, smallest first
+        free = _ext_pieces_by_size(pieces)[n_false:][::-1]
+        plan.edits += examples.plan_example_edits(cells, pieces.cell_fragments, free,
+                                                  (t1300, t_last), ex_rng)
     return plan
+
+
+def _ext_pieces_by_size(pieces: Pieces) -> np.ndarray:
+    """Outside-axon pieces, the one with the most synapses first."""
+    return pieces.ext_piece_base + np.argsort(-np.bincount(pieces.ext_inverse))
 
 
 def _multi_soma(params: DatastackParams, cells: pd.DataFrame, neuron_rows: np.ndarray,
@@ -442,10 +484,11 @@ def _multi_soma(params: DatastackParams, cells: pd.DataFrame, neuron_rows: np.nd
 
 def _false_merges(cells: pd.DataFrame, neuron_rows: np.ndarray, taken: np.ndarray,
                   pieces: Pieces, window: tuple[float, float], ed_rng: np.random.Generator,
-                  plan: EditPlan) -> None:
-    """False merges: an outside axon fragment glued to a neuron at v1300, split off later."""
+                  plan: EditPlan) -> int:
+    """False merges: an outside axon fragment glued to a neuron at v1300, split off later.
+    Returns how many of the largest outside axons it may have used."""
     t1300, t_last = window
-    ext_pieces_by_size = pieces.ext_piece_base + np.argsort(-np.bincount(pieces.ext_inverse))
+    ext_pieces_by_size = _ext_pieces_by_size(pieces)
     false_merge_rows = ed_rng.choice(neuron_rows[~taken[neuron_rows]],
                                      size=max(1, int(0.01 * neuron_rows.size)), replace=False)
     for row, piece in zip(false_merge_rows, ext_pieces_by_size[: false_merge_rows.size],
@@ -457,19 +500,38 @@ def _false_merges(cells: pd.DataFrame, neuron_rows: np.ndarray, taken: np.ndarra
         t = ed_rng.uniform(t1300 + days(5), t_last - days(5))
         plan.edits.append(Edit(t, "split", [np.array([row]), np.array([piece])],
                                "split_false_merge"))
+    return int(false_merge_rows.size)
 
 
 def _axon_proofreading(cells: pd.DataFrame, pieces: Pieces, window: tuple[float, float],
-                       ed_rng: np.random.Generator, plan: EditPlan) -> None:
+                       ed_rng: np.random.Generator, plan: EditPlan,
+                       example_rows: dict[str, int] | None = None) -> None:
     """Merges of a cell's distal fragments into its root, 1-4 operations; 80 % of the proofread
-    cells were done before v1300, the rest between the versions. Sets ``proofread_time``."""
+    cells were done before v1300, the rest between the versions. Sets ``proofread_time``.
+
+    Example cells (``example_rows``, role -> row): the synapse-query example is proofread
+    halfway between the versions (its root is replaced), the change-log cell gets its own
+    edits (``examples.plan_example_edits``), any other is done before the first version."""
     t1300, t_last = window
     proof_rows = np.flatnonzero(cells["proofread_axon"].to_numpy())
     late = ed_rng.random(proof_rows.size) < 0.2
-    proof_time = np.where(late, ed_rng.uniform(t1300 + days(5), t_last - days(5), proof_rows.size),
-                          ed_rng.uniform(unix("2022-03-01T00:00:00"), t1300 - days(3),
-                                         proof_rows.size))
+    proof_late = ed_rng.uniform(t1300 + days(5), t_last - days(5), proof_rows.size)
+    proof_early = ed_rng.uniform(unix("2022-03-01T00:00:00"), t1300 - days(3), proof_rows.size)
+    proof_time = np.where(late, proof_late, proof_early)
+    skip = set()
+    for role, row in (example_rows or {}).items():
+        at = np.flatnonzero(proof_rows == row)
+        if at.size == 0:
+            continue
+        if role == "synapse_query":
+            proof_time[at] = (t1300 + t_last) / 2
+        elif role == "change_log":
+            skip.add(row)
+        else:
+            proof_time[at] = proof_early[at]
     for row, t in zip(proof_rows, proof_time, strict=True):
+        if row in skip:
+            continue
         frags = pieces.cell_fragments.get(int(cells["nucleus_id"].iat[row]), np.zeros(0, np.int64))
         if frags.size == 0:
             continue
@@ -490,6 +552,7 @@ def _segment(params: DatastackParams, cells: pd.DataFrame, pieces: Pieces, plan:
     # nuclei whose centroid misses the segmentation (pt_root_id 0 in the nucleus table)
     root_zero = np.zeros(n, dtype=bool)
     root_zero[sv_rng.choice(n, size=int(params.frac_root_zero * n), replace=False)] = True
+    root_zero[list(examples.rows_of(cells).values())] = False  # the tutorials query their roots
     history = simulate(pieces.n_pieces, plan.initial_groups, plan.edits, pieces.piece_nucleus,
                        snapshot_times, ed_rng,
                        unlisted_nuclei=cells["nucleus_id"].to_numpy()[root_zero])

@@ -32,6 +32,9 @@ def minnie_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, slab: Slab,
     xyz = cells[["x_um", "y_um", "z_um"]].to_numpy()
     typed = is_neuron | (cells["cell_class"] == "nonneuron").to_numpy()
     reported_type = noisy_labels(cells["cell_type"].to_numpy(), tb_rng, 0.01)
+    if "example" in cells:  # the tutorials' example cells show their true type
+        planted = cells["example"].to_numpy() != ""
+        reported_type[planted] = cells["cell_type"].to_numpy()[planted]
     celltype_rows = np.flatnonzero(typed)
     celltypes = reference(
         np.arange(1, celltype_rows.size + 1), timestamps(tb_rng, celltype_rows.size,
@@ -191,6 +194,10 @@ def proofreading_table(cells: pd.DataFrame, t_snap: float, piece_root: np.ndarra
                                       np.where(h < 150, "axon_interareal",
                                                "axon_partially_extended")))
     strategy_dendrite = np.where(h % 7 < 2, "dendrite_extended", "dendrite_clean")
+    if "example" in cells:  # the change-log cell's strategies are public (examples.py)
+        is_log = cells["example"].to_numpy()[rows] == "change_log"
+        strategy_axon = np.where(is_log & axon, "axon_partially_extended", strategy_axon)
+        strategy_dendrite = np.where(is_log, "dendrite_extended", strategy_dendrite)
     sv = nuc_sv[rows].copy()
     alt_index = pd.Series(np.arange(alt_rows.size), index=alt_rows)
     missing = sv == 0
