@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from offline_cave.client.runner import offline_server
 from offline_cave.contract import layout
 from offline_cave.generator.pipeline import ensure_sample
 from tests.fixtures.paths import REPO_ROOT
+from tests.fixtures.server_harness import serving_sample
 
 DATA = Path(os.environ.get("OFFLINE_CAVE_DATA", REPO_ROOT / "sample-data"))
 DATASTACK = "minnie65_public"
@@ -44,19 +44,8 @@ def ds_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def served(ds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import cloudvolume.secrets as cvs
-
-    home = tmp_path_factory.mktemp("home-examples")
-    saved_dir = cvs.CLOUD_VOLUME_DIR
-    with offline_server(ds_dir.parent, home=home, datastacks=[DATASTACK], generate=False,
-                        set_environ=True) as (url, home_path):
-        cvs.CLOUD_VOLUME_DIR = str(home_path / ".cloudvolume")
-        cvs.CAVE_CREDENTIALS_CACHE.clear()
-        try:
-            yield url
-        finally:
-            cvs.CLOUD_VOLUME_DIR = saved_dir
-            cvs.CAVE_CREDENTIALS_CACHE.clear()
+    with serving_sample(ds_dir, tmp_path_factory.mktemp("home-examples")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
