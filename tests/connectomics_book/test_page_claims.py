@@ -181,7 +181,8 @@ def skeleton_synapses_problems(text: str) -> list[str]:
 
 
 def depth_problems(text: str) -> list[str]:
-    """v1dd/03: depth compared within columns, not across volumes of different columns."""
+    """v1dd/03: depth compared within columns, not across volumes of different columns;
+    running modulation tested within sessions, not on ROIs pooled over mice."""
     prose, code = split_page(text)
     problems = []
     text_flat = flat(prose)
@@ -193,6 +194,13 @@ def depth_problems(text: str) -> list[str]:
         problems.append("depth effect not fitted within columns (column as a factor)")
     if not re.search(r"rng\.permutation\(depth_um\[rows\]\)", code):
         problems.append("no permutation of plane depths within columns")
+    if re.search(r"wilcoxon\(modulation_df\[", code):
+        problems.append("running modulation tested on the ROIs of all sessions pooled")
+    if not re.search(r'for \(column, volume\), group in modulation_df\.groupby\(\["column", '
+                     r'"volume"\]\):\n\s+within = wilcoxon\(group', code):
+        problems.append("running modulation not tested within each session")
+    if "picked = rng.integers(len(groups)" not in code:
+        problems.append("no bootstrap over sessions for the running modulation")
     return problems
 
 
