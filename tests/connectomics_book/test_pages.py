@@ -403,8 +403,9 @@ _REPORT_OPTIONS = (
 )
 
 
-def _options_in_kernel(ipython_dir: Path, cells: list[str]) -> dict:
-    """Display options a fresh kernel (profile in ``ipython_dir``) has after ``cells``."""
+def _run_in_kernel(ipython_dir: Path, cells: list[str]):
+    """The notebook of ``cells`` executed by a fresh kernel whose profile is in
+    ``ipython_dir`` (its startup files run first)."""
     import os
 
     import nbclient
@@ -412,7 +413,6 @@ def _options_in_kernel(ipython_dir: Path, cells: list[str]) -> dict:
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    nb.cells.append(nbformat.v4.new_code_cell(_REPORT_OPTIONS % (sorted(PANDAS_OPTIONS),)))
     previous = os.environ.get("IPYTHONDIR")
     os.environ["IPYTHONDIR"] = str(ipython_dir)
     try:
@@ -422,6 +422,13 @@ def _options_in_kernel(ipython_dir: Path, cells: list[str]) -> dict:
             del os.environ["IPYTHONDIR"]
         else:
             os.environ["IPYTHONDIR"] = previous
+    return nb
+
+
+def _options_in_kernel(ipython_dir: Path, cells: list[str]) -> dict:
+    """Display options a fresh kernel (profile in ``ipython_dir``) has after ``cells``."""
+    nb = _run_in_kernel(ipython_dir,
+                        [*cells, _REPORT_OPTIONS % (sorted(PANDAS_OPTIONS),)])
     return json.loads(nb.cells[-1].outputs[-1]["text"])
 
 
@@ -457,22 +464,7 @@ def test_colab_twins_pass_the_linter():
 
 def _stderr_of_kernel(ipython_dir: Path, source: str) -> str:
     """What a fresh kernel (profile in ``ipython_dir``) writes to stderr running ``source``."""
-    import os
-
-    import nbclient
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source)]
-    previous = os.environ.get("IPYTHONDIR")
-    os.environ["IPYTHONDIR"] = str(ipython_dir)
-    try:
-        nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
-    finally:
-        if previous is None:
-            del os.environ["IPYTHONDIR"]
-        else:
-            os.environ["IPYTHONDIR"] = previous
+    nb = _run_in_kernel(ipython_dir, [source])
     return "".join(o.get("text", "") for o in nb.cells[0].outputs if o.get("name") == "stderr")
 
 
