@@ -246,15 +246,7 @@ class CellStore:
                     self._mesh_locks.pop(nucleus, None)
 
 
-_STORES_LOCK = threading.Lock()
-
-
 def cell_store(ds: Datastack) -> CellStore:
     """The (lazily created) CellStore of a datastack."""
-    with _STORES_LOCK:
-        store = ds.__dict__.get("_cell_store")
-        if store is None:
-            store = CellStore(ds)
-            ds.__dict__["_cell_store"] = store
-        return store
+    return ds.attached("cells", lambda: CellStore(ds))
 

@@ -256,17 +256,9 @@ def _value(d: dict, name: str, i: int):
     return float(d[name][i])
 
 
-_STORES_LOCK = threading.Lock()
-
-
 def level2_store(ds: Datastack) -> Level2Store:
     """The (lazily created) Level2Store of a datastack."""
-    with _STORES_LOCK:
-        store = ds.__dict__.get("_level2_store")
-        if store is None:
-            store = Level2Store(ds)
-            ds.__dict__["_level2_store"] = store
-        return store
+    return ds.attached("level2", lambda: Level2Store(ds))
 
 
 def level2_skeleton(ds: Datastack, sk):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -83,8 +84,17 @@ class Datastack:
         self.index = index
         self._lock = threading.RLock()
         self._schemas: dict[Path, pa.Schema] = {}
+        self._attached: dict[str, Any] = {}
         # the server's bounded cache of built meshes (set by the Registry, shared by all)
         self.mesh_cache = MeshCache([directory / layout.CACHE_DIR])
+
+    def attached(self, key: str, make: Callable[[], Any]) -> Any:
+        """The object ``make()`` built once for this datastack under ``key``: the stores of
+        modules this one cannot import (cells, level 2) hang here, built on first use."""
+        with self._lock:
+            if key not in self._attached:
+                self._attached[key] = make()
+            return self._attached[key]
 
     # ---- JSON metadata (lazy)
     def _json(self, name: str, default: Any) -> Any:
