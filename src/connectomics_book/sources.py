@@ -1,7 +1,8 @@
 """Where the pages find the public files the CAVE clients cannot redirect: one registry.
 
 ``caveclient`` and ``cloud-volume`` find their services through the datastack map in the
-reader's HOME. Some course data are plain files instead (the V1DD two-photon sessions): a page
+reader's HOME. Some course data are plain files instead (the V1DD two-photon sessions, the
+flat segmentations with static meshes in a public bucket): a page
 asks :func:`location` for them, and gets the public location unless the reader's sources file
 names another one. That file, ``~/.config/connectomics_book/sources.json`` (or the file named
 by ``$CONNECTOMICS_BOOK_SOURCES``), maps a source name to a URL or a directory; the course's
@@ -45,7 +46,27 @@ V1DD_SESSIONS = Source(
     ),
 )
 
-REGISTRY: dict[str, Source] = {V1DD_SESSIONS.name: V1DD_SESSIONS}
+MINNIE65_SEG_M1300 = Source(
+    name="minnie65_seg_m1300",
+    public="precomputed://gs://iarpa_microns/minnie/minnie65/seg_m1300",
+    how_to_get=(
+        "The flat segmentation of MICrONS version 1300 with its static multi-resolution "
+        "meshes, in a public bucket: CloudVolume(path, use_https=True) reads it."
+    ),
+)
+
+MINNIE65_SEG_M943 = Source(
+    name="minnie65_seg_m943",
+    public="precomputed://gs://iarpa_microns/minnie/minnie65/seg_m943",
+    how_to_get=(
+        "The flat segmentation of MICrONS version 943 with its static multi-resolution "
+        "meshes, in a public bucket: CloudVolume(path, use_https=True) reads it."
+    ),
+)
+
+REGISTRY: dict[str, Source] = {V1DD_SESSIONS.name: V1DD_SESSIONS,
+                               MINNIE65_SEG_M1300.name: MINNIE65_SEG_M1300,
+                               MINNIE65_SEG_M943.name: MINNIE65_SEG_M943}
 
 
 def sources_file() -> Path:

@@ -38,6 +38,10 @@ One directory per datastack, ``<data_dir>/<datastack>/``::
                                   nodes (sorted by supervoxel_id); any other supervoxel is a
                                   level-2 node of its own, id = its id with layer 2
     level2/cells.parquet          nucleus ids of the cells with level-2 data
+    static/seg_m{N}/info          a flat segmentation of version N (minnie65: 943, 1300) with
+    static/seg_m{N}/mesh/info     its static multi-resolution meshes (neuroglancer_multilod_draco)
+    static/seg_m{N}/mesh/*.shard  sharded, keyed by the root ids at version N
+                                  (generator/static_meshes.py)
     cells.parquet                 generator ground truth per nucleus (see CELL_COLUMNS); the
                                   server does not serve it, tests use it to check recovery
     cache/                        server-side derived artefacts (meshes); never in MANIFEST
@@ -100,6 +104,12 @@ LEVEL2_VERTICES_PARQUET = "level2/vertices.parquet"
 LEVEL2_SUPERVOXELS_PARQUET = "level2/supervoxels.parquet"
 LEVEL2_CELLS_PARQUET = "level2/cells.parquet"
 CACHE_DIR = "cache"
+STATIC_DIR = "static"
+
+
+def static_segmentation_dir(version: int) -> str:
+    """The directory of the flat segmentation of ``version`` (``static/seg_m1300``)."""
+    return f"{STATIC_DIR}/seg_m{int(version)}"
 BY_PRE_SUFFIX = ".by_pre"  # v{N}/{synapse_table}.by_pre.parquet
 
 # MANIFEST.json keys: generator_version, datastack, seed, scale, params_hash, created (ISO),

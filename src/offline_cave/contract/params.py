@@ -119,6 +119,9 @@ class DatastackParams:
     # neurons besides the proofread ones that get level-2 chunk graph and cache data (design
     # choice for CI: level-2 data for every skeleton would double the build)
     level2_other_cells: int = 100
+    # versions with a flat segmentation and static multi-resolution meshes (datasets-facts
+    # §1.1: seg_m943 and seg_m1300; V1DD has none), written for the cells with level-2 data
+    static_mesh_versions: tuple[int, ...] = (943, 1300)
     # functional like-to-like: multiplicative weight 1 + a*cos(2*dtheta) for E->E (*assumed*;
     # datasets-facts §3.9 suggests a 1.2-1.5x top-vs-bottom quartile effect)
     like_to_like_strength: float = 0.25
@@ -196,6 +199,7 @@ V1DD = DatastackParams(
     slab_width_x_um=200.0,
     slab_width_z_um=200.0,
     materialized_versions=(1196,),
+    static_mesh_versions=(),
     kind="v1dd",
     synapse_voxel_resolution=(9.7, 9.7, 45.0),
     # V1DD proofreading: 3,335 rows of 88,030 soma-model neurons (datasets-facts §2.10)

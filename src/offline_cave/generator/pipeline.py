@@ -215,6 +215,10 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
 
     l2_cells = select_cells(cells, stage.is_neuron, params.level2_other_cells)
     keep = set(l2_cells.tolist())
+    mesh_payloads = _static_mesh_payloads(params, cells, skeletons, l2_cells, workers)
+    if mesh_payloads:
+        log(f"  static meshes: LOD 0-3 of {len(mesh_payloads)} cells, "
+            f"{sum(len(p[0]) for p in mesh_payloads.values()) / 1e6:.1f} MB  {_mark(t_start)}")
     # on disk already: keep only the skeletons the level-2 stage needs
     skeletons = {k: v for k, v in skeletons.items() if k in keep}
     pieces = _pieces(cells, frag_labels, syn)
@@ -239,6 +243,9 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     log(f"  segmentation: {pieces.n_pieces} pieces, {len(history.roots)} roots, "
         f"{history.lineage['operation_id'].nunique()} edits  "
         f"{_mark(t_start)}")
+    if mesh_payloads:
+        _write_static_meshes(out, params, stage, history, pieces.core_piece, mesh_payloads)
+        del mesh_payloads
 
     points = _synapse_points(params, syn)
     del syn  # the largest frame: keep only the arrays the tables need
@@ -800,6 +807,67 @@ def _write_skeletons(out: Writer, skeletons: dict, cells: pd.DataFrame,
                   skeletons[k].path_length_um(3) + skeletons[k].path_length_um(4)) for k in ids]
     out.put(layout.SKELETON_CELLS_PARQUET,
             pd.DataFrame(summaries, columns=list(layout.SKELETON_CELL_COLUMNS)))
+
+
+# ---------------------------------------------------------------------------- static meshes
+def _mesh_batch(args: tuple) -> list[tuple[int, tuple[bytes, int]]]:
+    from offline_cave.generator.static_meshes import encode_multilod, lod_meshes
+
+    return [(k, encode_multilod(lod_meshes(v, p, r, float(r[np.nonzero(p < 0)[0][0]]))))
+            for k, v, p, r in args]
+
+
+def _static_mesh_payloads(params: DatastackParams, cells: pd.DataFrame, skeletons: dict,
+                          l2_cells: np.ndarray, workers: int) -> dict[int, tuple[bytes, int]]:
+    """Static LOD 0-3 meshes (shard payloads by nucleus id) of the cells with level-2 data and
+    the planted example cells, built from the skeletons exactly as the server reads them back
+    (float32 nm), so LOD 0 is the cell's dynamic mesh."""
+    if not params.static_mesh_versions:
+        return {}
+    wanted = set(l2_cells.tolist())
+    if "example" in cells:
+        wanted |= set(cells.loc[cells["example"].astype(bool), "nucleus_id"].tolist())
+    ids = sorted(k for k in wanted if k in skeletons)
+    rows = []
+    for k in ids:
+        sk = skeletons[k]
+        nm = cortical_to_nm(sk.vertices, params).astype(np.float32).astype(np.float64)
+        radius = (np.asarray(sk.radius) * 1000).astype(np.float32).astype(np.float64)
+        rows.append((k, nm, np.asarray(sk.parent, dtype=np.int64), radius))
+    batches = [rows[i::2 * workers] for i in range(2 * workers)] if workers > 1 else [rows]
+    out: dict[int, tuple[bytes, int]] = {}
+    if workers > 1 and len(rows) > 20:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for result in pool.map(_mesh_batch, batches):
+                out.update(result)
+    else:
+        for batch in batches:
+            out.update(_mesh_batch(batch))
+    return out
+
+
+def _write_static_meshes(out: Writer, params: DatastackParams, stage: CellStage, history,
+                         core_piece: np.ndarray, payloads: dict[int, tuple[bytes, int]]) -> None:
+    """``static/seg_m{N}/`` of each static version N: each cell's meshes under its root id at
+    N (the root holding the cell's core piece at version N's time stamp)."""
+    from offline_cave.generator.static_meshes import write_static_meshes
+
+    stamps = {int(v): unix(t) for v, t, _ in params.versions}
+    nuclei = stage.cells["nucleus_id"].to_numpy(np.int64)
+    rows = np.nonzero(np.isin(nuclei, np.fromiter(payloads, np.int64)))[0]
+    roots, rp = history.roots, history.root_pieces
+    versions = {}
+    for version in params.static_mesh_versions:
+        t = stamps[version]
+        alive = roots.loc[(roots["created"] <= t) & (t < roots["expired"]), "root_id"]
+        members = rp[rp["root_id"].isin(alive)]
+        root_of_piece = dict(zip(members["piece_id"].to_numpy().tolist(),
+                                 members["root_id"].to_numpy().tolist(), strict=True))
+        versions[version] = {int(nuclei[r]): int(root_of_piece[int(core_piece[r])])
+                             for r in rows if int(core_piece[r]) in root_of_piece}
+    info = _datastack_info(params, stage.slab)
+    write_static_meshes(out, versions, payloads, info["segmentation_bounds_vx"],
+                        tuple(params.voxel_resolution))
 
 
 # ---------------------------------------------------------------------------- metadata

@@ -9,7 +9,8 @@ Like the public services, every request must carry a token (``Authorization: Bea
 ``middle_auth_token`` cookie or query parameter); without one the answer is a 401 that says how
 to get one. Any token is accepted, and tokens are never logged. Open, as their real
 counterparts are public buckets read without a token: the landing page ``/`` and the
-precomputed trees ``/seg/...`` (mesh fragments) and ``/em/...``.
+precomputed trees ``/seg/...`` (mesh fragments), ``/em/...`` and the flat segmentations
+``/static/...``.
 
 Request bodies are bounded while they arrive (:class:`BodyLimits`): past ``max_body_bytes``
 the answer is a 413 at once (a chunked body is never buffered whole), and a body that stops
@@ -99,7 +100,7 @@ NO_TOKEN_MESSAGE = (
     "CAVEclient().auth.save_token(token=...), or, for this offline server, run "
     "`python -m offline_cave configure --server URL`, which writes a token file for it.")
 OPEN_PATHS = frozenset({"/"})
-OPEN_PREFIXES = ("/seg/", "/em/")
+OPEN_PREFIXES = ("/seg/", "/em/", "/static/")
 
 
 def carries_token(scope: dict) -> bool:

@@ -114,6 +114,7 @@ ENDPOINTS: dict[str, str] = {
     "meshing.manifest": "/meshing/api/v1/table/{tid}/manifest/{seg}",
     "meshing.seg_tree": "/seg/{datastack}/{path:path}",
     "meshing.em_tree": "/em/{datastack}/{path:path}",
+    "meshing.static_tree": "/static/{datastack}/{path:path}",
     # annotation engine (read-only)
     "annotation.tables": f"{ANNOTATION}/table",
     "annotation.table": f"{ANNOTATION}/table/{{table}}",

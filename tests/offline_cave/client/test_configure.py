@@ -154,6 +154,26 @@ def test_the_course_package_finds_the_sessions_where_configure_points(
     assert sources.location("v1dd_sessions") == f"{URL}/sessions/api/v1/datastack/v1dd_public"
     unconfigure_home(home)
     assert sources.location("v1dd_sessions") == sources.V1DD_SESSIONS.public
-    # a server without v1dd_public leaves the sources alone
-    configure_home(URL, home, ["minnie65_public"])
+    # a server with neither v1dd_public nor minnie65_public leaves the sources alone
+    configure_home(URL, home, ["other_public"])
     assert not (home / ".config").exists()
+
+
+def test_the_course_package_finds_the_flat_segmentations_where_configure_points(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """configure writes the static-mesh sources of minnie65_public (seg_m943, seg_m1300) as
+    precomputed paths on this server; unconfigure gives back the public buckets."""
+    from connectomics_book import sources
+
+    home = tmp_path / "student"
+    configure_home(URL, home, ["minnie65_public"])
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv(sources.ENV_SOURCES_FILE, raising=False)
+    for version in (943, 1300):
+        assert sources.location(f"minnie65_seg_m{version}") == (
+            f"precomputed://{URL}/static/minnie65_public/seg_m{version}")
+    assert sources.location("v1dd_sessions") == sources.V1DD_SESSIONS.public
+    unconfigure_home(home)
+    assert sources.location("minnie65_seg_m1300") == (
+        "precomputed://gs://iarpa_microns/minnie/minnie65/seg_m1300")
+    assert sources.location("minnie65_seg_m943") == sources.MINNIE65_SEG_M943.public

@@ -6,6 +6,12 @@ read the same legacy fragments ``mesh/{root}:0:1``, generated from the cell's sk
 request and cached. Any other path under ``/seg/{datastack}/`` is served from
 ``<datastack>/cache/seg/`` if such a file exists; paths are resolved and must stay inside that
 directory (no ``..``, no absolute paths, no symlink escapes).
+
+The flat segmentations ``/static/{datastack}/seg_m{N}/...`` (``seg_m943``, ``seg_m1300``: the
+static multi-resolution meshes the generator wrote, see ``generator/static_meshes.py``) are
+served read only from ``<datastack>/static/``, with the same path checks, and answer byte
+ranges (cloud-volume's shard reader asks for the shard index, a minishard index and one
+level of detail at a time).
 """
 
 from __future__ import annotations
@@ -18,7 +24,14 @@ from starlette.responses import Response
 from offline_cave.contract import layout
 from offline_cave.server.data.artefacts import cell_store
 from offline_cave.server.data.store import Datastack
-from offline_cave.server.http import Req, endpoint, json_response, not_found, parse_int
+from offline_cave.server.http import (
+    ApiError,
+    Req,
+    endpoint,
+    json_response,
+    not_found,
+    parse_int,
+)
 from offline_cave.server.routes.chunkedgraph import graphene_info
 
 _MANIFEST = re.compile(r"(\d{1,20}):0")
@@ -146,9 +159,55 @@ def em_tree(req: Req) -> Response:
     raise not_found("EM imagery is not part of the offline sample")
 
 
+_RANGE = re.compile(r"bytes=(\d{1,15})-(\d{0,15})")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` (end exclusive) of a one-range ``Range: bytes=a-b`` header, None when
+    there is none; a malformed or unsatisfiable range is a 416 with the file's size."""
+    if header is None:
+        return None
+    m = _RANGE.fullmatch(header.strip())
+    if not m:
+        raise ApiError(416, f"only one 'bytes=start-end' range is served; got {header[:60]!r}")
+    start = int(m.group(1))
+    end = int(m.group(2)) + 1 if m.group(2) else size
+    if start >= size or end <= start:
+        raise ApiError(416, f"range {header[:60]!r} outside the file's {size} bytes")
+    return start, min(end, size)
+
+
+@endpoint
+def static_tree(req: Req) -> Response:
+    """A file of a flat segmentation ``/static/{datastack}/seg_m{N}/...`` (its info and static
+    multi-resolution mesh shards, written by the generator), read only, with byte ranges."""
+    ds = req.registry.get(req.path_params["datastack"])
+    rel = req.path_params["path"]
+    path = safe_path(ds.dir / layout.STATIC_DIR, rel)
+    try:
+        if path is not None and path.is_file():
+            size = path.stat().st_size
+            span = byte_range(req.headers.get("range"), size)
+            if span is None:
+                data = path.read_bytes()
+                if rel.endswith("info"):
+                    return Response(data, media_type="application/json")
+                return octet_stream(data)
+            with path.open("rb") as fh:
+                fh.seek(span[0])
+                data = fh.read(span[1] - span[0])
+            return Response(data, status_code=206, media_type="application/octet-stream",
+                            headers={"content-range": f"bytes {span[0]}-{span[1] - 1}/{size}"})
+    except OSError:  # unreadable or unnameable: as good as absent
+        pass
+    raise not_found(f"no such file in the {ds.name} flat segmentations (static meshes exist "
+                    f"for the versions the sample lists in its static/ directory): {rel[:200]!r}")
+
+
 ROUTES = [
     ("meshing.manifest", manifest, ["GET"]),
     ("meshing.seg_tree", seg_tree, ["GET"]),
     ("meshing.em_tree", em_tree, ["GET"]),
+    ("meshing.static_tree", static_tree, ["GET"]),
 ]
 """(endpoint name, handler, methods) of the meshes and precomputed trees."""

@@ -1,0 +1,184 @@
+"""Static multi-resolution meshes (``seg_m943``, ``seg_m1300``) through the unmodified
+cloud-volume, and a meshwork's synapses against the synapse table.
+
+Runs on the generated default sample (``OFFLINE_CAVE_DATA``, default ``sample-data``): the
+static meshes are written by the generator. Expected values come from the sample's files
+(roots, skeletons) read with pandas, never from the server's code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import requests
+from scipy.spatial import cKDTree
+
+from offline_cave.contract import layout
+from offline_cave.contract.params import MINNIE_VERSIONS
+from offline_cave.generator.pipeline import ensure_sample
+from tests.fixtures.paths import REPO_ROOT
+from tests.fixtures.server_harness import serving_sample
+
+DATA = Path(os.environ.get("OFFLINE_CAVE_DATA", REPO_ROOT / "sample-data"))
+DATASTACK = "minnie65_public"
+EXAMPLE_PYRAMIDAL = 864691135572530981  # public-example-cells.md §1: the tutorials' cell
+CHANGE_LOG_CELL = 864691135617152361  # created 2024-04-24, after v943 (same file)
+AUTH = {"Authorization": "Bearer 0123456789abcdef0123456789abcdef"}
+
+
+@pytest.fixture(scope="module")
+def ds_dir() -> Path:
+    return ensure_sample(DATA, DATASTACK, deep=False, log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def served(ds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serving_sample(ds_dir, tmp_path_factory.mktemp("home-static")) as url:
+        yield url
+
+
+def static_cv(version: int):
+    """The flat segmentation of ``version`` where the course's sources registry points."""
+    from cloudvolume import CloudVolume
+
+    from connectomics_book import sources
+
+    return CloudVolume(sources.location(f"minnie65_seg_m{version}"), use_https=True,
+                       progress=False)
+
+
+def read(ds_dir: Path, rel: str) -> pd.DataFrame:
+    return pq.read_table(ds_dir / rel).to_pandas()
+
+
+def roots_at(ds_dir: Path, version: int) -> pd.DataFrame:
+    """root_id, nucleus_id of the roots alive at ``version``'s time stamp (from the files)."""
+    stamp = dict((v, t) for v, t, _ in MINNIE_VERSIONS)[version]
+    t = pd.Timestamp(stamp, tz="UTC").timestamp()
+    roots = read(ds_dir, layout.ROOTS_PARQUET)
+    return roots[(roots.created <= t) & (t < roots.expired)]
+
+
+def skeleton_of(ds_dir: Path, nucleus: int) -> pd.DataFrame:
+    return pq.read_table(ds_dir / layout.SKELETONS_PARQUET,
+                         filters=[("nucleus_id", "=", int(nucleus))]).to_pandas()
+
+
+def test_sources_point_at_the_server(served: str) -> None:
+    from connectomics_book import sources
+
+    assert sources.location("minnie65_seg_m1300") == (
+        f"precomputed://{served}/static/{DATASTACK}/seg_m1300")
+
+
+def test_lod_meshes_decrease_in_size_with_lod(served: str) -> None:
+    """The tutorials' loop over lod 0-3 (MT:qs/06#21): vertex and face counts fall with k."""
+    cv = static_cv(1300)
+    assert cv.mesh.meta.info["@type"] == "neuroglancer_multilod_draco"
+    assert cv.mesh.meta.info["sharding"]["@type"] == "neuroglancer_uint64_sharded_v1"
+    counts = []
+    for lod in range(4):
+        mesh = cv.mesh.get(EXAMPLE_PYRAMIDAL, lod=lod)[EXAMPLE_PYRAMIDAL]
+        counts.append((len(mesh.vertices), len(mesh.faces)))
+    vertices, faces = zip(*counts, strict=True)
+    assert all(a > b for a, b in zip(vertices, vertices[1:], strict=False)), counts
+    assert all(a > b for a, b in zip(faces, faces[1:], strict=False)), counts
+    assert vertices[0] > 4 * vertices[3]
+    manifest = cv.mesh.get_manifest(EXAMPLE_PYRAMIDAL)
+    assert manifest.num_lods == 4
+    sizes = [int(np.sum(f)) for f in manifest.fragment_offsets]
+    assert all(a > b for a, b in zip(sizes, sizes[1:], strict=False)), sizes
+
+
+def test_static_mesh_of_a_root_matches_that_roots_cell(served: str, ds_dir: Path) -> None:
+    """LOD 0 wraps the skeleton of the root's nucleus (files), and is the dynamic mesh."""
+    from cloudvolume import CloudVolume
+
+    alive = roots_at(ds_dir, 1300)
+    nucleus = int(alive.loc[alive.root_id == EXAMPLE_PYRAMIDAL, "nucleus_id"].iloc[0])
+    mesh = static_cv(1300).mesh.get(EXAMPLE_PYRAMIDAL, lod=0)[EXAMPLE_PYRAMIDAL]
+    sk = skeleton_of(ds_dir, nucleus)
+    xyz = sk[["x", "y", "z"]].to_numpy(float)
+    dist, node = cKDTree(xyz).query(mesh.vertices)
+    reach = np.maximum(sk["radius"].to_numpy(float), 50.0)[node]
+    assert np.all(dist <= reach * 1.05 + 100), float(np.max(dist - reach))
+    # every skeleton node has mesh around it (the mesh is of this cell, not a part of it)
+    back, _ = cKDTree(mesh.vertices).query(xyz)
+    assert np.percentile(back, 99) < 2 * np.percentile(sk["radius"], 99) + 500
+    # and another cell's skeleton does not fit it
+    other = alive[(alive.nucleus_id > 0) & (alive.nucleus_id != nucleus)].nucleus_id
+    cells = set(read(ds_dir, layout.SKELETON_CELLS_PARQUET).nucleus_id)
+    other_sk = skeleton_of(ds_dir, int(next(n for n in other if n in cells)))
+    far, _ = cKDTree(other_sk[["x", "y", "z"]].to_numpy(float)).query(mesh.vertices)
+    assert np.median(far) > 5_000
+    dynamic = CloudVolume(f"precomputed://{served}/seg/{DATASTACK}", use_https=True,
+                          progress=False).mesh.get(EXAMPLE_PYRAMIDAL)
+    dyn = getattr(dynamic, "vertices", None)
+    dyn = dyn if dyn is not None else dynamic[EXAMPLE_PYRAMIDAL].vertices
+    gap, _ = cKDTree(dyn).query(mesh.vertices)
+    quantum = np.ptp(dyn, axis=0).max() / (2 ** 16 - 1)
+    assert gap.max() < 2 * quantum + 1.0
+
+
+def test_each_flat_segmentation_holds_the_roots_of_its_version(served: str,
+                                                               ds_dir: Path) -> None:
+    """The change-log cell's root was created after v943: seg_m1300 has it, seg_m943 has the
+    cell under the root it had at v943 (from roots.parquet) and not under the later id."""
+    from cloudvolume.exceptions import MeshMissingError
+
+    nucleus = int(roots_at(ds_dir, 1300).set_index("root_id").loc[CHANGE_LOG_CELL,
+                                                                     "nucleus_id"])
+    at_943 = roots_at(ds_dir, 943)
+    old_root = int(at_943.loc[at_943.nucleus_id == nucleus, "root_id"].iloc[0])
+    assert old_root != CHANGE_LOG_CELL
+    assert static_cv(1300).mesh.get(CHANGE_LOG_CELL, lod=3)[CHANGE_LOG_CELL].vertices.size
+    seg_943 = static_cv(943)
+    assert seg_943.mesh.get(old_root, lod=3)[old_root].vertices.size
+    with pytest.raises(MeshMissingError):
+        seg_943.mesh.get(CHANGE_LOG_CELL, lod=3)
+    assert seg_943.mesh.get(CHANGE_LOG_CELL, lod=3, allow_missing=True) == {}
+
+
+def test_static_tree_serves_byte_ranges_and_refuses_bad_paths(served: str,
+                                                              ds_dir: Path) -> None:
+    base = f"{served}/static/{DATASTACK}/seg_m1300"
+    shard = sorted((ds_dir / layout.static_segmentation_dir(1300) / "mesh").glob("*.shard"))[0]
+    data = shard.read_bytes()
+    url = f"{base}/mesh/{shard.name}"
+    part = requests.get(url, headers={"Range": "bytes=16-47"}, timeout=30)
+    assert part.status_code == 206 and part.content == data[16:48]
+    assert part.headers["content-range"] == f"bytes 16-47/{len(data)}"
+    assert requests.get(url, timeout=30).content == data  # no token needed: a public bucket
+    bad = requests.get(url, headers={"Range": f"bytes={len(data)}-"}, timeout=30)
+    assert bad.status_code == 416 and "outside" in bad.json()["message"]
+    assert requests.get(url, headers={"Range": "bytes=0-1,4-5"}, timeout=30).status_code == 416
+    for rel in ("../MANIFEST.json", "seg_m1300/../../MANIFEST.json", "%2e%2e/MANIFEST.json",
+                "nope/info"):
+        r = requests.get(f"{served}/static/{DATASTACK}/{rel}", timeout=30)
+        assert r.status_code == 404, rel
+
+
+def test_meshwork_synapses_agree_with_the_synapse_table(served: str) -> None:
+    """pcg_skel's meshwork of the example pyramidal cell annotates exactly the synapses a
+    synapse query returns for the root (the tutorials' MT:qs/07 call)."""
+    import pcg_skel
+    from caveclient import CAVEclient
+
+    client = CAVEclient(DATASTACK)
+    client.materialize.version = 1300
+    nrn = pcg_skel.get_meshwork_from_client(EXAMPLE_PYRAMIDAL, client=client, synapses=True,
+                                            restore_graph=True, restore_properties=True,
+                                            skeleton_version=4)
+    inputs = client.materialize.synapse_query(post_ids=EXAMPLE_PYRAMIDAL)
+    outputs = client.materialize.synapse_query(pre_ids=EXAMPLE_PYRAMIDAL)
+    inputs = inputs[inputs.pre_pt_root_id != inputs.post_pt_root_id]
+    outputs = outputs[outputs.pre_pt_root_id != outputs.post_pt_root_id]
+    assert len(inputs) > 0 and len(outputs) > 0
+    assert set(nrn.anno.post_syn.df["id"]) == set(inputs["id"])
+    assert set(nrn.anno.pre_syn.df["id"]) == set(outputs["id"])
