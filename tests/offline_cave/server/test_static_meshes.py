@@ -105,9 +105,14 @@ def test_static_mesh_of_a_root_matches_that_roots_cell(served: str, ds_dir: Path
     mesh = static_cv(1300).mesh.get(EXAMPLE_PYRAMIDAL, lod=0)[EXAMPLE_PYRAMIDAL]
     sk = skeleton_of(ds_dir, nucleus)
     xyz = sk[["x", "y", "z"]].to_numpy(float)
-    dist, node = cKDTree(xyz).query(mesh.vertices)
+    # every vertex lies on the tube around one of its nearest nodes (a ring's own node need
+    # not be the nearest one), or on the soma sphere of the root's radius
+    dist, node = cKDTree(xyz).query(mesh.vertices, k=8)
     reach = np.maximum(sk["radius"].to_numpy(float), 50.0)[node]
-    assert np.all(dist <= reach * 1.05 + 100), float(np.max(dist - reach))
+    root = sk.loc[sk.parent < 0].iloc[0]
+    on_soma = np.linalg.norm(mesh.vertices - root[["x", "y", "z"]].to_numpy(float), axis=1)
+    fits = (dist <= reach * 1.05 + 100).any(axis=1) | (on_soma <= root["radius"] * 1.05 + 100)
+    assert fits.all(), int((~fits).sum())
     # every skeleton node has mesh around it (the mesh is of this cell, not a part of it)
     back, _ = cKDTree(mesh.vertices).query(xyz)
     assert np.percentile(back, 99) < 2 * np.percentile(sk["radius"], 99) + 500
