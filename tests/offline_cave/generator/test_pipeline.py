@@ -321,6 +321,9 @@ def test_generation_is_deterministic_and_cached(tmp_path):
     tables = [k for k in files(a) if k.endswith(".parquet")]
     assert len(tables) > 20
     assert {k: files(a)[k]["sha256"] for k in tables} == {k: files(b)[k]["sha256"] for k in tables}
+    static = [k for k in files(a) if k.startswith(layout.STATIC_DIR + "/")]
+    assert any(k.endswith(".shard") for k in static)  # the static meshes, byte-identical too
+    assert {k: files(a)[k]["sha256"] for k in static} == {k: files(b)[k]["sha256"] for k in static}
     assert files(a)["v1300/synapses_pni_2.parquet"] != files(c)["v1300/synapses_pni_2.parquet"]
     logs.clear()
     assert ensure_sample(tmp_path / "a", scale=0.05, log=logs.append) == a
