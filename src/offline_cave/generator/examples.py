@@ -61,6 +61,9 @@ EXPIRED_CREATED = "2023-02-01T08:47:29.891000"  # root timestamp of 864691135919
 # and before the latest version; the exact day is *invented*
 EXPIRED_REPLACED = "2026-04-15T09:00:00"
 V661_REPLACED = "2024-04-10T04:07:54.947000"  # root timestamp of 864691135356151759
+# the example pyramidal cell is in the flat segmentations seg_m943 and seg_m1300 (MT:qs/06,
+# WS:MeshAccess), so its root exists at v943: its proofreading ends before this time stamp
+SEG_M943_TIME = "2024-01-22T08:10:01.497934"
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,8 @@ EXAMPLES: tuple[Example, ...] = (
             "current; 23P / excitatory_neuron; nucleus 4074",
             f"{SOURCE} §1 row 864691136723556861 (same cells)", ("23P",), nucleus_id=4074),
     Example("example_pyramidal", _current(864691135572530981),
-            "pyramidal; unchanged since before the first version; proofread axon; skeleton "
-            "and meshes",
+            "pyramidal; unchanged since before v943 (its root is in seg_m943 and seg_m1300); "
+            "proofread axon; skeleton and meshes",
             f"{SOURCE} §1 row 864691135572530981 (MT:qs/06#15-24, MT:qs/07#6, SWDB:em-"
             "skeletons.md#2, WS:MeshAccess#9)", ("23P", "4P", "5P-IT"), proofread=True),
     Example("synapse_query", ((FIRST, 864691135808473885), (LATEST, 864691136968109774)),

@@ -519,7 +519,8 @@ def _axon_proofreading(cells: pd.DataFrame, pieces: Pieces, window: tuple[float,
     Example cells (``example_rows``, role -> row): the synapse-query example is proofread
     halfway between the versions (its root is replaced), the change-log cell gets its own
     edits (``examples.plan_example_edits``), the first-proofread example a day before every
-    other cell (the first row of the proofreading table), any other before the first version."""
+    other cell (the first row of the proofreading table), the example pyramidal cell before v943
+    (its root is in the flat segmentation seg_m943), any other before the first version."""
     t1300, t_last = window
     proof_rows = np.flatnonzero(cells["proofread_axon"].to_numpy())
     late = ed_rng.random(proof_rows.size) < 0.2
@@ -537,6 +538,8 @@ def _axon_proofreading(cells: pd.DataFrame, pieces: Pieces, window: tuple[float,
             skip.add(row)
         elif examples.BY_ROLE[role].first_proofread:
             proof_time[at] = proof_early.min() - days(1)
+        elif role == "example_pyramidal":  # its root is in seg_m943 too: edits end before 943
+            proof_time[at] = np.minimum(proof_early[at], unix(examples.SEG_M943_TIME) - days(15))
         else:
             proof_time[at] = proof_early[at]
     for row, t in zip(proof_rows, proof_time, strict=True):

@@ -148,6 +148,11 @@ def test_each_flat_segmentation_holds_the_roots_of_its_version(served: str,
     with pytest.raises(MeshMissingError):
         seg_943.mesh.get(CHANGE_LOG_CELL, lod=3)
     assert seg_943.mesh.get(CHANGE_LOG_CELL, lod=3, allow_missing=True) == {}
+    # the tutorials read the example pyramidal cell from both (MT:qs/06 at 1300, WS:MeshAccess
+    # at 943): its root was made before v943
+    assert EXAMPLE_PYRAMIDAL in set(at_943.root_id)
+    for cv in (seg_943, static_cv(1300)):
+        assert cv.mesh.get(EXAMPLE_PYRAMIDAL, lod=2)[EXAMPLE_PYRAMIDAL].vertices.size
 
 
 def test_static_tree_serves_byte_ranges_and_refuses_bad_paths(served: str,
