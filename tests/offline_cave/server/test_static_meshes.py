@@ -192,3 +192,15 @@ def test_meshwork_synapses_agree_with_the_synapse_table(served: str) -> None:
     assert len(inputs) > 0 and len(outputs) > 0
     assert set(nrn.anno.post_syn.df["id"]) == set(inputs["id"])
     assert set(nrn.anno.pre_syn.df["id"]) == set(outputs["id"])
+
+
+@pytest.mark.parametrize(("version", "root"), [
+    (943, 864691136210378684),  # basket cell, MT:ex/basket_cell_myelin (seg_m943, lod 2)
+    (1300, 864691135655627458),  # functional-inputs cell (seg_m1300, lod 2)
+    (943, EXAMPLE_PYRAMIDAL), (1300, EXAMPLE_PYRAMIDAL),  # MT:qs/06, WS:MeshAccess
+])
+def test_the_tutorials_static_mesh_cells_are_in_their_flat_segmentation(
+        served: str, version: int, root: int) -> None:
+    """The cells public-example-cells.md §3 reads static meshes of, at the version named."""
+    mesh = static_cv(version).mesh.get(root, lod=2)[root]
+    assert len(mesh.vertices) > 100 and len(mesh.faces) > 100
