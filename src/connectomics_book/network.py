@@ -32,6 +32,16 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from connectomics_book.cortex import add_cortical_position
+from connectomics_book.selection import (
+    CELL_TYPE_TABLE,
+    LAYER_TYPES,
+    assign_layer,
+    drop_multi_soma,
+    estimate_layer_bottoms,
+    proofread_cells,
+)
+
 #: The 16 triad classes (Holland and Leinhardt's MAN labels: mutual, asymmetric, null
 #: dyads), in networkx's order. ``003`` is the empty triad, ``300`` three reciprocal pairs.
 TRIAD_TYPES: tuple[str, ...] = (
@@ -324,3 +334,43 @@ def resampled_reciprocity(
         p = np.asarray(probability, dtype=float)[np.ix_(cells, cells)]
         expected = float((p * p.T)[upper].sum())
     return observed / expected if expected > 0 else float("nan")
+
+
+# --- the proofread connectome of a datastack -------------------------------------------------
+#: Excitatory types of ``aibs_metamodel_celltypes_v661`` (every type that defines a layer).
+EXCITATORY_TYPES: tuple[str, ...] = tuple(t for types in LAYER_TYPES.values() for t in types)
+
+
+def cell_table(client) -> pd.DataFrame:
+    """Single-soma typed cells with their cortical position (µm) and layer, by root id.
+
+    Queries :data:`~connectomics_book.selection.CELL_TYPE_TABLE` in nm, adds ``x_um``,
+    ``depth_um`` (below the pia), ``z_um`` (:func:`~connectomics_book.cortex.add_cortical_position`)
+    and ``layer`` (from :func:`~connectomics_book.selection.estimate_layer_bottoms`), and
+    drops multi-soma objects. Indexed by ``pt_root_id``.
+    """
+    cell_type_df = client.materialize.query_table(CELL_TYPE_TABLE, desired_resolution=[1, 1, 1])
+    cell_type_df = add_cortical_position(cell_type_df)
+    bottoms = estimate_layer_bottoms(cell_type_df["depth_um"], cell_type_df["cell_type"])
+    cell_type_df["layer"] = assign_layer(cell_type_df["depth_um"], bottoms).astype(str)
+    cells = drop_multi_soma(cell_type_df).rename(columns={"target_id": "nucleus_id"})
+    columns = ["nucleus_id", "cell_type", "x_um", "depth_um", "z_um", "layer"]
+    return cells.set_index("pt_root_id")[columns].sort_index()
+
+
+def proofread_connectome(client) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(node table, synapse table) of the cells with a proofread axon.
+
+    Nodes: :func:`cell_table` columns plus ``strategy_axon`` and ``strategy_dendrite``, one
+    row per cell with a proofread axon (:func:`~connectomics_book.selection.proofread_cells`),
+    indexed by root id. Synapses: every synapse from one of them onto another at the
+    client's materialization version (``synapse_query`` with both id lists), autapses
+    dropped; the full representation that :func:`condense` turns into a graph.
+    """
+    cells = cell_table(client)
+    proofread = proofread_cells(client, axon=True).set_index("pt_root_id")
+    node_df = cells.join(proofread[["strategy_axon", "strategy_dendrite"]], how="inner")
+    roots = node_df.index.astype(int).tolist()
+    synapse_df = client.materialize.synapse_query(pre_ids=roots, post_ids=roots)
+    synapse_df = synapse_df[synapse_df["pre_pt_root_id"] != synapse_df["post_pt_root_id"]]
+    return node_df, synapse_df.reset_index(drop=True)
