@@ -127,6 +127,18 @@ def test_triad_census_sums_to_all_triples():
     assert c["021C"] == 2 and c["012"] == 2 and c.sum() == 4
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_triad_census_matches_networkx(seed):
+    rng = np.random.default_rng(seed)
+    a = N.erdos_renyi(40, 0.15, rng)
+    a[:10, :10] |= a[:10, :10].T  # a reciprocal core, so every class occurs
+    np.fill_diagonal(a, False)
+    expected = nx.triadic_census(nx.from_numpy_array(a.astype(int), create_using=nx.DiGraph))
+    census = N.triad_census(a)
+    assert census.to_dict() == {t: expected[t] for t in N.TRIAD_TYPES}
+    assert (census > 0).sum() >= 14
+
+
 def test_degree_preserving_shuffle_keeps_degrees():
     rng = np.random.default_rng(2)
     a = N.erdos_renyi(60, 0.1, rng)
