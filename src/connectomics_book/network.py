@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 import networkx as nx
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from connectomics_book.cortex import add_cortical_position
 from connectomics_book.selection import (
@@ -199,24 +200,35 @@ def triad_census(adjacency: np.ndarray) -> pd.Series:
     matrix products in the manner of Moody (1998): with ``M`` the mutual dyads, ``D`` the
     asymmetric ones (i -> j only), ``U = D.T`` and ``E`` the null dyads, a class whose three
     dyads (i, j), (j, k), (i, k) are X, Y, Z occurs ``sum((X @ Y) * Z) / s`` times, ``s`` the
-    number of labellings of one triad that fit. About 50 ms for 500 cells, where networkx
-    takes seconds, which matters for the hundreds of null graphs of a motif analysis.
+    number of labellings of one triad that fit (``003`` is what is left of all triples).
+    With sparse matrices this takes milliseconds for a few hundred sparsely connected cells,
+    where networkx takes seconds: it matters for the hundreds of null graphs of a motif
+    analysis.
     """
     a = _check_adjacency(adjacency)
     n = a.shape[0]
-    # float32 products are exact here (entries are counts of at most n < 2**24 paths)
-    m = (a & a.T).astype(np.float32)
-    d = (a & ~a.T).astype(np.float32)
-    u = d.T
+    # M, D, U sparse (connectomes are sparse), E dense; float32 counts are exact (< 2**24)
+    m = sparse.csr_matrix(a & a.T, dtype=np.float32)
+    d = sparse.csr_matrix(a & ~a.T, dtype=np.float32)
+    u = d.T.tocsr()
     e = (~a & ~a.T).astype(np.float32)
     np.fill_diagonal(e, 0.0)
-    products: dict[tuple[int, int], np.ndarray] = {}
+    products: dict[tuple[int, int], object] = {}
 
     def count(x, y, z, labellings):
+        if x is e:  # only 003: found by subtraction below (the one dense product)
+            return 0.0
         key = (id(x), id(y))
         if key not in products:
-            products[key] = x @ y
-        return float(np.sum(products[key] * z, dtype=np.float64)) / labellings
+            products[key] = x @ y  # sparse @ sparse -> sparse; sparse @ dense -> dense
+        xy = products[key]
+        if sparse.issparse(xy):
+            total = xy.multiply(z).sum()
+        elif sparse.issparse(z):
+            total = z.multiply(xy).sum()
+        else:
+            total = np.sum(np.asarray(xy) * z, dtype=np.float64)
+        return float(total) / labellings
 
     census = {
         "003": count(e, e, e, 6), "012": count(d, e, e, 1), "102": count(m, e, e, 2),
@@ -227,8 +239,7 @@ def triad_census(adjacency: np.ndarray) -> pd.Series:
         "300": count(m, m, m, 6),
     }
     out = pd.Series({t: round(census[t]) for t in TRIAD_TYPES}, name="count", dtype=np.int64)
-    if n >= 3 and out.sum() != n * (n - 1) * (n - 2) // 6:  # pragma: no cover - a bug guard
-        raise AssertionError("triad counts do not add up to the number of triples")
+    out["003"] = n * (n - 1) * (n - 2) // 6 - out.sum()  # every triple is in one class
     return out
 
 

