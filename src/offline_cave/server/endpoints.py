@@ -19,6 +19,7 @@ L2CACHE = "/l2cache/api/v1"
 SKELETONS = "/skeletoncache/api/v1/{datastack}"
 ANNOTATION = "/annotation/api/v2/aligned_volume/{av}"
 SESSIONS = "/sessions/api/v1/datastack/{datastack}"
+BULK = "/mat_dbs/public"
 
 
 def _materialize(api: str) -> dict[str, str]:
@@ -122,5 +123,7 @@ ENDPOINTS: dict[str, str] = {
     # two-photon session files of the sample (no CAVE service: see routes/sessions.py)
     "sessions.manifest": f"{SESSIONS}/manifest",
     "sessions.file": f"{SESSIONS}/file/{{file}}",
+    # bulk export files of the sample, as the public bucket lays them out (routes/bulk.py)
+    "bulk.file": f"{BULK}/{{datastack}}/{{version}}/{{file:path}}",
 }
 """Endpoint name -> Starlette path template, in matching order."""

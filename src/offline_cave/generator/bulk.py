@@ -1,0 +1,177 @@
+"""The bulk exports of a materialization, as the public release ships them (``bulk/v{N}/``).
+
+Whole-connectome questions are answered from files, not from per-neuron queries, and the
+public MICrONS release has them: every table of a materialization as a header-less
+``{table}_merged.csv.gz`` with a ``{table}_merged_header.csv`` that lists (column, type), and
+the synapse table as ``synapses_pni_2_v1_filtered_view.csv.gz`` (about 20 GB, 337 million
+rows) with its ``synapses_pni_2_v1_filtered_view_header.csv`` (datasets-facts §1.2, from the
+MICrONS tutorial's ``static-repositories`` page, which reads them with
+``pd.read_csv(..., header=None)`` and the header's ``column`` list), and the neuron-to-neuron
+edge list ``connections_with_nuclei`` (datasets-facts §2.8: ``pre_pt_root_id,
+post_pt_root_id, n_syn, sum_size, pre_nuc_id, post_nuc_id``, a nucleus id only when the root
+has exactly one nucleus; the v1300 export is about 3.0 GB).
+
+This stage writes, for the first materialized version of a MICrONS-kind datastack (the
+course's pinned version), from the Parquet tables already on disk:
+
+* ``synapses_pni_2_v1_filtered_view.csv.gz`` + ``_header.csv``: every row of the synapse
+  table (the real view has the table's 337,312,429 rows, so nothing is filtered out here),
+  sorted by ``id``, in the column order of the real v1412 dump (``id``, the ``pre``, ``ctr``
+  and ``post`` positions in 4 x 4 x 40 nm voxels, ``size`` in voxels, then the supervoxel
+  and root ids of pre and post); the header's type names are PostgreSQL's (*assumed*: the
+  column list of the real header is known, its type spellings are not);
+* ``connections_with_nuclei.csv.gz`` + ``connections_with_nuclei_header.csv``: one row per
+  (pre root, post root) pair with ``n_syn`` and ``sum_size`` (the header's file name follows
+  the synapse view's, *assumed*);
+* ``nucleus_detection_v0_merged.csv.gz`` + ``_merged_header.csv``: the nucleus table with
+  its segmentation columns (the annotation and segmentation tables merged, hence the name),
+  columns as the sample's table stores them;
+* ``synapses_pni_2_v1_filtered_view_by_pre/pre_root_bucket=K/part-0.parquet``: the same
+  synapse rows as Parquet, hive-partitioned by ``pre_pt_root_id % 16`` and sorted by
+  ``pre_pt_root_id`` inside each file, so a scan reads only the columns it needs and a
+  lookup of one presynaptic root reads one partition (no public counterpart: it is what the
+  book's page makes from the CSV once, ``connectomics_book.bulk.csv_to_parquet``).
+
+CSV values are written as PostgreSQL's ``COPY ... CSV`` writes them: booleans ``t``/``f``,
+NULL as an empty field, timestamps ``YYYY-MM-DD HH:MM:SS.ffffff``. ``bulk/index.json`` lists
+every file with its size, MD5 and CRC32C (base64), the hashes Google Cloud Storage announces
+in its ``x-goog-hash`` response header; the server sends them the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+from offline_cave.contract import layout
+from offline_cave.contract.files import file_entry
+from offline_cave.contract.params import DatastackParams
+
+SYNAPSE_VIEW = "synapses_pni_2_v1_filtered_view"
+CONNECTIONS = "connections_with_nuclei"
+NUCLEUS_TABLE = "nucleus_detection_v0"
+N_PRE_BUCKETS = 16
+BUCKET_COLUMN = "pre_root_bucket"
+PARQUET_DIR = f"{SYNAPSE_VIEW}_by_pre"
+
+#: The synapse view's columns in the order of the real dump, with PostgreSQL type names.
+SYNAPSE_VIEW_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "bigint"),
+    *((f"{p}_position_{a}", "integer") for p in ("pre_pt", "ctr_pt", "post_pt") for a in "xyz"),
+    ("size", "integer"),
+    ("pre_pt_supervoxel_id", "bigint"), ("pre_pt_root_id", "bigint"),
+    ("post_pt_supervoxel_id", "bigint"), ("post_pt_root_id", "bigint"),
+)
+CONNECTION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("pre_pt_root_id", "bigint"), ("post_pt_root_id", "bigint"), ("n_syn", "bigint"),
+    ("sum_size", "bigint"), ("pre_nuc_id", "bigint"), ("post_nuc_id", "bigint"),
+)
+_PG_TYPES = {"BIGINT": "bigint", "INTEGER": "integer", "DOUBLE": "double precision",
+             "FLOAT": "real", "BOOLEAN": "boolean", "VARCHAR": "character varying",
+             "TIMESTAMP WITH TIME ZONE": "timestamp without time zone",
+             "TIMESTAMP": "timestamp without time zone"}
+
+
+def applies(params: DatastackParams) -> bool:
+    """Whether the datastack gets bulk exports (the MICrONS release's files)."""
+    return params.kind == "minnie"
+
+
+def export_version(params: DatastackParams) -> int:
+    """The version whose exports are written: the first materialized one (the course pin)."""
+    return params.materialized_versions[0]
+
+
+def write_bulk(out, params: DatastackParams, log=print) -> dict:
+    """Write the bulk exports of :func:`export_version` into ``out``; returns their index."""
+    import duckdb
+
+    version = export_version(params)
+    vdir = out.target / f"v{version}"
+    rel_dir = f"{layout.BULK_DIR}/v{version}"
+    (out.target / rel_dir).mkdir(parents=True, exist_ok=True)
+    syn_src = _sql_path(vdir / f"{params.synapse_table}.parquet")
+    nuc_src = _sql_path(vdir / f"{NUCLEUS_TABLE}.parquet")
+    con = duckdb.connect(config={"threads": 2, "memory_limit": "1GB",
+                                 "preserve_insertion_order": True})
+    files: list[str] = []
+    try:
+        cols = ", ".join(c for c, _ in SYNAPSE_VIEW_COLUMNS)
+        files += _csv(out, con, f"{rel_dir}/{SYNAPSE_VIEW}",
+                      f"SELECT {cols} FROM read_parquet('{syn_src}') ORDER BY id",
+                      SYNAPSE_VIEW_COLUMNS, header_suffix="_header.csv")
+        nuc_cols = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{nuc_src}')").fetchall()
+        files += _csv(out, con, f"{rel_dir}/{NUCLEUS_TABLE}_merged",
+                      f"SELECT {', '.join(_pg_value(n, t) for n, t, *_ in nuc_cols)} "
+                      f"FROM read_parquet('{nuc_src}') ORDER BY id",
+                      tuple((n, _PG_TYPES.get(t, t.lower())) for n, t, *_ in nuc_cols),
+                      header_suffix="_header.csv")
+        single = (f"SELECT pt_root_id AS root, min(id) AS nuc FROM read_parquet('{nuc_src}') "
+                  f"WHERE pt_root_id <> 0 GROUP BY pt_root_id HAVING count(*) = 1")
+        files += _csv(out, con, f"{rel_dir}/{CONNECTIONS}",
+                      f"WITH single AS ({single}), pairs AS ("
+                      f"SELECT pre_pt_root_id, post_pt_root_id, count(*) AS n_syn, "
+                      f"sum(size) AS sum_size FROM read_parquet('{syn_src}') "
+                      f"GROUP BY pre_pt_root_id, post_pt_root_id) "
+                      f"SELECT p.*, a.nuc AS pre_nuc_id, b.nuc AS post_nuc_id FROM pairs p "
+                      f"LEFT JOIN single a ON a.root = p.pre_pt_root_id "
+                      f"LEFT JOIN single b ON b.root = p.post_pt_root_id "
+                      f"ORDER BY pre_pt_root_id, post_pt_root_id",
+                      CONNECTION_COLUMNS, header_suffix="_header.csv")
+        for bucket in range(N_PRE_BUCKETS):
+            rel = f"{rel_dir}/{PARQUET_DIR}/{BUCKET_COLUMN}={bucket}/part-0.parquet"
+            table = con.execute(
+                f"SELECT {cols} FROM read_parquet('{syn_src}') "
+                f"WHERE pre_pt_root_id % {N_PRE_BUCKETS} = {bucket} "
+                f"ORDER BY pre_pt_root_id, id").fetch_arrow_table()
+            out.put(rel, table)
+            files.append(rel)
+    finally:
+        con.close()
+    index = {"version": version, "datastack": params.name,
+             "files": {rel.removeprefix(f"{layout.BULK_DIR}/"): _hashes(out.target / rel)
+                       for rel in files}}
+    out.put(layout.BULK_INDEX, index)
+    total = sum(f["bytes"] for f in index["files"].values())
+    log(f"  bulk exports: {len(files)} files, {total / 1e6:.0f} MB")
+    return index
+
+
+def _csv(out, con, stem: str, query: str, columns, header_suffix: str) -> list[str]:
+    """``stem.csv.gz`` (no header row) and ``stem + header_suffix`` (column,type rows)."""
+    data_rel, header_rel = f"{stem}.csv.gz", f"{stem}{header_suffix}"
+    data_path = out.target / data_rel
+    con.execute(f"COPY ({query}) TO '{_sql_path(data_path)}' "
+                f"(FORMAT csv, HEADER false, COMPRESSION gzip)")
+    (out.target / header_rel).write_text("".join(f"{c},{t}\n" for c, t in columns))
+    for rel in (data_rel, header_rel):
+        out.entries[rel] = file_entry(out.target / rel)
+    return [data_rel, header_rel]
+
+
+def _pg_value(name: str, duck_type: str) -> str:
+    """A column as PostgreSQL's CSV writer spells it (booleans t/f, timestamps with a space)."""
+    q = f'"{name}"'
+    if duck_type == "BOOLEAN":
+        return f"CASE WHEN {q} THEN 't' WHEN NOT {q} THEN 'f' END AS {q}"
+    if duck_type.startswith("TIMESTAMP"):
+        return f"strftime({q}::TIMESTAMP, '%Y-%m-%d %H:%M:%S.%f') AS {q}"
+    return q
+
+
+def _hashes(path: Path) -> dict:
+    """Size, MD5 and CRC32C (base64 of the big-endian digest, as in ``x-goog-hash``)."""
+    import google_crc32c
+
+    md5, crc = hashlib.md5(usedforsecurity=False), google_crc32c.Checksum()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            md5.update(chunk)
+            crc.update(chunk)
+    return {"bytes": path.stat().st_size, "md5": base64.b64encode(md5.digest()).decode(),
+            "crc32c": base64.b64encode(crc.digest()).decode()}
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
