@@ -159,10 +159,10 @@ def csv_to_parquet(csv_path: str | os.PathLike, header_path: str | os.PathLike,
                    threads: int = 2) -> Path:
     """Convert a synapse CSV.gz export once into Parquet partitioned by presynaptic root.
 
-    Writes ``out_dir/pre_root_bucket=K/*.parquet`` (``K = pre_pt_root_id % 16``), rows
-    sorted by ``pre_pt_root_id`` within each partition, with DuckDB under ``memory_limit``
-    (it spills to disk rather than holding the table), then an ``_SUCCESS`` marker; when the
-    marker is there already nothing is done.
+    Writes ``out_dir/pre_root_bucket=K/*.parquet`` (``K = pre_pt_root_id % 16``) with DuckDB
+    under ``memory_limit`` (it streams the CSV rather than holding the table), then an
+    ``_SUCCESS`` marker; when the marker is there already nothing is done. Rows keep the
+    CSV's order within a partition (no sort: the conversion stays one streaming pass).
     """
     import duckdb
 
@@ -175,7 +175,7 @@ def csv_to_parquet(csv_path: str | os.PathLike, header_path: str | os.PathLike,
     try:
         con.execute(
             f"COPY (SELECT *, pre_pt_root_id % {N_PRE_BUCKETS} AS {BUCKET_COLUMN} "
-            f"FROM {read_csv_sql(csv_path, header_path)} ORDER BY pre_pt_root_id, id) "
+            f"FROM {read_csv_sql(csv_path, header_path)}) "
             f"TO '{_sql_path(out)}' (FORMAT parquet, PARTITION_BY ({BUCKET_COLUMN}), "
             f"OVERWRITE_OR_IGNORE true)")
     finally:
@@ -211,14 +211,15 @@ def soma_table(cell_type_df: pd.DataFrame) -> pd.DataFrame:
 
 #: In- and out-degree of every root: synapses and distinct partners. ``{syn}`` is a table.
 DEGREES_SQL = """
-WITH outs AS (
-    SELECT pre_pt_root_id AS root_id, count(*) AS n_out,
-           count(DISTINCT post_pt_root_id) AS n_post_partners
-    FROM {syn} GROUP BY pre_pt_root_id),
+WITH pairs AS (
+    SELECT pre_pt_root_id, post_pt_root_id, count(*) AS n
+    FROM {syn} GROUP BY pre_pt_root_id, post_pt_root_id),
+outs AS (
+    SELECT pre_pt_root_id AS root_id, sum(n)::BIGINT AS n_out, count(*) AS n_post_partners
+    FROM pairs GROUP BY pre_pt_root_id),
 ins AS (
-    SELECT post_pt_root_id AS root_id, count(*) AS n_in,
-           count(DISTINCT pre_pt_root_id) AS n_pre_partners
-    FROM {syn} GROUP BY post_pt_root_id)
+    SELECT post_pt_root_id AS root_id, sum(n)::BIGINT AS n_in, count(*) AS n_pre_partners
+    FROM pairs GROUP BY post_pt_root_id)
 SELECT root_id,
        coalesce(n_out, 0) AS n_out, coalesce(n_in, 0) AS n_in,
        coalesce(n_post_partners, 0) AS n_post_partners,
@@ -240,7 +241,7 @@ ORDER BY pre_type, post_type
 
 #: Synapse size (voxels) by the layer of the postsynaptic soma.
 SIZE_BY_LAYER_SQL = """
-SELECT post.layer AS layer, count(*) AS n_syn, sum(s.size) AS sum_size,
+SELECT post.layer AS layer, count(*) AS n_syn, sum(s.size)::BIGINT AS sum_size,
        median(s.size) AS median_size,
        quantile_cont(s.size, 0.25) AS q25_size, quantile_cont(s.size, 0.75) AS q75_size
 FROM {syn} s JOIN {cells} post ON s.post_pt_root_id = post.root_id
@@ -249,31 +250,65 @@ ORDER BY layer
 """
 
 
-def dask_degrees(syn) -> pd.DataFrame:
-    """:data:`DEGREES_SQL` with ``dask.dataframe`` (``syn`` a dask frame of synapses)."""
-    pairs = syn.groupby(["pre_pt_root_id", "post_pt_root_id"]).size().rename("n")
-    pairs = pairs.reset_index()
+def read_dask(parquet_dir: str | os.PathLike,
+              columns=("pre_pt_root_id", "post_pt_root_id", "size")):
+    """The partitioned synapse Parquet as a dask dataframe: one partition per file.
+
+    Each file holds one bucket of presynaptic roots, so all synapses of a presynaptic root,
+    and so all of a (pre, post) pair, are in one partition: the functions below count pairs
+    inside each partition and need no shuffle between workers.
+    """
+    import dask.dataframe as dd
+
+    return dd.read_parquet(str(parquet_dir), columns=list(columns), split_row_groups=False)
+
+
+def _pairs(df: pd.DataFrame) -> pd.DataFrame:
+    return df.groupby(["pre_pt_root_id", "post_pt_root_id"]).size().rename("n").reset_index()
+
+
+def _partition_degrees(df: pd.DataFrame) -> pd.DataFrame:
+    pairs = _pairs(df)
     outs = pairs.groupby("pre_pt_root_id")["n"].agg(["sum", "count"])
     ins = pairs.groupby("post_pt_root_id")["n"].agg(["sum", "count"])
-    outs, ins = outs.compute(), ins.compute()
-    out = pd.concat([outs.set_axis(["n_out", "n_post_partners"], axis=1),
-                     ins.set_axis(["n_in", "n_pre_partners"], axis=1)], axis=1)
-    out = out.fillna(0).astype("int64").rename_axis("root_id").reset_index()
+    return pd.concat([outs.set_axis(["n_out", "n_post_partners"], axis=1),
+                      ins.set_axis(["n_in", "n_pre_partners"], axis=1)], axis=1) \
+        .fillna(0).astype("int64").rename_axis("root_id").reset_index()
+
+
+def dask_degrees(syn) -> pd.DataFrame:
+    """:data:`DEGREES_SQL` with ``dask.dataframe`` (``syn`` from :func:`read_dask`)."""
+    meta = pd.DataFrame({c: pd.Series(dtype="int64") for c in
+                         ("root_id", "n_out", "n_post_partners", "n_in", "n_pre_partners")})
+    parts = syn.map_partitions(_partition_degrees, meta=meta).compute()
+    # a post root has inputs in many partitions: add them up (outputs are in one)
+    out = parts.groupby("root_id").sum().reset_index()
     return out[["root_id", "n_out", "n_in", "n_post_partners", "n_pre_partners"]] \
         .sort_values("root_id", ignore_index=True)
+
+
+def _partition_types(df: pd.DataFrame, types: pd.Series) -> pd.DataFrame:
+    pairs = _pairs(df).assign(pre_type=lambda d: d["pre_pt_root_id"].map(types),
+                              post_type=lambda d: d["post_pt_root_id"].map(types))
+    pairs = pairs.dropna(subset=["pre_type", "post_type"])
+    return pairs.groupby(["pre_type", "post_type"])["n"] \
+        .agg(n_syn="sum", n_pairs="count").reset_index()
 
 
 def dask_type_to_type(syn, cells: pd.DataFrame) -> pd.DataFrame:
     """:data:`TYPE_TO_TYPE_SQL` with ``dask.dataframe`` (``cells`` a small pandas frame)."""
     types = cells.set_index("root_id")["cell_type"]
-    s = syn[["pre_pt_root_id", "post_pt_root_id"]]
-    s = s.assign(pre_type=s["pre_pt_root_id"].map(types, meta=("pre_type", "object")),
-                 post_type=s["post_pt_root_id"].map(types, meta=("post_type", "object")))
-    s = s.dropna(subset=["pre_type", "post_type"])
-    pairs = s.groupby(["pre_type", "post_type", "pre_pt_root_id", "post_pt_root_id"]) \
-        .size().rename("n").reset_index().compute()
-    out = pairs.groupby(["pre_type", "post_type"])["n"].agg(n_syn="sum", n_pairs="count")
+    meta = pd.DataFrame({"pre_type": pd.Series(dtype=object),
+                         "post_type": pd.Series(dtype=object),
+                         "n_syn": pd.Series(dtype="int64"), "n_pairs": pd.Series(dtype="int64")})
+    parts = syn.map_partitions(_partition_types, types, meta=meta).compute()
+    out = parts.groupby(["pre_type", "post_type"])[["n_syn", "n_pairs"]].sum()
     return out.reset_index().sort_values(["pre_type", "post_type"], ignore_index=True)
+
+
+def _partition_layers(df: pd.DataFrame, layers: pd.Series) -> pd.DataFrame:
+    layer = df["post_pt_root_id"].map(layers)
+    return df["size"].groupby(layer).agg(["count", "sum"]).rename_axis("layer").reset_index()
 
 
 def dask_size_by_layer(syn, cells: pd.DataFrame) -> pd.DataFrame:
@@ -283,12 +318,12 @@ def dask_size_by_layer(syn, cells: pd.DataFrame) -> pd.DataFrame:
     counts and sums are computed here, and those match DuckDB exactly.)
     """
     layers = cells.set_index("root_id")["layer"].astype(str)
-    s = syn[["post_pt_root_id", "size"]]
-    s = s.assign(layer=s["post_pt_root_id"].map(layers, meta=("layer", "object")))
-    s = s.dropna(subset=["layer"])
-    out = s.groupby("layer")["size"].agg(["count", "sum"]).compute()
-    out = out.set_axis(["n_syn", "sum_size"], axis=1).astype("int64")
-    return out.rename_axis("layer").reset_index().sort_values("layer", ignore_index=True)
+    meta = pd.DataFrame({"layer": pd.Series(dtype=object), "count": pd.Series(dtype="int64"),
+                         "sum": pd.Series(dtype="int64")})
+    parts = syn.map_partitions(_partition_layers, layers, meta=meta).compute()
+    out = parts.groupby("layer")[["count", "sum"]].sum().astype("int64")
+    out = out.set_axis(["n_syn", "sum_size"], axis=1)
+    return out.reset_index().sort_values("layer", ignore_index=True)
 
 
 def _sql_path(path: str | os.PathLike) -> str:

@@ -143,15 +143,14 @@ def test_the_csv_round_trips_to_the_samples_parquet(parquet: Path, ds_dir: Path)
 
 def test_dask_on_a_local_cluster_equals_duckdb(parquet: Path, cells: pd.DataFrame,
                                                duck: dict[str, pd.DataFrame]) -> None:
-    import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="1GB",
                       dashboard_address=None, processes=True) as cluster, \
             Client(cluster.scheduler_address) as dask_client:
         assert len(dask_client.scheduler_info()["workers"]) == 2
-        syn = dd.read_parquet(str(parquet), columns=["pre_pt_root_id", "post_pt_root_id",
-                                                     "size"])
+        syn = bulk.read_dask(parquet)
+        assert syn.npartitions == bulk.N_PRE_BUCKETS
         degrees = bulk.dask_degrees(syn)
         types = bulk.dask_type_to_type(syn, cells)
         layers = bulk.dask_size_by_layer(syn, cells)
