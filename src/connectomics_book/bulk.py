@@ -109,7 +109,7 @@ def _fetch(url: str, path: Path, progress: bool) -> None:
     try:
         with os.fdopen(fd, "wb") as fh, tqdm(total=size, unit="B", unit_scale=True,
                                              desc=f"downloading {path.name}",
-                                             disable=not progress) as bar:
+                                             mininterval=5, disable=not progress) as bar:
             for chunk in response.iter_content(1 << 20):
                 fh.write(chunk)
                 md5.update(chunk)

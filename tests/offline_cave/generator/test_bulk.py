@@ -62,6 +62,8 @@ def test_the_synapse_export_is_every_row_of_the_table(vdir: Path, table: pd.Data
     assert header[0].tolist() == SYN_COLUMNS  # the real dump's column order
     assert header.shape[1] == 2 and set(header[1]) == {"bigint", "integer"}
     csv = read_export(vdir, bulk.SYNAPSE_VIEW)
+    assert csv["pre_pt_root_id"].is_monotonic_increasing  # rows by presynaptic root
+    csv = csv.sort_values("id", ignore_index=True)
     assert len(csv) == len(table) > 100_000
     pd.testing.assert_frame_equal(csv, table[SYN_COLUMNS], check_dtype=False)
     # the file itself: header-less, gzip, voxel positions as integers
@@ -95,7 +97,7 @@ def test_connections_with_nuclei_sum_the_synapses(ds: Path, vdir: Path,
 
 
 def test_the_nucleus_export_is_the_nucleus_table(ds: Path, vdir: Path) -> None:
-    csv = read_export(vdir, "nucleus_detection_v0_merged", "_merged_header.csv")
+    csv = read_export(vdir, "nucleus_detection_v0_merged")
     nuc = pq.read_table(ds / f"v{PINNED}" / "nucleus_detection_v0.parquet").to_pandas()
     assert csv.columns.tolist() == nuc.columns.tolist()
     nuc = nuc.sort_values("id", ignore_index=True)
@@ -140,7 +142,7 @@ def test_bulk_exports_are_deterministic(ds: Path, tmp_path: Path) -> None:
     for run in ("a", "b"):
         target = tmp_path / run
         (target / f"v{PINNED}").mkdir(parents=True)
-        for name in ("synapses_pni_2", "nucleus_detection_v0"):
+        for name in ("synapses_pni_2", "synapses_pni_2.by_pre", "nucleus_detection_v0"):
             shutil.copy(ds / f"v{PINNED}" / f"{name}.parquet", target / f"v{PINNED}")
         out = Writer(target)
         bulk.write_bulk(out, params, log=lambda *_: None)
@@ -160,5 +162,5 @@ def test_duckdb_reads_the_export_with_its_header(vdir: Path, table: pd.DataFrame
 
     sql = read_csv_sql(vdir / f"{bulk.SYNAPSE_VIEW}.csv.gz",
                        vdir / f"{bulk.SYNAPSE_VIEW}_header.csv")
-    n, total = duckdb.sql(f"SELECT count(*), sum(size) FROM {sql}").fetchone()
+    n, total = duckdb.sql(f"SELECT count(*), sum(size) FROM {sql}").fetchall()[0]
     assert (n, total) == (len(table), int(table["size"].sum()))
