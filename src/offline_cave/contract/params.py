@@ -122,6 +122,11 @@ class DatastackParams:
     # functional like-to-like: multiplicative weight 1 + a*cos(2*dtheta) for E->E (*assumed*;
     # datasets-facts §3.9 suggests a 1.2-1.5x top-vs-bottom quartile effect)
     like_to_like_strength: float = 0.25
+    # share of excitatory cells whose preferred orientation follows a smooth spatial field
+    # (wavelength FIELD_WAVELENGTH_UM in population.py): nearby neurons in mouse V1 are more
+    # similarly tuned than distant ones (Ringach et al. 2016, Nat Commun 7:12270, Fig. 2b),
+    # which makes tuning similarity covary with axon-dendrite proximity (*assumed* share)
+    orientation_field_share: float = 0.0
     # which table builders and versions this datastack uses: "minnie" or "v1dd"
     kind: str = "minnie"
     # synapse positions' voxel size when it differs from the other tables (V1DD documents
@@ -172,7 +177,7 @@ MINNIE_VERSIONS = (
 # exact timestamp is not public, so this one is *invented* in the format of the real ones.
 V1DD_VERSIONS = ((1196, "2025-06-26T08:10:01.154212", True),)
 
-MINNIE = DatastackParams()
+MINNIE = DatastackParams(orientation_field_share=0.5)
 
 V1DD = DatastackParams(
     name="v1dd_public",

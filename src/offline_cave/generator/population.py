@@ -124,7 +124,34 @@ def place_cells(params: DatastackParams, slab: Slab, rng: np.random.Generator) -
     })
     # a stable, spatially meaningless order (as nucleus ids are not sorted by type)
     frame = frame.iloc[rng.permutation(n)].reset_index(drop=True)
+    if params.orientation_field_share > 0:  # drawn last: the other columns keep their draws
+        frame["pref_ori_rad"] = clustered_orientations(
+            frame["pref_ori_rad"].to_numpy(), frame["x_um"].to_numpy(),
+            frame["z_um"].to_numpy(), params.orientation_field_share, rng)
     return frame
+
+
+#: Wavelength (um) of the smooth orientation field: tuning similarity in mouse V1 falls off
+#: over the first ~200 um of cortical distance (Ringach et al. 2016, Fig. 2b; *assumed* value).
+FIELD_WAVELENGTH_UM = 300.0
+FIELD_WAVES = 8
+FIELD_KAPPA = 4.0  # von Mises concentration (on 2 theta) of a cell around the field
+
+
+def clustered_orientations(pref: np.ndarray, x_um: np.ndarray, z_um: np.ndarray, share: float,
+                           rng: np.random.Generator) -> np.ndarray:
+    """Preferred orientations (rad, [0, pi)) where a ``share`` of the tuned cells follow a
+    smooth field over the tangential position: the angle of a sum of ``FIELD_WAVES`` plane
+    waves of wavelength ``FIELD_WAVELENGTH_UM``, plus von Mises scatter. NaN stays NaN."""
+    angle = rng.uniform(0, 2 * np.pi, FIELD_WAVES)
+    phase = rng.uniform(0, 2 * np.pi, FIELD_WAVES)
+    k = 2 * np.pi / FIELD_WAVELENGTH_UM
+    field = np.exp(1j * (k * (np.outer(x_um, np.cos(angle)) + np.outer(z_um, np.sin(angle)))
+                         + phase)).sum(axis=1)
+    theta = (np.angle(field) / 2) % np.pi
+    scatter = rng.vonmises(0.0, FIELD_KAPPA, size=pref.size) / 2
+    follow = np.isfinite(pref) & (rng.random(pref.size) < share)
+    return np.where(follow, (theta + scatter) % np.pi, pref)
 
 
 def _types_and_depths(n_cells: int, slab: Slab,
