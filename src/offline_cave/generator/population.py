@@ -133,16 +133,21 @@ def place_cells(params: DatastackParams, slab: Slab, rng: np.random.Generator) -
 
 #: Wavelength (um) of the smooth orientation field: tuning similarity in mouse V1 falls off
 #: over the first ~200 um of cortical distance (Ringach et al. 2016, Fig. 2b; *assumed* value).
-FIELD_WAVELENGTH_UM = 300.0
-FIELD_WAVES = 8
+FIELD_WAVELENGTH_UM = 350.0
+FIELD_WAVES = 16
 FIELD_KAPPA = 4.0  # von Mises concentration (on 2 theta) of a cell around the field
+#: share of the field-following cells pulled to the nearest cardinal orientation, so the
+#: cardinal bias (datasets-facts §3.9) survives the clustering (*assumed*, as in
+#: cardinal_biased_orientations)
+FIELD_CARDINAL_SHARE = 0.35
 
 
 def clustered_orientations(pref: np.ndarray, x_um: np.ndarray, z_um: np.ndarray, share: float,
                            rng: np.random.Generator) -> np.ndarray:
     """Preferred orientations (rad, [0, pi)) where a ``share`` of the tuned cells follow a
     smooth field over the tangential position: the angle of a sum of ``FIELD_WAVES`` plane
-    waves of wavelength ``FIELD_WAVELENGTH_UM``, plus von Mises scatter. NaN stays NaN."""
+    waves of wavelength ``FIELD_WAVELENGTH_UM``, plus von Mises scatter, a share
+    ``FIELD_CARDINAL_SHARE`` of them pulled to the nearest cardinal. NaN stays NaN."""
     angle = rng.uniform(0, 2 * np.pi, FIELD_WAVES)
     phase = rng.uniform(0, 2 * np.pi, FIELD_WAVES)
     k = 2 * np.pi / FIELD_WAVELENGTH_UM
@@ -151,7 +156,11 @@ def clustered_orientations(pref: np.ndarray, x_um: np.ndarray, z_um: np.ndarray,
     theta = (np.angle(field) / 2) % np.pi
     scatter = rng.vonmises(0.0, FIELD_KAPPA, size=pref.size) / 2
     follow = np.isfinite(pref) & (rng.random(pref.size) < share)
-    return np.where(follow, (theta + scatter) % np.pi, pref)
+    local = (theta + scatter) % np.pi
+    cardinal = (np.round(local / (np.pi / 2)) * (np.pi / 2)
+                + rng.vonmises(0.0, 8.0, size=pref.size) / 2)
+    local = np.where(rng.random(pref.size) < FIELD_CARDINAL_SHARE, cardinal, local) % np.pi
+    return np.where(follow, local, pref)
 
 
 def _types_and_depths(n_cells: int, slab: Slab,

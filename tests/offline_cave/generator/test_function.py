@@ -110,9 +110,10 @@ def test_v3_and_twin_agree_only_after_the_convention_change(ds, twin):  # noqa: 
     both = both[both.gOSI > 0.25]
     converted = angle_difference(v3_to_twin_degrees(both.pref_ori_v3), both.pref_ori)
     raw = angle_difference(np.degrees(both.pref_ori_v3), both.pref_ori)
-    # tuned units: converted within 10 deg in median; without conversion they are unrelated
+    # tuned units: converted within 18 deg in median (two models, each with its own error);
+    # without conversion they are unrelated
     # (the median of a uniform difference is 45 deg)
-    assert np.median(converted) < 10 and np.median(raw) > 25, (np.median(converted),
+    assert np.median(converted) < 18 and np.median(raw) > 35, (np.median(converted),
                                                                np.median(raw))
 
 
