@@ -3,7 +3,7 @@
 The public minnie65 datastack serves its EM at ``aligned_volume.image_source`` (finest stored
 level 8 x 8 x 40 nm; datasets-facts §1.1) and its supervoxel segmentation ("watershed", the
 layer 1 of the chunkedgraph) under the graphene info's ``data_dir``. The sample renders both
-for one box of ``REGION_CHUNKS`` watershed chunks (10.24 x 10.24 x 2.56 um at 8 x 8 x 40 nm)
+for one box of ``REGION_CHUNKS`` watershed chunks (10.24 x 10.24 x 1.28 um at 8 x 8 x 40 nm)
 centred on the largest input synapse of the example pyramidal cell (``examples``) within
 ``FOCUS_WITHIN_UM`` of its nucleus point,
 from the synthetic cells themselves:
@@ -47,9 +47,10 @@ from scipy.spatial import cKDTree
 from offline_cave.contract.geometry import cortical_to_nm, cortical_to_voxels
 
 RESOLUTION = (8, 8, 40)  # nm: the finest stored EM level of minnie65 (datasets-facts §1.1)
-WS_CHUNK = (256, 256, 32)
+WS_CHUNK = (256, 256, 16)
 IMAGE_CHUNK = (256, 256, 16)
-REGION_CHUNKS = (5, 5, 2)  # watershed chunks of the box: 1280 x 1280 x 64 voxels
+REGION_CHUNKS = (5, 5, 2)  # watershed chunks of the box: 1280 x 1280 x 32 voxels
+SMALL_REGION_CHUNKS = (1, 1, 2)  # below scale 1 (the test builds): 2.05 x 2.05 x 1.28 um
 JPEG_QUALITY = 85
 FOCUS_WITHIN_UM = 12.0  # focus: the largest input synapse this close to the nucleus point
 CANDIDATE_PAD_UM = 15.0  # supervoxel points this far outside the box may label it
@@ -103,8 +104,9 @@ def box_of(lo_vx: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, 
 
 
 def plan(params, cells, syn, skeletons: dict, frag_labels: dict, example_row: int,
-         chunk_offset_vx) -> Plan:
-    """Choose the box around a synapse onto the example cell and keep what it needs."""
+         chunk_offset_vx, scale: float = 1.0) -> Plan | None:
+    """Choose the box around a synapse onto the example cell and keep what it needs (None
+    when the cell has no input synapse)."""
     t0 = time.perf_counter()
     nid = int(cells["nucleus_id"].iloc[example_row])
     table_res = np.asarray(params.voxel_resolution, float)
@@ -117,6 +119,8 @@ def plan(params, cells, syn, skeletons: dict, frag_labels: dict, example_row: in
     fits = np.flatnonzero(dist < FOCUS_WITHIN_UM * 1000)
     if fits.size == 0:
         fits = np.argsort(dist)[:1]
+    if fits.size == 0:  # no input synapse at all (a tiny test sample): no imagery
+        return None
     # the largest input synapse near the nucleus (ties: the nearest), as the page picks it
     pick = int(fits[np.lexsort((dist[fits], -size[fits]))[0]])
     focus = int(onto[pick])
@@ -124,10 +128,10 @@ def plan(params, cells, syn, skeletons: dict, frag_labels: dict, example_row: in
     res = np.asarray(RESOLUTION, float)
     chunk = np.asarray(WS_CHUNK)
     off = np.asarray(chunk_offset_vx)
-    n = np.asarray(REGION_CHUNKS)
+    n = np.asarray(REGION_CHUNKS if scale >= 1 else SMALL_REGION_CHUNKS)
     c_vx = ctr[pick] / res
-    lo = off + (np.floor((c_vx - off) / chunk - n / 2 + (n % 2 == 0) * 0.5)).astype(int) * chunk
-    lo[2] = off[2] + int(np.round((c_vx[2] - off[2]) / chunk[2] - n[2] / 2)) * chunk[2]
+    # the box of n chunks whose middle is nearest the synapse
+    lo = off + np.floor((c_vx - off) / chunk - (n - 1) / 2).astype(int) * chunk
     shape = tuple(int(v) for v in n * chunk)
     box_lo, box_hi = box_of(lo, shape)
     pad = CANDIDATE_PAD_UM * 1000

@@ -214,7 +214,7 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     frag_points = _fragment_points(skeletons, frag_labels)
     from offline_cave.generator.level2 import select_cells
 
-    img_plan = _imagery_plan(params, cells, syn, skeletons, frag_labels)
+    img_plan = _imagery_plan(params, cells, syn, skeletons, frag_labels, scale)
     l2_cells = select_cells(cells, stage.is_neuron, params.level2_other_cells)
     keep = set(l2_cells.tolist())
     # on disk already: keep only the skeletons the level-2 stage needs
@@ -267,7 +267,7 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
 
 
 def _imagery_plan(params: DatastackParams, cells: pd.DataFrame, syn: pd.DataFrame,
-                  skeletons: dict, frag_labels: dict):
+                  skeletons: dict, frag_labels: dict, scale: float):
     """The imagery box (``imagery.plan``) around the example pyramidal cell; None where the
     example cells are not planted (v1dd_public has no imagery)."""
     if not examples.applies(params.name, params.materialized_versions):
@@ -275,7 +275,8 @@ def _imagery_plan(params: DatastackParams, cells: pd.DataFrame, syn: pd.DataFram
     from offline_cave.generator import imagery
 
     row = examples.rows_of(cells)["example_pyramidal"]
-    return imagery.plan(params, cells, syn, skeletons, frag_labels, row, params.chunk_offset_vx)
+    return imagery.plan(params, cells, syn, skeletons, frag_labels, row, params.chunk_offset_vx,
+                        scale)
 
 
 def _imagery(out: Writer, params: DatastackParams, seed: int, plan, stage: CellStage,
