@@ -33,7 +33,7 @@ def toy_plan() -> tuple[imagery.Plan, dict]:
     pieces = {"core": np.array([0, 1]), "frags": {}, "pre": np.array([5]),
               "post": np.array([0])}
     # supervoxels: two on dendrite A (one at the synapse), one on B, one in the bouton
-    sv_nm = np.array([post, mid + [900, 0, 0], mid + [500, 0, 0], pre])
+    sv_nm = np.array([post, mid + [900, 0, 0], mid + [500, 900, 0], pre])
     candidates = (np.array([101, 102, 201, 501]), np.array([0, 0, 1, 5]), sv_nm)
     return plan, {"pieces": pieces, "candidates": candidates, "mid": mid, "pre": pre,
                   "post": post, "ctr": ctr, "box_lo": box_lo}
