@@ -226,6 +226,46 @@ def function_structure_problems(text: str) -> list[str]:
     return problems
 
 
+def motifs_problems(text: str) -> list[str]:
+    """network/02: every excess is reported against the three nulls, with a cell bootstrap."""
+    prose, code = split_page(text)
+    problems = []
+    text_flat = flat(prose)
+    for null in ("erdos_renyi(", "degree_preserving_shuffle(", "fit_distance_model("):
+        if null not in code:
+            problems.append(f"null model {null[:-1]} not computed on the page")
+    if "bootstrap_cells(" not in code:
+        problems.append("no bootstrap over cells for the reciprocity ratios")
+    if not re.search(r"'survives' if survives else 'does not survive'", code):
+        problems.append("whether the excess survives the distance null is not written from "
+                        "the output")
+    if not re.search(r"four times[^.]*\{footcite:p\}`song2005`", text_flat):
+        problems.append("the fourfold excess of paired recordings is not cited")
+    if not re.search(r"degree-preserving[^.]*\{footcite:p\}`celii2025`", text_flat):
+        problems.append("what MICrONS shows against degree-preserving nulls is not cited")
+    if re.search(r"reciprocal (pairs|connections) are (over-represented|more common)"
+                 r" (in|among) (the|these) (cells|data)", text_flat):
+        problems.append("prose asserts the page's own result instead of computing it")
+    return problems
+
+
+def edge_effects_problems(text: str) -> list[str]:
+    """network/03: the margin and the edge deficit come from the data, with intervals."""
+    prose, code = split_page(text)
+    problems = []
+    if not re.search(r"margin_um = by_edge\.index\[", code):
+        problems.append("the margin is not read off the measured curve")
+    if re.search(r"margin_um = \d", code):
+        problems.append("the margin is a hard-coded number")
+    if "rng.integers(0, len(values)" not in code:
+        problems.append("no bootstrap interval over cells for the binned medians")
+    if not re.search(r"\{edge_ratio:\.0%\}", code):
+        problems.append("the size of the edge deficit is not printed from the output")
+    if re.search(r"(lose|have) (about|roughly)? ?\d+ ?%", flat(prose)):
+        problems.append("prose types a percentage the page computes")
+    return problems
+
+
 #: (old wording, check) pairs: each excerpt is from the page before issue #13 and must fail.
 OLD_SYNAPSES = """---
 jupytext:
@@ -354,6 +394,36 @@ Go back to [Map synapses onto skeletons](../skeletons/02_synapses_on_skeletons.m
 where on the dendrite similarly tuned inputs arrive.
 """
 
+OLD_MOTIFS = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Reciprocal pairs are more common among these cells than in a random network, as in paired
+recordings.
+
+```{code-cell} ipython3
+observed = reciprocity(adjacency)
+print(f"ratio {observed['ratio']:.2f}")
+```
+"""
+
+OLD_EDGE_EFFECTS = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Cells within 100 µm of the edge lose about 40 % of their inputs.
+
+```{code-cell} ipython3
+margin_um = 100
+inside = sample_df["edge_um"] >= margin_um
+by_edge = sample_df.groupby("edge_bin")["n_inputs"].median()
+```
+"""
+
 PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
     "background/02_microns.md": (microns_problems, OLD_MICRONS),
     "programmatic_access/03_cells.md": (cells_problems, OLD_CELLS),
@@ -363,6 +433,8 @@ PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
                                               OLD_SKELETON_SYNAPSES),
     "v1dd/03_state_and_context.md": (depth_problems, OLD_DEPTH),
     "v1dd/04_function_to_structure.md": (function_structure_problems, OLD_FUNCTION_STRUCTURE),
+    "network/02_motifs.md": (motifs_problems, OLD_MOTIFS),
+    "network/03_edge_effects.md": (edge_effects_problems, OLD_EDGE_EFFECTS),
 }
 
 
