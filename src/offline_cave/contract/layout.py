@@ -38,6 +38,10 @@ One directory per datastack, ``<data_dir>/<datastack>/``::
                                   nodes (sorted by supervoxel_id); any other supervoxel is a
                                   level-2 node of its own, id = its id with layer 2
     level2/cells.parquet          nucleus ids of the cells with level-2 data
+    imagery/imagery.json          the EM-like image and supervoxel region (minnie65 only; see
+                                  generator/imagery.py): resolution, chunk sizes, encodings, box
+    imagery/em/<key>/<chunk>      its JPEG image chunks (precomputed, <key> = 8_8_40)
+    imagery/ws/<key>/<chunk>.gz   its supervoxel chunks, raw uint64, gzipped
     cells.parquet                 generator ground truth per nucleus (see CELL_COLUMNS); the
                                   server does not serve it, tests use it to check recovery
     bulk/v{N}/...                 the bulk exports of version N as the public release ships
@@ -106,6 +110,9 @@ LEVEL2_VERTICES_PARQUET = "level2/vertices.parquet"
 LEVEL2_SUPERVOXELS_PARQUET = "level2/supervoxels.parquet"
 LEVEL2_CELLS_PARQUET = "level2/cells.parquet"
 CACHE_DIR = "cache"
+IMAGERY_JSON = "imagery/imagery.json"
+IMAGERY_EM_DIR = "imagery/em"
+IMAGERY_WS_DIR = "imagery/ws"
 BY_PRE_SUFFIX = ".by_pre"  # v{N}/{synapse_table}.by_pre.parquet
 BULK_DIR = "bulk"  # bulk/v{N}/<export files>, served read-only (generator/bulk.py)
 BULK_INDEX = "bulk/index.json"  # {"files": {"v{N}/<name>": {bytes, md5, crc32c}}, ...}

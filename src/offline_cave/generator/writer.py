@@ -55,3 +55,10 @@ class Writer:
             writer.close()
         self.entries[rel] = file_entry(path)
         return schema, n_rows
+
+    def put_bytes(self, rel: str, data: bytes) -> None:
+        """Write an opaque file (an image or segmentation chunk)."""
+        path = self.target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        self.entries[rel] = file_entry(path)
