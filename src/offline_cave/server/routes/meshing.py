@@ -118,7 +118,8 @@ def seg_tree(req: Req) -> Response:
     if rel == "mesh/info":
         return json_response({"@type": "neuroglancer_legacy_mesh"})
     if rel.startswith("mesh/"):
-        answer = _mesh_file(ds, rel[len("mesh/"):])
+        # Neuroglancer's graphene source asks for unsharded fragments as ``mesh//<name>``
+        answer = _mesh_file(ds, rel[len("mesh/"):].lstrip("/"))
         if answer is not None:
             return answer
     if rel == "skeletons/info":

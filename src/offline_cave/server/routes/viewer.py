@@ -13,10 +13,14 @@ Two adaptations, both in ``index.html`` as served (the files themselves are unch
 - the page sets the ``middle_auth_token`` cookie (any token is accepted here), as the login
   of the public viewer does, so the viewer's requests to the segmentation, mesh, skeleton and
   state services of this server carry a token;
-- a link shortened by ``client.state`` reads ``#!middleauth+http://.../nglstate/api/v1/<id>``;
-  this build knows ``middleauth+`` for ``https`` only (and its login goes through the Python
-  server), so a one-line script turns the fragment into ``#!http://...`` before the viewer
-  starts.
+- nglui writes the segmentation source as ``graphene://middleauth+http://...`` and a link
+  shortened by ``client.state`` reads ``#!middleauth+http://.../nglstate/api/v1/<id>``. This
+  build knows ``middleauth+`` for ``https`` only, and its login would go through the Python
+  server, so such a layer stays empty and such a link does not load. A short script
+  (:data:`_FRAGMENT_SHIM`) runs before the viewer: it reads a state of the state service
+  itself (same origin, so with the cookie), and in the state writes ``middleauth+http://`` as
+  ``http://`` (the cookie carries the token instead). States with ``https`` sources, such as
+  those for the public services, are left as they are.
 
 ``version.json`` answers what the public deployment's does in spirit (which build is served):
 ``client.state.build_neuroglancer_url`` asks for it to choose the link format.
@@ -53,11 +57,42 @@ CONTENT_TYPES = {
 VIEWER_COOKIE = "offline-viewer"
 """The token the viewer page sets as its ``middle_auth_token`` cookie (never a real token)."""
 
-_FRAGMENT_SHIM = (
-    "<script>(function(){var h=location.hash;"
-    "if(h.indexOf('#!middleauth+http')===0){"
-    "history.replaceState(null,'',location.pathname+location.search+'#!'"
-    "+h.slice('#!middleauth+'.length));}})();</script>")
+_FRAGMENT_SHIM = """<script>(function () {
+  // offline_cave: this build reads no middleauth+http:// source (see routes/viewer.py)
+  var h = location.hash, p = "middleauth+http://";
+  function plain(text) {
+    return text.split(p).join("http://").split("middleauth%2Bhttp").join("http");
+  }
+  if (h.indexOf("#!" + p) === 0) {  // a state of the state service: read it here
+    var url = h.slice(2 + "middleauth+".length), x = new XMLHttpRequest();
+    x.open("GET", url, false);
+    x.send();
+    h = x.status === 200 ? "#!" + encodeURIComponent(plain(x.responseText)) : "#!" + url;
+  } else {
+    h = plain(h);
+  }
+  if (h.length > 3) {
+    // Restored during start-up, this build drops a layer of the state (it is not ready for
+    // all of them yet); so it starts from an empty state and is given the link's state once
+    // it has loaded, again (after 1, 2, 4, 8 s) until it holds every layer.
+    var want = -1;
+    try { want = JSON.parse(decodeURIComponent(h.slice(2))).layers.length; } catch (e) {}
+    history.replaceState(null, "", location.pathname + location.search + "#!%7B%7D");
+    var give = function (delay) {
+      setTimeout(function () {
+        location.hash = h;
+        setTimeout(function () {
+          var v = window.viewer, got = v ? v.layerManager.managedLayers.length : -1;
+          if (delay < 16000 && got < want) {
+            location.hash = "#!%7B%7D";
+            give(2 * delay);
+          }
+        }, 1000);
+      }, delay);
+    };
+    window.addEventListener("load", function () { give(1000); });
+  }
+})();</script>"""
 
 
 @cache
