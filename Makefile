@@ -48,7 +48,7 @@ SUMMARY = grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* =+$$' $(1)
 STEP = s=$$(date +%s); $(MAKE) $(1); echo "[time] $(1): $$(( $$(date +%s) - s )) s"
 
 .PHONY: help venv sample book test test-live unit notebooks html check-html screenshot \
-	lock environment.yml ipynb clean _offline-pages _pages test-classroom
+	lock environment.yml ipynb clean _offline-pages _pages test-classroom viewer-check
 
 help:
 	@echo "make venv       create/refresh $(VENV) from requirements.lock (uv $(UV_VERSION))"
@@ -116,6 +116,7 @@ test:
 	$(call STEP,_offline-pages); \
 	$(call STEP,check-html); \
 	$(call STEP,screenshot); \
+	$(call STEP,viewer-check); \
 	$(call STEP,test-classroom); \
 	echo "[time] make test total wall time: $$(( $$(date +%s) - t0 )) s"; \
 	echo "unit tests:"; $(call SUMMARY,$(LOGS)/unit.log); \
@@ -139,6 +140,12 @@ screenshot:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	$(PY) .ci/screenshot.py --site $(BUILD)/html $(BUILD)/screenshots
+
+# Neuroglancer links of chapters/look/01_neuroglancer.md opened in headless Chromium (software
+# WebGL) against a server of the sample; fails when the viewer's canvas is blank or shows no
+# segmentation (chromium comes with the screenshot step).
+viewer-check: venv sample
+	$(PY) .ci/viewer_check.py --data $(SAMPLE) $(BUILD)/viewer-check
 
 # The same notebooks against the real public datastacks; fails within seconds without
 # network or token. Its outputs go to their own files and never into the book.

@@ -209,7 +209,7 @@ def canvas_pixels(image: np.ndarray, rect: tuple[int, ...] | None) -> np.ndarray
     if rect is None:
         return image[:0]
     x0, y0, x1, y1 = (max(0, v) for v in rect)
-    return image[y0:y1, x0:x1]
+    return image[y0:min(y1, image.shape[0] - STATUS_BAR_PX), x0:x1]
 
 
 def lit_share(canvas: np.ndarray) -> float:
@@ -312,7 +312,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     from offline_cave.client.runner import offline_server
 
-    with offline_server(args.data, generate=False, set_environ=True) as (url, _home):
+    with offline_server(args.data.resolve(), generate=False, set_environ=True) as (url, _home):
         if args.url:
             links = {f"link{i}": u for i, u in enumerate(args.url)}
         else:

@@ -147,3 +147,41 @@ def test_the_viewer_is_served_at_one_path(served: Served) -> None:
     r = requests.get(f"{served.url}/neuroglancer/v/other/", timeout=10)
     assert r.status_code == 404 and VIEWER_PATH in r.json()["message"]
     assert Path(VIEWER_PATH).parts[-2] == "v"  # the wheel's client finds its page under /v/
+
+
+def test_nglui_neuron_link_holds_the_synapses(served: Served, client) -> None:
+    from nglui import parser, statebuilder
+
+    client.materialize.version = 1300
+    cells = client.materialize.query_table("aibs_metamodel_celltypes_v661")
+    root = int(cells.query("pt_root_id != 0")["pt_root_id"].iloc[0])
+    viewer_site = client.info.viewer_site()
+    state = statebuilder.helpers.make_neuron_neuroglancer_link(
+        client, root, return_as="viewer", target_url=viewer_site, infer_coordinates=False)
+    url = state.to_url(target_url=viewer_site)
+    assert url.startswith(f"{served.url}{VIEWER_PATH}#!")
+    state_dict = state.to_dict()
+    sources = json.dumps(parser.layer_source(state_dict, "segmentation"))
+    assert f"{served.url}/segmentation/table/" in sources
+    counts = parser.annotation_dataframe(state_dict)["layer"].value_counts()
+    assert counts.get("inputs", 0) == len(client.materialize.synapse_query(post_ids=root))
+    assert counts.get("outputs", 0) == len(client.materialize.synapse_query(pre_ids=root))
+    assert counts.sum() > 0
+    short = state.to_url(target_url=viewer_site, shorten=True, client=client)
+    stored = client.state.get_state_json(int(short.rsplit("/", 1)[1]))
+    assert parser.annotation_dataframe(stored)["layer"].value_counts().equals(counts)
+
+
+def test_graphene_fragments_reach_the_viewer_as_draco(served: Served, client) -> None:
+    import DracoPy
+
+    cells = client.materialize.query_table("aibs_metamodel_celltypes_v661")
+    root = int(cells.query("pt_root_id != 0")["pt_root_id"].iloc[0])
+    seg = f"{served.url}/seg/minnie65_public/mesh"
+    legacy = requests.get(f"{seg}/{root}:0:1", timeout=60)
+    draco = requests.get(f"{seg}//{root}:0:1", timeout=60)  # as Neuroglancer asks for it
+    assert legacy.status_code == 200 and draco.status_code == 200
+    n_vertices = int.from_bytes(legacy.content[:4], "little")
+    mesh = DracoPy.decode(draco.content)
+    assert len(mesh.points) == n_vertices
+    assert len(mesh.faces) == (len(legacy.content) - 4 - 12 * n_vertices) // 12
