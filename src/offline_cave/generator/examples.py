@@ -11,6 +11,9 @@ Where the tutorials show the cell's nucleus id, the cell gets it too. The cells 
 their skeletons, synapses, positions and edit histories are drawn like every other cell's; only
 the identifiers and the facts listed in :data:`EXAMPLES` are taken from the public record.
 
+Eighteen roles are planted (every root id the tutorials' code cells name, public-example-cells.md
+§1).
+
 Versions: the sample materializes 1300 and 1822 (``DatastackParams.materialized_versions``).
 A root the tutorials show as current at their pins (1078-1718) is current at both; the two
 roots whose tutorials show them replaced map the older version onto 1300 and the newer onto
@@ -72,6 +75,8 @@ class Example:
     cell_types: tuple[str, ...] = EXC_TYPES  # true types that fit the role
     nucleus_id: int | None = None
     proofread: bool = False  # needs a proofread axon
+    coregistered: bool = False  # needs to be co-registered with two-photon imaging
+    first_proofread: bool = False  # first row of the proofreading table (earliest proofread)
     stage: int = 1  # 1: plant_cells (type only), 2: plant_edited_cells (synapses, fragments)
 
     @property
@@ -138,6 +143,31 @@ EXAMPLES: tuple[Example, ...] = (
     Example("latest_check", _current(864691135808631069),
             "current (is_latest_roots True)",
             f"{SOURCE} §1 row 864691135808631069 (MT:ex/skeleton_load_and_generate#56)"),
+    Example("neuroglancer_link", _current(864691135441799752),
+            "neuron with a proofread axon (its inputs and outputs go into a Neuroglancer link); "
+            "*assumed* current at both versions",
+            f"{SOURCE} §1 row 864691135441799752 (MT:qs/09-nglui-neuroglancer#20, SWDB:em-"
+            "neuroglancer.md#3)", proofread=True),
+    Example("skeleton_path_length", _current(864691134918592778),
+            "pyramidal cell with axon and dendrite in its server skeleton (path length and "
+            "synapse density); shown valid at 943, *assumed* unchanged since",
+            f"{SOURCE} §1 row 864691134918592778 (WS:SkeletonAccess#7)", ("23P", "4P", "5P-IT")),
+    Example("functional_inputs", _current(864691135655627458),
+            "co-registered excitatory cell (valid at 1300); its tuning is drawn like every "
+            "co-registered cell's (the tutorial shows pref_ori 2.573279 rad, not planted)",
+            f"{SOURCE} §1 row 864691135655627458 (MT:ex/functional_inputs_orientation#8,#12)",
+            coregistered=True),
+    Example("meshmeta_mesh", _current(864691135545730856),
+            "neuron whose dynamic mesh is downloaded with MeshMeta; *assumed* current",
+            f"{SOURCE} §1 row 864691135545730856 (SWDB:em-meshes.md#1,#3)"),
+    Example("meshwork_file", _current(864691134940133219),
+            "neuron of a local meshwork file and a soma cut-out; *assumed* current",
+            f"{SOURCE} §1 row 864691134940133219 (MT:qs/00_skeletons#23, MT:qs/06 md#26,#35)"),
+    Example("first_proofread", _current(864691135686494647),
+            "first row of proofreading_status_and_strategy(status_axon=True): the earliest "
+            "proofread axon of the sample; current",
+            f"{SOURCE} §1 row 864691135686494647 (MT:qs/07-cave-download-skeleton#12-14)",
+            proofread=True, first_proofread=True),
 )
 
 BY_ROLE = {e.role: e for e in EXAMPLES}
@@ -165,10 +195,13 @@ def plant_cells(cells: pd.DataFrame, rng: np.random.Generator) -> None:
     taken = np.zeros(len(cells), dtype=bool)
     types = cells["cell_type"].to_numpy()
     proofread = cells["proofread_axon"].to_numpy()
+    coregistered = cells["coregistered"].to_numpy()
     # a cell of the role's types (proofread or not, as the role needs), drawn among the most
     # central tenth of them: whole skeletons, and away from the proofreading of other roles
     for ex in (e for e in EXAMPLES if e.stage == 1):
         fits = np.isin(types, ex.cell_types) & ~taken & (proofread == ex.proofread)
+        if ex.coregistered:
+            fits &= coregistered
         rows = _central_order(cells, np.flatnonzero(fits), rng)
         if rows.size == 0:
             raise ValueError(f"no cell fits the example {ex.role}")

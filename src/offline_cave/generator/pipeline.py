@@ -511,7 +511,8 @@ def _axon_proofreading(cells: pd.DataFrame, pieces: Pieces, window: tuple[float,
 
     Example cells (``example_rows``, role -> row): the synapse-query example is proofread
     halfway between the versions (its root is replaced), the change-log cell gets its own
-    edits (``examples.plan_example_edits``), any other is done before the first version."""
+    edits (``examples.plan_example_edits``), the first-proofread example a day before every
+    other cell (the first row of the proofreading table), any other before the first version."""
     t1300, t_last = window
     proof_rows = np.flatnonzero(cells["proofread_axon"].to_numpy())
     late = ed_rng.random(proof_rows.size) < 0.2
@@ -527,6 +528,8 @@ def _axon_proofreading(cells: pd.DataFrame, pieces: Pieces, window: tuple[float,
             proof_time[at] = (t1300 + t_last) / 2
         elif role == "change_log":
             skip.add(row)
+        elif examples.BY_ROLE[role].first_proofread:
+            proof_time[at] = proof_early.min() - days(1)
         else:
             proof_time[at] = proof_early[at]
     for row, t in zip(proof_rows, proof_time, strict=True):

@@ -34,6 +34,11 @@ BASKET = 864691136210378684
 CURRENT = (864691135639556411, 864691135808631069)
 V661_ROOT, V1078_ROOT = 864691135851524807, 864691135356151759
 SKELETON_FILE_CELL = 864691135122603047
+NGL_LINK_CELL = 864691135441799752
+PATH_LENGTH_CELL = 864691134918592778
+FUNCTIONAL_CELL = 864691135655627458
+MESH_CELLS = (864691135545730856, 864691134940133219)
+FIRST_PROOFREAD = 864691135686494647
 CHANGE_LOG_EDITS = 106  # generator/examples.py: the real 1,249 x synapse keep fraction 0.085
 
 
@@ -188,3 +193,56 @@ def test_skeleton_file_cell_has_its_nucleus(client) -> None:
     nucleus = client.materialize.tables.nucleus_detection_v0(pt_root_id=SKELETON_FILE_CELL).query()
     assert list(nucleus.id) == [292685]
     assert len(client.skeleton.get_skeleton(SKELETON_FILE_CELL, output_format="swc")) > 100
+
+
+def test_first_proofread_row_and_its_bulk_skeleton(client) -> None:
+    """MT:qs/07#12-14: the first rows of ``proofreading_status_and_strategy(status_axon=True)``
+    fetched with ``get_bulk_skeletons(..., skeleton_version=4)``, keyed by string ids, the
+    first of them hard-coded."""
+    client.materialize.version = 1822
+    proof = client.materialize.tables.proofreading_status_and_strategy(
+        status_axon=True).query()
+    assert int(proof.pt_root_id.iloc[0]) == FIRST_PROOFREAD
+    ids = proof.pt_root_id.head(3).tolist()
+    skeletons = client.skeleton.get_bulk_skeletons(ids, output_format="dict",
+                                                   skeleton_version=4)
+    sk = skeletons[str(FIRST_PROOFREAD)]
+    assert "lvl2_ids" in sk and len(sk["lvl2_ids"]) == len(sk["vertices"])
+
+
+def test_neuroglancer_link_cell_has_inputs_and_outputs(client) -> None:
+    """MT:qs/09#20 puts the cell's inputs and outputs into a link: it has both, and a
+    proofread axon at the version the tutorial's v1300 runs listed it."""
+    client.materialize.version = 1300
+    status = client.materialize.tables.proofreading_status_and_strategy(
+        pt_root_id=NGL_LINK_CELL).query()
+    assert list(status.status_axon) == [True]
+    assert len(client.materialize.synapse_query(post_ids=NGL_LINK_CELL)) > 0
+    assert len(client.materialize.synapse_query(pre_ids=NGL_LINK_CELL)) > 0
+
+
+def test_path_length_cell_skeleton_has_axon_and_dendrite(client) -> None:
+    """WS:SkeletonAccess#7: path length of the dendrite (compartments 1, 3, 4) and the axon
+    (2) of the server skeleton."""
+    sk = client.skeleton.get_skeleton(PATH_LENGTH_CELL, output_format="dict")
+    compartments = set(np.asarray(sk["compartment"]).tolist())
+    assert 2 in compartments and compartments & {3, 4}
+
+
+def test_functional_cell_is_coregistered_with_inputs(client) -> None:
+    """MT:ex/functional_inputs_orientation#8,#12: the cell's co-registration row and its
+    inputs at v1300."""
+    client.materialize.version = 1300
+    coreg = client.materialize.tables.coregistration_manual_v4(
+        pt_root_id=FUNCTIONAL_CELL).query()
+    assert len(coreg) >= 1
+    assert len(client.materialize.synapse_query(post_ids=FUNCTIONAL_CELL)) > 0
+
+
+@pytest.mark.parametrize("root", MESH_CELLS)
+def test_mesh_example_cells_are_current_neurons(client, root: int) -> None:
+    """SWDB:em-meshes.md#1,#3 and MT:qs/00_skeletons#23: current neurons with a nucleus."""
+    assert list(client.chunkedgraph.is_latest_roots([root])) == [True]
+    client.materialize.version = 1822
+    nucleus = client.materialize.tables.nucleus_detection_v0(pt_root_id=root).query()
+    assert len(nucleus) == 1
