@@ -226,6 +226,46 @@ def function_structure_problems(text: str) -> list[str]:
     return problems
 
 
+def motifs_problems(text: str) -> list[str]:
+    """network/02: every excess is reported against the three nulls, with a cell bootstrap."""
+    prose, code = split_page(text)
+    problems = []
+    text_flat = flat(prose)
+    for null in ("erdos_renyi(", "degree_preserving_shuffle(", "fit_distance_model("):
+        if null not in code:
+            problems.append(f"null model {null[:-1]} not computed on the page")
+    if "bootstrap_cells(" not in code:
+        problems.append("no bootstrap over cells for the reciprocity ratios")
+    if not re.search(r"'survives' if survives else 'does not survive'", code):
+        problems.append("whether the excess survives the distance null is not written from "
+                        "the output")
+    if not re.search(r"four times[^.]*\{footcite:p\}`song2005`", text_flat):
+        problems.append("the fourfold excess of paired recordings is not cited")
+    if not re.search(r"degree-preserving[^.]*\{footcite:p\}`celii2025`", text_flat):
+        problems.append("what MICrONS shows against degree-preserving nulls is not cited")
+    if re.search(r"reciprocal (pairs|connections) are (over-represented|more common)"
+                 r" (in|among) (the|these) (cells|data)", text_flat):
+        problems.append("prose asserts the page's own result instead of computing it")
+    return problems
+
+
+def edge_effects_problems(text: str) -> list[str]:
+    """network/03: the margin and the edge deficit come from the data, with intervals."""
+    prose, code = split_page(text)
+    problems = []
+    if not re.search(r"margin_um = by_edge\.index\[", code):
+        problems.append("the margin is not read off the measured curve")
+    if re.search(r"margin_um = \d", code):
+        problems.append("the margin is a hard-coded number")
+    if "rng.integers(0, len(values)" not in code:
+        problems.append("no bootstrap interval over cells for the binned medians")
+    if not re.search(r"\{edge_ratio:\.0%\}", code):
+        problems.append("the size of the edge deficit is not printed from the output")
+    if re.search(r"(lose|have) (about|roughly)? ?\d+ ?%", flat(prose)):
+        problems.append("prose types a percentage the page computes")
+    return problems
+
+
 #: (old wording, check) pairs: each excerpt is from the page before issue #13 and must fail.
 OLD_SYNAPSES = """---
 jupytext:
@@ -354,7 +394,110 @@ Go back to [Map synapses onto skeletons](../skeletons/02_synapses_on_skeletons.m
 where on the dendrite similarly tuned inputs arrive.
 """
 
+OLD_MOTIFS = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Reciprocal pairs are more common among these cells than in a random network, as in paired
+recordings.
+
+```{code-cell} ipython3
+observed = reciprocity(adjacency)
+print(f"ratio {observed['ratio']:.2f}")
+```
+"""
+
+OLD_EDGE_EFFECTS = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Cells within 100 µm of the edge lose about 40 % of their inputs.
+
+```{code-cell} ipython3
+margin_um = 100
+inside = sample_df["edge_um"] >= margin_um
+by_edge = sample_df.groupby("edge_bin")["n_inputs"].median()
+```
+"""
+
+def coregistration_problems(text: str) -> list[str]:
+    """function_structure/01: the angle conventions as documented (datasets-facts §2.6),
+    the conversion done by the package function, the quality columns in µm."""
+    prose, code = split_page(text)
+    text_flat = flat(prose)
+    problems = []
+    for name, pattern in {
+        "v3 in radians": r"v3[^.]*radians",
+        "v3 zero = horizontal bar moving up": r"horizontal bar moving \*?up",
+        "v3 clockwise": r"(?<!counter-)\*?clockwise",
+        "twin zero = vertical bar moving right": r"vertical bar moving \*?right",
+        "twin counter-clockwise": r"counter-clockwise",
+        "residual and score in µm": r"distances in µm",
+    }.items():
+        if not re.search(pattern, text_flat):
+            problems.append(f"missing: {name}")
+    if "v3_to_twin_degrees(" not in code:
+        problems.append("v3 angles are not converted with v3_to_twin_degrees")
+    if "np.degrees(" in code and "v3_to_twin_degrees" not in code:
+        problems.append("v3 radians only turned into degrees")
+    return problems
+
+
+def like_to_like_problems(text: str) -> list[str]:
+    """function_structure/03: naive and proximity-controlled estimates both computed, the
+    interval over presynaptic cells, the verdict computed rather than typed."""
+    prose, code = split_page(text)
+    problems = []
+    if "proximal_pairs(" not in code:
+        problems.append("no axon-dendrite proximity (proximal_pairs) on the page")
+    if len(re.findall(r"rate_ratio\(", code)) < 3:
+        problems.append("naive and controlled ratios are not both computed with rate_ratio")
+    if re.search(r"cluster\s*=", code):
+        problems.append("the bootstrap is not over presynaptic cells (cluster= overridden)")
+    if "bootstrap" not in prose.lower() or "presynaptic cell" not in prose:
+        problems.append("the cell-level bootstrap is not explained")
+    if re.search(r"\b\d\.\d+\s*(x|times|-fold)", prose):
+        problems.append("a ratio typed in the prose instead of printed by the code")
+    if not re.search(r"larger\s*=\s*.*if naive", code):
+        problems.append("the naive-vs-controlled verdict is not computed")
+    if "ringach2016" not in prose or "ding2025" not in prose:
+        problems.append("the distance dependence of tuning or the published result uncited")
+    return problems
+
+
+OLD_COREGISTRATION = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Both tables give pref_ori in degrees; compare them directly.
+
+```{code-cell} ipython3
+naive_deg = np.degrees(ori_df["pref_ori_v3"])
+```
+"""
+
+OLD_LIKE_TO_LIKE = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Connected pairs are 1.5 times more likely among similar cells (a bootstrap over pairs).
+
+```{code-cell} ipython3
+naive = rate_ratio(pairs_df, similar, dissimilar, "connected", cluster="pair")
+```
+"""
+
 PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
+    "function_structure/01_coregistration.md": (coregistration_problems, OLD_COREGISTRATION),
+    "function_structure/03_like_to_like.md": (like_to_like_problems, OLD_LIKE_TO_LIKE),
     "background/02_microns.md": (microns_problems, OLD_MICRONS),
     "programmatic_access/03_cells.md": (cells_problems, OLD_CELLS),
     "programmatic_access/04_synapses.md": (synapses_problems, OLD_SYNAPSES),
@@ -363,6 +506,8 @@ PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
                                               OLD_SKELETON_SYNAPSES),
     "v1dd/03_state_and_context.md": (depth_problems, OLD_DEPTH),
     "v1dd/04_function_to_structure.md": (function_structure_problems, OLD_FUNCTION_STRUCTURE),
+    "network/02_motifs.md": (motifs_problems, OLD_MOTIFS),
+    "network/03_edge_effects.md": (edge_effects_problems, OLD_EDGE_EFFECTS),
 }
 
 

@@ -10,9 +10,9 @@
   never sent to it (the server refuses requests that carry no token, as the public services
   do, and accepts any other);
 
-and, when the server has ``v1dd_public``, the course package's sources file
-``<home>/.config/connectomics_book/sources.json`` (the pages then download the V1DD session
-files from this server), merged the same way.
+and, when the server has ``v1dd_public`` or ``minnie65_public``, the course package's sources
+file ``<home>/.config/connectomics_book/sources.json`` (the pages then download the V1DD
+session files, and the MICrONS bulk exports, from this server), merged the same way.
 
 It never creates or changes a token file the public services use (``cave-secret.json``, the
 ``global.*-cave-secret.json`` files): a student who has no token yet can still save one later
@@ -50,6 +50,10 @@ SOURCES_FILE = Path(".config") / "connectomics_book" / "sources.json"
 SESSIONS_SOURCE = "v1dd_sessions"
 SESSIONS_DATASTACK = "v1dd_public"
 SESSIONS_PATH = f"/sessions/api/v1/datastack/{SESSIONS_DATASTACK}"
+# ... and the MICrONS bulk exports (the public bucket's v{N}/ folders, routes/bulk.py)
+BULK_SOURCE = "minnie65_bulk"
+BULK_DATASTACK = "minnie65_public"
+BULK_PATH = f"/mat_dbs/public/{BULK_DATASTACK}"
 JOURNAL = "journal.json"
 
 
@@ -268,11 +272,15 @@ def configure_home(server_url: str, home: str | Path, datastacks: list[str] | No
     changed = []
     if _merge_json(journal, map_path, current, {name: url for name in datastacks}, 0o644):
         changed.append(map_path)
+    entries = {}
     if SESSIONS_DATASTACK in datastacks:
+        entries[SESSIONS_SOURCE] = f"{url}{SESSIONS_PATH}"
+    if BULK_DATASTACK in datastacks:
+        entries[BULK_SOURCE] = f"{url}{BULK_PATH}"
+    if entries:
         sources_path = home / SOURCES_FILE
         journal.make_dirs(sources_path.parent)
-        if _merge_json(journal, sources_path, _read_dict(sources_path),
-                       {SESSIONS_SOURCE: f"{url}{SESSIONS_PATH}"}, 0o644):
+        if _merge_json(journal, sources_path, _read_dict(sources_path), entries, 0o644):
             changed.append(sources_path)
     written = not token_path.exists() or foreign_token
     if written:

@@ -40,6 +40,12 @@ One directory per datastack, ``<data_dir>/<datastack>/``::
     level2/cells.parquet          nucleus ids of the cells with level-2 data
     cells.parquet                 generator ground truth per nucleus (see CELL_COLUMNS); the
                                   server does not serve it, tests use it to check recovery
+    bulk/v{N}/...                 the bulk exports of version N as the public release ships
+                                  them (CSV.gz without a header row + a ``_header.csv`` of
+                                  (column, type)), and the synapse view as Parquet partitioned
+                                  by presynaptic root (``generator/bulk.py``)
+    bulk/index.json               every bulk file with its size, MD5 and CRC32C (base64, as
+                                  Google Cloud Storage announces them in ``x-goog-hash``)
     cache/                        server-side derived artefacts (meshes); never in MANIFEST
 
 Beside the datastack directories, ``<data_dir>/`` holds ``.<datastack>.lock`` (one build at a
@@ -101,6 +107,8 @@ LEVEL2_SUPERVOXELS_PARQUET = "level2/supervoxels.parquet"
 LEVEL2_CELLS_PARQUET = "level2/cells.parquet"
 CACHE_DIR = "cache"
 BY_PRE_SUFFIX = ".by_pre"  # v{N}/{synapse_table}.by_pre.parquet
+BULK_DIR = "bulk"  # bulk/v{N}/<export files>, served read-only (generator/bulk.py)
+BULK_INDEX = "bulk/index.json"  # {"files": {"v{N}/<name>": {bytes, md5, crc32c}}, ...}
 
 # MANIFEST.json keys: generator_version, datastack, seed, scale, params_hash, created (ISO),
 # elapsed_s, files: {relative_path: {"sha256": hex, "bytes": int}}

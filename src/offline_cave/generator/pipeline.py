@@ -254,6 +254,11 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     table_meta = _write_tables(params, seed, out, stage, pieces, seg, points, sv)
     del points
     log(f"  tables: {len(table_meta)} per version  {_mark(t_start)}")
+    from offline_cave.generator import bulk
+
+    if bulk.applies(params):  # from the tables just written: CSV.gz + Parquet exports
+        bulk.write_bulk(out, params, log)
+        log(f"  bulk: written  {_mark(t_start)}")
 
     _write_metadata(out, params, stage, seg, sv.pieces, table_meta)
     return {"nuclei": len(cells), "neurons": len(neurons), "synapses": len(sv.pre_sv),

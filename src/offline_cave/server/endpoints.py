@@ -21,6 +21,7 @@ ANNOTATION = "/annotation/api/v2/aligned_volume/{av}"
 SESSIONS = "/sessions/api/v1/datastack/{datastack}"
 NGLSTATE = "/nglstate/api/v1"
 VIEWER = "/neuroglancer"
+BULK = "/mat_dbs/public"
 
 
 def _materialize(api: str) -> dict[str, str]:
@@ -136,5 +137,7 @@ ENDPOINTS: dict[str, str] = {
     "state.get": f"{NGLSTATE}/{{state_id}}",
     # the Neuroglancer client of the neuroglancer wheel (see routes/viewer.py)
     "viewer.client": f"{VIEWER}/v/{{session}}/{{path:path}}",
+    # bulk export files of the sample, as the public bucket lays them out (routes/bulk.py)
+    "bulk.file": f"{BULK}/{{datastack}}/{{version}}/{{file:path}}",
 }
 """Endpoint name -> Starlette path template, in matching order."""
