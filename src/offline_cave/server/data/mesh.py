@@ -258,3 +258,14 @@ def decode_legacy(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     verts = np.frombuffer(data, dtype="<f4", count=nv * 3, offset=4).reshape(-1, 3)
     faces = np.frombuffer(data, dtype="<u4", offset=4 + nv * 12).reshape(-1, 3)
     return verts, faces
+
+
+def legacy_to_draco(data: bytes) -> bytes:
+    """A legacy fragment re-encoded as Draco, the encoding of the graphene dynamic meshes
+    (Neuroglancer's graphene source decodes its unsharded fragments as Draco; cloud-volume
+    reads either). Positions are quantized to 16 bits over the mesh's bounding box."""
+    import DracoPy
+
+    vertices, faces = decode_legacy(data)
+    return DracoPy.encode(vertices, faces, quantization_bits=16, compression_level=1,
+                          preserve_order=True)

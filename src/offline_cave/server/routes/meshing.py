@@ -21,6 +21,7 @@ from starlette.responses import Response
 from offline_cave.contract import layout
 from offline_cave.server.data.artefacts import cell_store
 from offline_cave.server.data.imagery import imagery_of
+from offline_cave.server.data.mesh import legacy_to_draco
 from offline_cave.server.data.store import Datastack
 from offline_cave.server.http import Req, endpoint, json_response, not_found, parse_int
 from offline_cave.server.routes.chunkedgraph import graphene_info
@@ -122,6 +123,11 @@ def seg_tree(req: Req) -> Response:
         return json_response(precomputed_info(graphene_info(ds, req.base_url)))
     if rel == "mesh/info":
         return json_response({"@type": "neuroglancer_legacy_mesh"})
+    if rel.startswith("mesh//") and _FRAGMENT.fullmatch(rel[len("mesh//"):]):
+        # Neuroglancer's graphene source asks for a dynamic fragment as ``mesh//<name>`` and
+        # decodes it as Draco, the encoding of the real graphene meshes
+        legacy = _mesh_file(ds, rel[len("mesh//"):])
+        return octet_stream(legacy_to_draco(legacy.body))
     if rel.startswith("mesh/"):
         answer = _mesh_file(ds, rel[len("mesh/"):])
         if answer is not None:
