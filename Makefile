@@ -48,13 +48,14 @@ SUMMARY = grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* =+$$' $(1)
 STEP = s=$$(date +%s); $(MAKE) $(1); echo "[time] $(1): $$(( $$(date +%s) - s )) s"
 
 .PHONY: help venv sample book test test-live unit notebooks html check-html screenshot \
-	lock environment.yml ipynb clean _offline-pages _pages test-classroom
+	lock environment.yml ipynb clean _offline-pages _pages test-classroom viewer-check
 
 help:
 	@echo "make venv       create/refresh $(VENV) from requirements.lock (uv $(UV_VERSION))"
 	@echo "make sample     generate the synthetic sample of the datastacks into $(SAMPLE)/"
 	@echo "make book       execute every page once against the sample; HTML in $(BUILD)/html"
 	@echo "make test       unit tests + notebooks + book + checks of the HTML (what CI runs)"
+	@echo "make viewer-check    the Neuroglancer links of a page rendered in headless Chromium"
 	@echo "make test-classroom  an offline class played: serve, two students configure/run/undo"
 	@echo "make test-colab every Colab twin in a fresh venv holding exactly its install line"
 	@echo "make test-live  the notebooks against the real public datastacks (network + token)"
@@ -116,6 +117,7 @@ test:
 	$(call STEP,_offline-pages); \
 	$(call STEP,check-html); \
 	$(call STEP,screenshot); \
+	$(call STEP,viewer-check); \
 	$(call STEP,test-classroom); \
 	echo "[time] make test total wall time: $$(( $$(date +%s) - t0 )) s"; \
 	echo "unit tests:"; $(call SUMMARY,$(LOGS)/unit.log); \
@@ -139,6 +141,12 @@ screenshot:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	$(PY) .ci/screenshot.py --site $(BUILD)/html $(BUILD)/screenshots
+
+# Neuroglancer links of chapters/look/01_neuroglancer.md opened in headless Chromium (software
+# WebGL) against a server of the sample; fails when the viewer's canvas is blank or shows no
+# segmentation (chromium comes with the screenshot step).
+viewer-check: venv sample
+	$(PY) .ci/viewer_check.py --data $(SAMPLE) $(BUILD)/viewer-check
 
 # The same notebooks against the real public datastacks; fails within seconds without
 # network or token. Its outputs go to their own files and never into the book.

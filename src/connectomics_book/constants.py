@@ -15,6 +15,11 @@ AS_OF = _dt.date(2026, 11, 21)
 DATASTACK = "minnie65_public"
 #: Materialization version the pages query. 1300 (2025-01-13) is a long-term "major" version.
 MATERIALIZATION_VERSION = 1300
+#: Version of the function-meets-structure chapter. The digital-twin property tables
+#: (``digital_twin_properties_bcm_coreg_*``) first appear at 1507 (datasets-facts §2.6), which
+#: expired on 2026-07-31 (§1.2); 1822 (2026-06-27) is the newest listed version that has them.
+#: 1300 has only the deprecated ``functional_properties_v3_bcm``.
+FUNCTIONAL_VERSION = 1822
 
 #: V1 Deep Dive public datastack (positions in 9x9x45 nm voxels).
 V1DD_DATASTACK = "v1dd_public"

@@ -17,6 +17,7 @@ along it and attach points (synapses) to its vertices. Mesh vertices are in nm a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -281,14 +282,24 @@ def proximal_pairs(
         return pd.DataFrame({name: pd.Series(dtype=np.int64) for name in columns})
     owner = np.concatenate(dendrite_owner)
     tree = cKDTree(points)
-    rows = []
+    pre_parts, post_parts = [], []
     for pre_root, axon_vertices in axons.items():
-        for near in tree.query_ball_point(axon_vertices, r=radius_nm):
-            for post_root in np.unique(owner[near]):
-                if post_root != pre_root:
-                    rows.append((pre_root, int(post_root)))
-    if not rows:
+        near = tree.query_ball_point(axon_vertices, r=radius_nm)
+        counts = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
+        if not counts.any():
+            continue
+        vertex = np.repeat(np.arange(len(near)), counts)
+        post = owner[np.fromiter(chain.from_iterable(near), dtype=np.int64,
+                                 count=int(counts.sum()))]
+        # each axon vertex counts once per postsynaptic cell, however many of its
+        # dendrite vertices are near
+        post = np.unique(np.column_stack([vertex, post]), axis=0)[:, 1]
+        post = post[post != pre_root]
+        pre_parts.append(np.full(post.size, pre_root, dtype=np.int64))
+        post_parts.append(post)
+    if not pre_parts or not sum(p.size for p in post_parts):
         return pd.DataFrame({name: pd.Series(dtype=np.int64) for name in columns})
-    pair_df = pd.DataFrame(rows, columns=columns[:2])
+    pair_df = pd.DataFrame({columns[0]: np.concatenate(pre_parts),
+                            columns[1]: np.concatenate(post_parts)})
     return (pair_df.groupby(columns[:2]).size().rename("n_axon_vertices").reset_index()
             .astype(np.int64))

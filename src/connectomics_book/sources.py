@@ -2,7 +2,7 @@
 
 ``caveclient`` and ``cloud-volume`` find their services through the datastack map in the
 reader's HOME. Some course data are plain files instead (the V1DD two-photon sessions, the
-flat segmentations with static meshes in a public bucket): a page
+MICrONS bulk exports, the flat segmentations with static meshes in a public bucket): a page
 asks :func:`location` for them, and gets the public location unless the reader's sources file
 names another one. That file, ``~/.config/connectomics_book/sources.json`` (or the file named
 by ``$CONNECTOMICS_BOOK_SOURCES``), maps a source name to a URL or a directory; the course's
@@ -46,6 +46,16 @@ V1DD_SESSIONS = Source(
     ),
 )
 
+MINNIE65_BULK = Source(
+    name="minnie65_bulk",
+    public="https://storage.googleapis.com/mat_dbs/public/minnie65_phase3_v1",
+    how_to_get=(
+        "The MICrONS bulk exports (a materialization's tables as CSV.gz files, the synapse "
+        "table as synapses_pni_2_v1_filtered_view.csv.gz) are public files under "
+        "v{version}/ at this location; no token is needed."
+    ),
+)
+
 MINNIE65_SEG_M1300 = Source(
     name="minnie65_seg_m1300",
     public="precomputed://gs://iarpa_microns/minnie/minnie65/seg_m1300",
@@ -65,6 +75,7 @@ MINNIE65_SEG_M943 = Source(
 )
 
 REGISTRY: dict[str, Source] = {V1DD_SESSIONS.name: V1DD_SESSIONS,
+                               MINNIE65_BULK.name: MINNIE65_BULK,
                                MINNIE65_SEG_M1300.name: MINNIE65_SEG_M1300,
                                MINNIE65_SEG_M943.name: MINNIE65_SEG_M943}
 

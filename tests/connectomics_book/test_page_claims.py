@@ -424,7 +424,80 @@ by_edge = sample_df.groupby("edge_bin")["n_inputs"].median()
 ```
 """
 
+def coregistration_problems(text: str) -> list[str]:
+    """function_structure/01: the angle conventions as documented (datasets-facts §2.6),
+    the conversion done by the package function, the quality columns in µm."""
+    prose, code = split_page(text)
+    text_flat = flat(prose)
+    problems = []
+    for name, pattern in {
+        "v3 in radians": r"v3[^.]*radians",
+        "v3 zero = horizontal bar moving up": r"horizontal bar moving \*?up",
+        "v3 clockwise": r"(?<!counter-)\*?clockwise",
+        "twin zero = vertical bar moving right": r"vertical bar moving \*?right",
+        "twin counter-clockwise": r"counter-clockwise",
+        "residual and score in µm": r"distances in µm",
+    }.items():
+        if not re.search(pattern, text_flat):
+            problems.append(f"missing: {name}")
+    if "v3_to_twin_degrees(" not in code:
+        problems.append("v3 angles are not converted with v3_to_twin_degrees")
+    if "np.degrees(" in code and "v3_to_twin_degrees" not in code:
+        problems.append("v3 radians only turned into degrees")
+    return problems
+
+
+def like_to_like_problems(text: str) -> list[str]:
+    """function_structure/03: naive and proximity-controlled estimates both computed, the
+    interval over presynaptic cells, the verdict computed rather than typed."""
+    prose, code = split_page(text)
+    problems = []
+    if "proximal_pairs(" not in code:
+        problems.append("no axon-dendrite proximity (proximal_pairs) on the page")
+    if len(re.findall(r"rate_ratio\(", code)) < 3:
+        problems.append("naive and controlled ratios are not both computed with rate_ratio")
+    if re.search(r"cluster\s*=", code):
+        problems.append("the bootstrap is not over presynaptic cells (cluster= overridden)")
+    if "bootstrap" not in prose.lower() or "presynaptic cell" not in prose:
+        problems.append("the cell-level bootstrap is not explained")
+    if re.search(r"\b\d\.\d+\s*(x|times|-fold)", prose):
+        problems.append("a ratio typed in the prose instead of printed by the code")
+    if not re.search(r"larger\s*=\s*.*if naive", code):
+        problems.append("the naive-vs-controlled verdict is not computed")
+    if "ringach2016" not in prose or "ding2025" not in prose:
+        problems.append("the distance dependence of tuning or the published result uncited")
+    return problems
+
+
+OLD_COREGISTRATION = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Both tables give pref_ori in degrees; compare them directly.
+
+```{code-cell} ipython3
+naive_deg = np.degrees(ori_df["pref_ori_v3"])
+```
+"""
+
+OLD_LIKE_TO_LIKE = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+Connected pairs are 1.5 times more likely among similar cells (a bootstrap over pairs).
+
+```{code-cell} ipython3
+naive = rate_ratio(pairs_df, similar, dissimilar, "connected", cluster="pair")
+```
+"""
+
 PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
+    "function_structure/01_coregistration.md": (coregistration_problems, OLD_COREGISTRATION),
+    "function_structure/03_like_to_like.md": (like_to_like_problems, OLD_LIKE_TO_LIKE),
     "background/02_microns.md": (microns_problems, OLD_MICRONS),
     "programmatic_access/03_cells.md": (cells_problems, OLD_CELLS),
     "programmatic_access/04_synapses.md": (synapses_problems, OLD_SYNAPSES),

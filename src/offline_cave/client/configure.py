@@ -12,8 +12,8 @@
 
 and, when the server has ``v1dd_public`` or ``minnie65_public``, the course package's sources
 file ``<home>/.config/connectomics_book/sources.json`` (the pages then download the V1DD
-session files, and read the flat segmentations ``seg_m943`` / ``seg_m1300`` with their static
-meshes, from this server), merged the same way.
+session files, the MICrONS bulk exports, and the flat segmentations ``seg_m943`` /
+``seg_m1300`` with their static meshes, from this server), merged the same way.
 
 It never creates or changes a token file the public services use (``cave-secret.json``, the
 ``global.*-cave-secret.json`` files): a student who has no token yet can still save one later
@@ -51,6 +51,10 @@ SOURCES_FILE = Path(".config") / "connectomics_book" / "sources.json"
 SESSIONS_SOURCE = "v1dd_sessions"
 SESSIONS_DATASTACK = "v1dd_public"
 SESSIONS_PATH = f"/sessions/api/v1/datastack/{SESSIONS_DATASTACK}"
+# ... and the MICrONS bulk exports (the public bucket's v{N}/ folders, routes/bulk.py)
+BULK_SOURCE = "minnie65_bulk"
+BULK_DATASTACK = "minnie65_public"
+BULK_PATH = f"/mat_dbs/public/{BULK_DATASTACK}"
 # The flat segmentations with static meshes (connectomics_book.sources names them
 # minnie65_seg_m{N}); the server serves them under /static/{datastack}/seg_m{N}.
 STATIC_SEG_DATASTACK = "minnie65_public"
@@ -273,17 +277,18 @@ def configure_home(server_url: str, home: str | Path, datastacks: list[str] | No
     changed = []
     if _merge_json(journal, map_path, current, {name: url for name in datastacks}, 0o644):
         changed.append(map_path)
-    source_entries = {}
+    entries = {}
     if SESSIONS_DATASTACK in datastacks:
-        source_entries[SESSIONS_SOURCE] = f"{url}{SESSIONS_PATH}"
+        entries[SESSIONS_SOURCE] = f"{url}{SESSIONS_PATH}"
+    if BULK_DATASTACK in datastacks:
+        entries[BULK_SOURCE] = f"{url}{BULK_PATH}"
     if STATIC_SEG_DATASTACK in datastacks:
-        source_entries.update({name: f"precomputed://{url}/static/{STATIC_SEG_DATASTACK}/{seg}"
-                               for name, seg in STATIC_SEG_SOURCES.items()})
-    if source_entries:
+        entries.update({name: f"precomputed://{url}/static/{STATIC_SEG_DATASTACK}/{seg}"
+                        for name, seg in STATIC_SEG_SOURCES.items()})
+    if entries:
         sources_path = home / SOURCES_FILE
         journal.make_dirs(sources_path.parent)
-        if _merge_json(journal, sources_path, _read_dict(sources_path), source_entries,
-                       0o644):
+        if _merge_json(journal, sources_path, _read_dict(sources_path), entries, 0o644):
             changed.append(sources_path)
     written = not token_path.exists() or foreign_token
     if written:

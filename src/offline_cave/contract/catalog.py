@@ -112,6 +112,10 @@ TABLES: dict[str, TableInfo] = {
     'coregistration_manual_v4': TableInfo(
         'func_unit_ext_coreg', 'nucleus_detection_v0', 943,
         'Manual co-registration of two-photon units to EM nuclei.'),
+    'coregistration_auto_phase3_fwd_apl_vess_combined_v2': TableInfo(
+        'func_unit_ext_coreg', 'nucleus_detection_v0', 1300,
+        'Automated co-registration of two-photon units to EM nuclei (not manually verified); '
+        'residuals and separation scores in um.'),
     'functional_properties_v3_bcm': TableInfo(
         'func_properties_bcm', 'nucleus_detection_v0', 943,
         'Orientation and direction tuning (radians) of co-registered units from a model of '

@@ -38,12 +38,22 @@ One directory per datastack, ``<data_dir>/<datastack>/``::
                                   nodes (sorted by supervoxel_id); any other supervoxel is a
                                   level-2 node of its own, id = its id with layer 2
     level2/cells.parquet          nucleus ids of the cells with level-2 data
+    imagery/imagery.json          the EM-like image and supervoxel region (minnie65 only; see
+                                  generator/imagery.py): resolution, chunk sizes, encodings, box
+    imagery/em/<key>/<chunk>      its JPEG image chunks (precomputed, <key> = 8_8_40)
+    imagery/ws/<key>/<chunk>.gz   its supervoxel chunks, raw uint64, gzipped
     static/seg_m{N}/info          a flat segmentation of version N (minnie65: 943, 1300) with
     static/seg_m{N}/mesh/info     its static multi-resolution meshes (neuroglancer_multilod_draco)
     static/seg_m{N}/mesh/*.shard  sharded, keyed by the root ids at version N
                                   (generator/static_meshes.py)
     cells.parquet                 generator ground truth per nucleus (see CELL_COLUMNS); the
                                   server does not serve it, tests use it to check recovery
+    bulk/v{N}/...                 the bulk exports of version N as the public release ships
+                                  them (CSV.gz without a header row + a ``_header.csv`` of
+                                  (column, type)), and the synapse view as Parquet partitioned
+                                  by presynaptic root (``generator/bulk.py``)
+    bulk/index.json               every bulk file with its size, MD5 and CRC32C (base64, as
+                                  Google Cloud Storage announces them in ``x-goog-hash``)
     cache/                        server-side derived artefacts (meshes); never in MANIFEST
 
 Beside the datastack directories, ``<data_dir>/`` holds ``.<datastack>.lock`` (one build at a
@@ -104,6 +114,9 @@ LEVEL2_VERTICES_PARQUET = "level2/vertices.parquet"
 LEVEL2_SUPERVOXELS_PARQUET = "level2/supervoxels.parquet"
 LEVEL2_CELLS_PARQUET = "level2/cells.parquet"
 CACHE_DIR = "cache"
+IMAGERY_JSON = "imagery/imagery.json"
+IMAGERY_EM_DIR = "imagery/em"
+IMAGERY_WS_DIR = "imagery/ws"
 STATIC_DIR = "static"
 
 
@@ -111,6 +124,8 @@ def static_segmentation_dir(version: int) -> str:
     """The directory of the flat segmentation of ``version`` (``static/seg_m1300``)."""
     return f"{STATIC_DIR}/seg_m{int(version)}"
 BY_PRE_SUFFIX = ".by_pre"  # v{N}/{synapse_table}.by_pre.parquet
+BULK_DIR = "bulk"  # bulk/v{N}/<export files>, served read-only (generator/bulk.py)
+BULK_INDEX = "bulk/index.json"  # {"files": {"v{N}/<name>": {bytes, md5, crc32c}}, ...}
 
 # MANIFEST.json keys: generator_version, datastack, seed, scale, params_hash, created (ISO),
 # elapsed_s, files: {relative_path: {"sha256": hex, "bytes": int}}

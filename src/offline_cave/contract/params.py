@@ -122,9 +122,18 @@ class DatastackParams:
     # versions with a flat segmentation and static multi-resolution meshes (datasets-facts
     # §1.1: seg_m943 and seg_m1300; V1DD has none), written for the cells with level-2 data
     static_mesh_versions: tuple[int, ...] = (943, 1300)
-    # functional like-to-like: multiplicative weight 1 + a*cos(2*dtheta) for E->E (*assumed*;
-    # datasets-facts §3.9 suggests a 1.2-1.5x top-vs-bottom quartile effect)
+    # functional like-to-like: multiplicative weight 1 + a*cos(2*dtheta) for E->E. Ding et al.
+    # 2025 (Nature 640:459) find it beyond axon-dendrite proximity but no numeric effect size
+    # was retrieved (datasets-facts §3.9 ⚠; its proposal: 1.2-1.5x top vs bottom quartile).
+    # a = 0.25 gives ~1.7x synapses per proximity for tuned pairs (gOSI > 0.25) within 22.5
+    # vs beyond 67.5 deg (the planted ratio tests/offline_cave/generator/test_function.py
+    # computes); *assumed*
     like_to_like_strength: float = 0.25
+    # share of excitatory cells whose preferred orientation follows a smooth spatial field
+    # (wavelength FIELD_WAVELENGTH_UM in population.py): nearby neurons in mouse V1 are more
+    # similarly tuned than distant ones (Ringach et al. 2016, Nat Commun 7:12270, Fig. 2b),
+    # which makes tuning similarity covary with axon-dendrite proximity (*assumed* share)
+    orientation_field_share: float = 0.0
     # which table builders and versions this datastack uses: "minnie" or "v1dd"
     kind: str = "minnie"
     # synapse positions' voxel size when it differs from the other tables (V1DD documents
@@ -175,7 +184,7 @@ MINNIE_VERSIONS = (
 # exact timestamp is not public, so this one is *invented* in the format of the real ones.
 V1DD_VERSIONS = ((1196, "2025-06-26T08:10:01.154212", True),)
 
-MINNIE = DatastackParams()
+MINNIE = DatastackParams(orientation_field_share=0.8)
 
 V1DD = DatastackParams(
     name="v1dd_public",

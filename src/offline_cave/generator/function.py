@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 
 from offline_cave.contract.hashing import unit_hash
 from offline_cave.contract.params import V1DD_PLANE_DEPTHS_UM, V1DD_SESSIONS
@@ -57,27 +58,158 @@ def imaged_cells(cells: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=["cell_row"])
 
 
-# long but linear: three tables drawn in a fixed order from one generator
+#: The 19 "platinum" scans (session, scan_idx) of animal 17797 (datasets-facts §2.5).
+PLATINUM_SCANS = ((4, 7), (4, 9), (4, 10), (5, 3), (5, 6), (5, 7), (6, 2), (6, 4), (6, 6), (6, 7),
+                  (7, 3), (7, 4), (7, 5), (8, 5), (8, 7), (8, 9), (9, 3), (9, 4), (9, 6))
+#: Residual of a manual match (um): lognormal, median 5 um; the real example rows of v3 lie at
+#: 5.2-8.6 um (datasets-facts §2.5). Automatic matches are looser (median 6.5 um, *assumed*).
+MANUAL_RESIDUAL_UM, AUTO_RESIDUAL_UM = (5.0, 0.35), (6.5, 0.45)
+#: Share of manual cells matched to two units: 19,181 rows for 15,352 roots (§2.5) = 1.25.
+MANUAL_SECOND_UNIT = 0.25
+#: Units per cell of the automatic table: 83,046 rows for 35,466 roots (§2.5) = 2.34 ->
+#: 1 + Poisson(1.34). Share of the remaining imageable cells it adds (the real table has 2.3x
+#: the manual cells; the sample cannot exceed its imageable cells, *assumed*).
+AUTO_EXTRA_UNITS, AUTO_EXTRA_CELLS = 1.34, 0.7
+#: Share of automatic units matched to a second nucleus as well (*assumed*).
+AUTO_TWO_NUCLEI = 0.02
+#: An automatic match goes to the nearest *other* nucleus with this probability when the true
+#: separation score is below ``AUTO_CONFUSABLE_UM`` (and 2 % otherwise); *assumed*.
+AUTO_WRONG_LOW, AUTO_WRONG_HIGH, AUTO_CONFUSABLE_UM = 0.5, 0.02, 1.0
+#: Retinotopy of the readout locations: the sample's slab spans this part of the stimulus
+#: ([-1, 1] per axis, datasets-facts §2.6), with this scatter of single receptive fields
+#: (*assumed*; nearby neurons have nearby receptive fields in mouse V1).
+READOUT_SPAN, READOUT_SCATTER = 0.8, 0.12
+
+
+def _separation(points: np.ndarray, assigned: np.ndarray, xyz: np.ndarray,
+                tree: cKDTree) -> tuple[np.ndarray, np.ndarray]:
+    """Residual (um) from each functional point to its assigned nucleus, and the separation
+    score: distance to the nearest non-assigned nucleus minus the residual (um, may be < 0).
+    """
+    residual = np.linalg.norm(points - xyz[assigned], axis=1)
+    dist, idx = tree.query(points, k=2)
+    other = np.where(idx[:, 0] == assigned, dist[:, 1], dist[:, 0])
+    return residual, other - residual
+
+
+def _functional_points(rows: np.ndarray, xyz: np.ndarray, median_sd: tuple[float, float],
+                       rng: np.random.Generator) -> np.ndarray:
+    """Where the two-photon ROI of each unit lands in EM space: the soma plus a residual
+    offset in a random direction (um)."""
+    offset = rng.normal(size=(rows.size, 3))
+    offset /= np.linalg.norm(offset, axis=1, keepdims=True)
+    length = np.exp(rng.normal(np.log(median_sd[0]), median_sd[1], size=rows.size))
+    return xyz[rows] + offset * length[:, None]
+
+
+def _scans(n: int, rng: np.random.Generator, avoid: np.ndarray | None = None) -> np.ndarray:
+    """Platinum scan indices (0..18), different from ``avoid`` where it is given."""
+    k = len(PLATINUM_SCANS)
+    if avoid is None:
+        return rng.integers(0, k, size=n)
+    return (avoid + rng.integers(1, k, size=n)) % k
+
+
+def _unit_frame(unit_rows: np.ndarray, scan: np.ndarray, unit_id: np.ndarray,
+                assigned: np.ndarray, residual: np.ndarray, score: np.ndarray,
+                depth: np.ndarray) -> pd.DataFrame:
+    keys = np.asarray(PLATINUM_SCANS)[scan]
+    field = np.clip((depth[unit_rows] / 620 * 8).astype(int) + 1, 1, 8)
+    return pd.DataFrame({"unit_row": unit_rows, "assigned": assigned,
+                         "session": keys[:, 0].astype(np.int64),
+                         "scan_idx": keys[:, 1].astype(np.int64),
+                         "unit_id": unit_id.astype(np.int64), "field": field.astype(np.int64),
+                         "residual": residual, "score": score})
+
+
+def coregistration_units(cells: pd.DataFrame, rng: np.random.Generator
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The units of the manual and the automatic co-registration (one row per unit match).
+
+    ``unit_row`` is the cells row the unit truly images, ``assigned`` the row it is matched
+    to. Manual matches are always right; an automatic match of a unit whose true separation
+    score is small goes to the nearest other nucleus now and then. Unit keys (session,
+    scan_idx, unit_id) are unique among the manual units; the automatic table reuses the key
+    of a manual unit it also matched and gives new keys to the others.
+    """
+    xyz = cells[["x_um", "y_um", "z_um"]].to_numpy(np.float64)
+    depth = cells["depth_um"].to_numpy()
+    tree = cKDTree(xyz)
+    manual_cells = np.flatnonzero(cells["coregistered"].to_numpy())
+    second = rng.random(manual_cells.size) < MANUAL_SECOND_UNIT
+    first_scan = _scans(manual_cells.size, rng)
+    rows = np.concatenate([manual_cells, manual_cells[second]])
+    scan = np.concatenate([first_scan, _scans(int(second.sum()), rng, first_scan[second])])
+    n_ids = max(9600, 4 * rows.size)  # real unit ids run up to ~9,600 per scan (§2.5)
+    unit_id = rng.choice(n_ids, size=rows.size, replace=False) + 1
+    points = _functional_points(rows, xyz, MANUAL_RESIDUAL_UM, rng)
+    residual, score = _separation(points, rows, xyz, tree)
+    manual = _unit_frame(rows, scan, unit_id, rows, residual, score, depth)
+
+    # automatic: most manual units again (its own, looser points), plus the other imageable
+    # excitatory cells with 1 + Poisson units each
+    again = rng.random(rows.size) < 0.85
+    can = ((cells["cell_class"] == "excitatory_neuron").to_numpy() & (depth < 620.0)
+           & ~cells["coregistered"].to_numpy())
+    extra_cells = np.flatnonzero(can & (rng.random(len(cells)) < AUTO_EXTRA_CELLS))
+    extra_rows = np.repeat(extra_cells, 1 + rng.poisson(AUTO_EXTRA_UNITS, extra_cells.size))
+    a_rows = np.concatenate([rows[again], extra_rows])
+    a_scan = np.concatenate([scan[again], _scans(extra_rows.size, rng)])
+    used = set(unit_id.tolist())
+    fresh = rng.choice(n_ids + extra_rows.size + len(used), size=extra_rows.size + len(used),
+                       replace=False) + 1
+    fresh = np.array([u for u in fresh if u not in used][:extra_rows.size], dtype=np.int64)
+    a_unit = np.concatenate([unit_id[again], fresh])
+    a_points = _functional_points(a_rows, xyz, AUTO_RESIDUAL_UM, rng)
+    _, true_score = _separation(a_points, a_rows, xyz, tree)
+    p_wrong = np.where(true_score < AUTO_CONFUSABLE_UM, AUTO_WRONG_LOW, AUTO_WRONG_HIGH)
+    wrong = rng.random(a_rows.size) < p_wrong
+    nearest = tree.query(a_points, k=2)[1]
+    other = np.where(nearest[:, 0] == a_rows, nearest[:, 1], nearest[:, 0])
+    assigned = np.where(wrong, other, a_rows)
+    # a few units are matched to two nuclei (the true one and its nearest neighbour)
+    twice = ~wrong & (rng.random(a_rows.size) < AUTO_TWO_NUCLEI)
+    a_rows, a_scan, a_unit = (np.concatenate([a, a[twice]]) for a in (a_rows, a_scan, a_unit))
+    a_points = np.concatenate([a_points, a_points[twice]])
+    assigned = np.concatenate([assigned, other[twice]])
+    a_residual, a_score = _separation(a_points, assigned, xyz, tree)
+    auto = _unit_frame(a_rows, a_scan, a_unit, assigned, a_residual, a_score, depth)
+    return manual, auto
+
+
+def readout_locations(x_um: np.ndarray, z_um: np.ndarray, cells: pd.DataFrame,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Digital-twin readout locations (stimulus units, [-1, 1]): a retinotopic map (x ->
+    azimuth, z -> elevation) across the slab plus single-cell scatter."""
+    x0, x1 = cells["x_um"].min(), cells["x_um"].max()
+    z0, z1 = cells["z_um"].min(), cells["z_um"].max()
+    loc_x = -0.2 + READOUT_SPAN * ((x_um - x0) / (x1 - x0) - 0.5)
+    loc_y = 0.1 + READOUT_SPAN * ((z_um - z0) / (z1 - z0) - 0.5)
+    loc_x = loc_x + rng.normal(0, READOUT_SCATTER, size=x_um.size)
+    loc_y = loc_y + rng.normal(0, READOUT_SCATTER, size=z_um.size)
+    return np.clip(loc_x, -1, 1), np.clip(loc_y, -1, 1)
+
+
+def _coreg_table(units: pd.DataFrame, nucleus_ids: np.ndarray, created: pd.Series
+                 ) -> pd.DataFrame:
+    return reference(np.arange(1, len(units) + 1), created,
+                     nucleus_ids[units["assigned"].to_numpy()],
+                     {c: units[c].to_numpy() for c in ("session", "scan_idx", "unit_id", "field",
+                                                       "residual", "score")})
+
+
+# long but linear: four tables drawn in a fixed order from one generator
 def function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random.Generator
-                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Co-registration and functional property tables for the co-registered cells."""
-    rows = np.flatnonzero(cells["coregistered"].to_numpy())
-    # 25 % of cells are matched to two units (19,181 rows for 15,352 roots, datasets-facts §2.5)
-    reps = np.where(rng.random(rows.size) < 0.25, 2, 1)
-    unit_rows = np.repeat(rows, reps)
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Manual co-registration, v3 functional properties, digital-twin properties (on the
+    manual units) and the automatic co-registration."""
+    manual, auto = coregistration_units(cells, rng)
+    unit_rows = manual["unit_row"].to_numpy()
     m = unit_rows.size
-    platinum = [(4, 7), (4, 9), (4, 10), (5, 3), (5, 6), (5, 7), (6, 2), (6, 4), (6, 6), (6, 7),
-                (7, 3), (7, 4), (7, 5), (8, 5), (8, 7), (8, 9), (9, 3), (9, 4), (9, 6)]
-    scan = np.asarray(platinum)[rng.integers(0, len(platinum), size=m)]
-    unit_id = rng.integers(1, 9600, size=m)
-    depth = cells["depth_um"].to_numpy()[unit_rows]
-    field = np.clip((depth / 620 * 8).astype(int) + 1, 1, 8)
-    coreg = reference(np.arange(1, m + 1), timestamps(rng, m, "2024-01-10T00:00:00", days(2)),
-                      nucleus_ids[unit_rows],
-                      {"session": scan[:, 0].astype(np.int64), "scan_idx": scan[:, 1].astype(np.int64),
-                       "unit_id": unit_id.astype(np.int64), "field": field.astype(np.int64),
-                       "residual": rng.uniform(2.0, 9.0, size=m),
-                       "score": rng.normal(3.0, 2.5, size=m)})
+    coreg = _coreg_table(manual, nucleus_ids,
+                         timestamps(rng, m, "2024-01-10T00:00:00", days(2)))
+    auto_table = _coreg_table(auto, nucleus_ids,
+                              timestamps(rng, len(auto), "2024-11-20T00:00:00", days(5)))
     # functional properties for ~63 % of the matched units (12,094 of 19,181)
     has_func = rng.random(m) < 0.63
     f = np.flatnonzero(has_func)
@@ -108,6 +240,8 @@ def function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random
     ori_t = np.degrees((theta_t + noise_t) % np.pi)
     dir_bit_t = unit_hash(cells["nucleus_id"].to_numpy()[unit_rows[t]], 5) < 0.5
     g_osi_t = np.clip(osi_t * rng.uniform(0.75, 1.15, size=t.size), 0.0, 1.0)
+    loc_x, loc_y = readout_locations(cells["x_um"].to_numpy()[unit_rows[t]],
+                                     cells["z_um"].to_numpy()[unit_rows[t]], cells, rng)
     twin = reference(
         np.arange(1, t.size + 1), timestamps(rng, t.size, "2025-07-20T00:00:00", days(2)),
         coreg["target_id"].to_numpy()[t],
@@ -118,6 +252,5 @@ def function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random
          "DSI": np.clip(rng.beta(1.5, 6, size=t.size), 0, 1), "gOSI": g_osi_t,
          "gDSI": np.clip(rng.beta(1.5, 8, size=t.size), 0, 1), "pref_ori": ori_t,
          "pref_dir": (ori_t + 180.0 * dir_bit_t) % 360.0,
-         "readout_loc_x": rng.uniform(-1, 1, size=t.size),
-         "readout_loc_y": rng.uniform(-1, 1, size=t.size)})
-    return coreg, func_v3, twin
+         "readout_loc_x": loc_x, "readout_loc_y": loc_y})
+    return coreg, func_v3, twin, auto_table

@@ -66,7 +66,8 @@ from offline_cave.generator.writer import Writer
 
 # stage codes for the per-stage random generators
 _STAGES = {"cells": 1, "ids": 2, "skeleton": 3, "synapses": 4, "edits": 5, "tables": 6,
-           "function": 7, "fragments": 8, "sv": 9, "users": 10, "examples": 11}
+           "function": 7, "fragments": 8, "sv": 9, "users": 10, "examples": 11,
+           "imagery": 12}
 
 
 def _mark(t_start: float) -> str:
@@ -213,6 +214,7 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     frag_points = _fragment_points(skeletons, frag_labels)
     from offline_cave.generator.level2 import select_cells
 
+    img_plan = _imagery_plan(params, cells, syn, skeletons, frag_labels, scale)
     l2_cells = select_cells(cells, stage.is_neuron, params.level2_other_cells)
     keep = set(l2_cells.tolist())
     mesh_payloads = _static_mesh_payloads(params, cells, skeletons, l2_cells, workers)
@@ -253,6 +255,8 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     sv = _supervoxels(params, cells, stage.pt_vx, pieces, points, seg.root_zero, sv_rng,
                       op_pieces, _fragment_piece_points(frag_points, pieces), _rng(seed, "sv", 1))
     del frag_points
+    if img_plan is not None:
+        _imagery(out, params, seed, img_plan, stage, pieces, sv, log, t_start)
     users = synthetic_users(_rng(seed, "users"))
     seg.operations = operation_log(history.operations, sv.op_points, users, _rng(seed, "users", 1))
     seg.users = users
@@ -261,12 +265,53 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     table_meta = _write_tables(params, seed, out, stage, pieces, seg, points, sv)
     del points
     log(f"  tables: {len(table_meta)} per version  {_mark(t_start)}")
+    from offline_cave.generator import bulk
+
+    if bulk.applies(params):  # from the tables just written: CSV.gz + Parquet exports
+        bulk.write_bulk(out, params, log)
+        log(f"  bulk: written  {_mark(t_start)}")
 
     _write_metadata(out, params, stage, seg, sv.pieces, table_meta)
     return {"nuclei": len(cells), "neurons": len(neurons), "synapses": len(sv.pre_sv),
             "skeleton_vertices": n_vertices, "roots": len(history.roots),
             "edits": int(history.lineage["operation_id"].nunique()),
             "slab_um": [stage.slab.box_min.tolist(), stage.slab.box_max.tolist()]}
+
+
+def _imagery_plan(params: DatastackParams, cells: pd.DataFrame, syn: pd.DataFrame,
+                  skeletons: dict, frag_labels: dict, scale: float):
+    """The imagery box (``imagery.plan``) around the example pyramidal cell; None where the
+    example cells are not planted (v1dd_public has no imagery)."""
+    if not examples.applies(params.name, params.materialized_versions):
+        return None
+    from offline_cave.generator import imagery
+
+    row = examples.rows_of(cells)["example_pyramidal"]
+    return imagery.plan(params, cells, syn, skeletons, frag_labels, row, params.chunk_offset_vx,
+                        scale)
+
+
+def _imagery(out: Writer, params: DatastackParams, seed: int, plan, stage: CellStage,
+             pieces: Pieces, sv: Supervoxels, log, t_start: float) -> None:
+    """Render and write the EM-like image and its supervoxels (``generator/imagery.py``)."""
+    from offline_cave.generator import imagery
+
+    rows = plan.syn_rows
+    nm = stage.pt_vx * np.asarray(params.voxel_resolution, float)
+    lo, hi = imagery.box_of(plan.lo_vx, plan.shape)
+    pad = imagery.CANDIDATE_PAD_UM * 1000
+    near = np.flatnonzero(np.all((nm > lo - pad) & (nm < hi + pad), axis=1) & (sv.nuc_sv != 0))
+    candidates = (np.concatenate([sv.pre_sv[rows], sv.post_sv[rows], sv.nuc_sv[near]]),
+                  np.concatenate([pieces.pre_piece[rows], pieces.post_piece[rows],
+                                  pieces.core_piece[near]]),
+                  np.concatenate([plan.pre_nm, plan.post_nm, nm[near]]))
+    image, ws, stats = imagery.render(plan, pieces.core_piece, pieces.cell_fragments,
+                                      pieces.pre_piece, pieces.post_piece, candidates,
+                                      _rng(seed, "imagery"))
+    meta = imagery.write(out, plan, image, ws, stats)
+    log(f"  imagery: {plan.shape} voxels, {meta['n_supervoxels']} supervoxels, "
+        f"{(meta['image']['bytes'] + meta['watershed']['bytes']) / 1e6:.1f} MB  "
+        f"{_mark(t_start)}")
 
 
 def _place_cells(params: DatastackParams, seed: int, scale: float) -> CellStage:

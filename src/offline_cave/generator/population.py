@@ -124,7 +124,43 @@ def place_cells(params: DatastackParams, slab: Slab, rng: np.random.Generator) -
     })
     # a stable, spatially meaningless order (as nucleus ids are not sorted by type)
     frame = frame.iloc[rng.permutation(n)].reset_index(drop=True)
+    if params.orientation_field_share > 0:  # drawn last: the other columns keep their draws
+        frame["pref_ori_rad"] = clustered_orientations(
+            frame["pref_ori_rad"].to_numpy(), frame["x_um"].to_numpy(),
+            frame["z_um"].to_numpy(), params.orientation_field_share, rng)
     return frame
+
+
+#: Wavelength (um) of the smooth orientation field: tuning similarity in mouse V1 falls off
+#: over the first ~200 um of cortical distance (Ringach et al. 2016, Fig. 2b; *assumed* value).
+FIELD_WAVELENGTH_UM = 350.0
+FIELD_WAVES = 16
+FIELD_KAPPA = 4.0  # von Mises concentration (on 2 theta) of a cell around the field
+#: share of the field-following cells pulled to the nearest cardinal orientation, so the
+#: cardinal bias (datasets-facts §3.9) survives the clustering (*assumed*, as in
+#: cardinal_biased_orientations)
+FIELD_CARDINAL_SHARE = 0.35
+
+
+def clustered_orientations(pref: np.ndarray, x_um: np.ndarray, z_um: np.ndarray, share: float,
+                           rng: np.random.Generator) -> np.ndarray:
+    """Preferred orientations (rad, [0, pi)) where a ``share`` of the tuned cells follow a
+    smooth field over the tangential position: the angle of a sum of ``FIELD_WAVES`` plane
+    waves of wavelength ``FIELD_WAVELENGTH_UM``, plus von Mises scatter, a share
+    ``FIELD_CARDINAL_SHARE`` of them pulled to the nearest cardinal. NaN stays NaN."""
+    angle = rng.uniform(0, 2 * np.pi, FIELD_WAVES)
+    phase = rng.uniform(0, 2 * np.pi, FIELD_WAVES)
+    k = 2 * np.pi / FIELD_WAVELENGTH_UM
+    field = np.exp(1j * (k * (np.outer(x_um, np.cos(angle)) + np.outer(z_um, np.sin(angle)))
+                         + phase)).sum(axis=1)
+    theta = (np.angle(field) / 2) % np.pi
+    scatter = rng.vonmises(0.0, FIELD_KAPPA, size=pref.size) / 2
+    follow = np.isfinite(pref) & (rng.random(pref.size) < share)
+    local = (theta + scatter) % np.pi
+    cardinal = (np.round(local / (np.pi / 2)) * (np.pi / 2)
+                + rng.vonmises(0.0, 8.0, size=pref.size) / 2)
+    local = np.where(rng.random(pref.size) < FIELD_CARDINAL_SHARE, cardinal, local) % np.pi
+    return np.where(follow, local, pref)
 
 
 def _types_and_depths(n_cells: int, slab: Slab,

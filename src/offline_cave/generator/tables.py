@@ -86,14 +86,15 @@ def minnie_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, slab: Slab,
                            {"classification_system": np.full(n, "is_neuron"),
                             "cell_type": svm_label})
 
-    coreg, func_v3, twin = function_tables(cells, nucleus_ids, fn_rng)
+    coreg, func_v3, twin, coreg_auto = function_tables(cells, nucleus_ids, fn_rng)
 
     return {"nucleus_ref_neuron_svm": neuron_svm, "aibs_metamodel_celltypes_v661": celltypes,
             "aibs_metamodel_mtypes_v661_v2": mtypes,
             "allen_v1_column_types_slanted_ref": column_types,
             "aibs_column_nonneuronal_ref": column_glia, "coregistration_manual_v4": coreg,
             "functional_properties_v3_bcm": func_v3,
-            "digital_twin_properties_bcm_coreg_v4": twin}
+            "digital_twin_properties_bcm_coreg_v4": twin,
+            "coregistration_auto_phase3_fwd_apl_vess_combined_v2": coreg_auto}
 
 
 # long but linear: three short tables (two as closures over the roots) and the NWB sessions

@@ -57,7 +57,7 @@ class Writer:
         return schema, n_rows
 
     def put_bytes(self, rel: str, data: bytes) -> None:
-        """Write a binary file as is (the static mesh shards)."""
+        """Write an opaque file (an image or segmentation chunk)."""
         path = self.target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

@@ -9,8 +9,9 @@ Like the public services, every request must carry a token (``Authorization: Bea
 ``middle_auth_token`` cookie or query parameter); without one the answer is a 401 that says how
 to get one. Any token is accepted, and tokens are never logged. Open, as their real
 counterparts are public buckets read without a token: the landing page ``/`` and the
-precomputed trees ``/seg/...`` (mesh fragments), ``/em/...`` and the flat segmentations
-``/static/...``.
+precomputed trees ``/seg/...`` (mesh fragments) and ``/em/...``, the flat segmentations
+``/static/...``, the bulk export files ``/mat_dbs/...``, and the viewer's files
+``/neuroglancer/...`` (its page sets the token cookie, see ``routes/viewer.py``).
 
 Request bodies are bounded while they arrive (:class:`BodyLimits`): past ``max_body_bytes``
 the answer is a 413 at once (a chunked body is never buffered whole), and a body that stops
@@ -38,6 +39,7 @@ from starlette.routing import Route
 
 from offline_cave.server.data.mesh_cache import DEFAULT_MESH_CACHE_BYTES
 from offline_cave.server.data.schemas import SchemaCatalog
+from offline_cave.server.data.states import StateStore
 from offline_cave.server.data.store import Registry
 from offline_cave.server.data.warm import warm_in_background
 from offline_cave.server.endpoints import ENDPOINTS
@@ -45,6 +47,7 @@ from offline_cave.server.http import Req, endpoint, error_response, json_respons
 from offline_cave.server.limits import Limits
 from offline_cave.server.routes import (
     annotation,
+    bulk,
     chunkedgraph,
     info,
     l2cache,
@@ -54,6 +57,8 @@ from offline_cave.server.routes import (
     schema,
     sessions,
     skeleton,
+    state,
+    viewer,
 )
 
 log = logging.getLogger("offline_cave.server")
@@ -100,7 +105,7 @@ NO_TOKEN_MESSAGE = (
     "CAVEclient().auth.save_token(token=...), or, for this offline server, run "
     "`python -m offline_cave configure --server URL`, which writes a token file for it.")
 OPEN_PATHS = frozenset({"/"})
-OPEN_PREFIXES = ("/seg/", "/em/", "/static/")
+OPEN_PREFIXES = ("/seg/", "/em/", "/mat_dbs/", "/neuroglancer/", "/static/")
 
 
 def carries_token(scope: dict) -> bool:
@@ -234,7 +239,7 @@ def root(req: Req) -> Response:
 
 
 ROUTE_MODULES = (info, schema, materialize, chunkedgraph, level2, l2cache, skeleton, meshing,
-                 annotation, sessions)
+                 annotation, sessions, bulk, state, viewer)
 ROUTES = [("root", root, ["GET"])]
 """(endpoint name, handler, methods) of the app itself."""
 
@@ -314,5 +319,6 @@ def create_app(data_dir: str | Path, *, public_url: str | None = None,
     app.state.schema_catalog = SchemaCatalog(registry)
     app.state.public_url = public_url.rstrip("/") if public_url else None
     app.state.errors = ErrorCounter()
+    app.state.states = StateStore()
     app.state.warm_up = warm_in_background(registry) if warm else None
     return app

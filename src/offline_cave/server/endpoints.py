@@ -19,6 +19,9 @@ L2CACHE = "/l2cache/api/v1"
 SKELETONS = "/skeletoncache/api/v1/{datastack}"
 ANNOTATION = "/annotation/api/v2/aligned_volume/{av}"
 SESSIONS = "/sessions/api/v1/datastack/{datastack}"
+NGLSTATE = "/nglstate/api/v1"
+VIEWER = "/neuroglancer"
+BULK = "/mat_dbs/public"
 
 
 def _materialize(api: str) -> dict[str, str]:
@@ -123,5 +126,19 @@ ENDPOINTS: dict[str, str] = {
     # two-photon session files of the sample (no CAVE service: see routes/sessions.py)
     "sessions.manifest": f"{SESSIONS}/manifest",
     "sessions.file": f"{SESSIONS}/file/{{file}}",
+    # JSON state service (client.state; literal segments before {state_id})
+    "state.version": f"{NGLSTATE}/version",
+    "state.upload": f"{NGLSTATE}/post",
+    "state.upload_with_id": f"{NGLSTATE}/post/{{state_id}}",
+    "state.raw": f"{NGLSTATE}/raw/{{state_id}}",
+    "state.upload_property": f"{NGLSTATE}/property/post",
+    "state.upload_property_with_id": f"{NGLSTATE}/property/post/{{state_id}}",
+    "state.property_info": f"{NGLSTATE}/property/{{state_id}}/info",
+    "state.property_raw": f"{NGLSTATE}/property/raw/{{state_id}}",
+    "state.get": f"{NGLSTATE}/{{state_id}}",
+    # the Neuroglancer client of the neuroglancer wheel (see routes/viewer.py)
+    "viewer.client": f"{VIEWER}/v/{{session}}/{{path:path}}",
+    # bulk export files of the sample, as the public bucket lays them out (routes/bulk.py)
+    "bulk.file": f"{BULK}/{{datastack}}/{{version}}/{{file:path}}",
 }
 """Endpoint name -> Starlette path template, in matching order."""

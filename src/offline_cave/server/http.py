@@ -63,6 +63,8 @@ DATA_ERROR_STATUS: dict[type[errors.DataError], int] = {
     errors.TooMany: 400,
     errors.QueryTimeout: 503,
     errors.OutOfResources: 503,
+    errors.StateTooLarge: 413,
+    errors.StateStoreFull: 429,
 }
 """HTTP status of every domain error (the nearest listed class of its MRO decides)."""
 

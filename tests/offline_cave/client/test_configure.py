@@ -154,7 +154,7 @@ def test_the_course_package_finds_the_sessions_where_configure_points(
     assert sources.location("v1dd_sessions") == f"{URL}/sessions/api/v1/datastack/v1dd_public"
     unconfigure_home(home)
     assert sources.location("v1dd_sessions") == sources.V1DD_SESSIONS.public
-    # a server with neither v1dd_public nor minnie65_public leaves the sources alone
+    # a server with neither datastack leaves the sources alone
     configure_home(URL, home, ["other_public"])
     assert not (home / ".config").exists()
 
@@ -177,3 +177,19 @@ def test_the_course_package_finds_the_flat_segmentations_where_configure_points(
     assert sources.location("minnie65_seg_m1300") == (
         "precomputed://gs://iarpa_microns/minnie/minnie65/seg_m1300")
     assert sources.location("minnie65_seg_m943") == sources.MINNIE65_SEG_M943.public
+
+
+def test_the_course_package_finds_the_bulk_exports_where_configure_points(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The minnie65 bulk exports: public bucket by default, this server once configured."""
+    from connectomics_book import sources
+
+    home = tmp_path / "student"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv(sources.ENV_SOURCES_FILE, raising=False)
+    assert sources.location("minnie65_bulk").startswith("https://storage.googleapis.com/")
+    configure_home(URL, home, ["minnie65_public"])
+    assert sources.location("minnie65_bulk") == f"{URL}/mat_dbs/public/minnie65_public"
+    assert sources.location("v1dd_sessions") == sources.V1DD_SESSIONS.public
+    unconfigure_home(home)
+    assert sources.location("minnie65_bulk") == sources.MINNIE65_BULK.public

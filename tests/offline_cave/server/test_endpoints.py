@@ -37,7 +37,7 @@ def test_handlers_are_documented_and_typed() -> None:
         assert inner.__doc__, name
         assert inspect.signature(inner).return_annotation not in (inspect.Signature.empty, None)
         assert "<locals>" not in inner.__qualname__, f"{name}: handler is a closure"
-        assert set(methods) <= {"GET", "POST"}, name
+        assert set(methods) <= {"GET", "POST", "HEAD"}, name
 
 
 def test_build_routes_follows_the_table() -> None:

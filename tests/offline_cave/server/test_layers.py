@@ -76,12 +76,15 @@ def test_every_domain_error_has_a_status() -> None:
     assert not missing, f"not in http.DATA_ERROR_STATUS: {missing}"
     for cls in classes:
         exc = cls("some message")
-        assert http.status_of(exc) in (400, 404, 503), cls  # 503: a server limit hit
+        # 503: a server limit hit; 413/429: a state over the state service's bounds
+        assert http.status_of(exc) in (400, 404, 413, 429, 503), cls
         assert exc.message == "some message"
     assert http.status_of(errors.MissingRoot("x")) == 404
     assert http.status_of(errors.InvalidQuery("x")) == 400
     assert http.status_of(errors.TooMany("x")) == 400
     assert http.status_of(errors.QueryTimeout("x")) == 503
+    assert http.status_of(errors.StateTooLarge("x")) == 413
+    assert http.status_of(errors.StateStoreFull("x")) == 429
 
 
 def test_a_subclass_inherits_its_parents_status() -> None:

@@ -60,6 +60,14 @@ class OutOfResources(DataError):
     """A query the server could not run within its memory limit."""
 
 
+class StateTooLarge(DataError):
+    """A Neuroglancer state over the state service's size limit."""
+
+
+class StateStoreFull(DataError):
+    """The state service holds as many states (or bytes) as it keeps."""
+
+
 def shown(value: object, limit: int = 200) -> str:
     """``value`` as text safe to echo in a message: at most ``limit`` characters (then
     ``...``), non-printable characters and lone surrogates written as escapes."""

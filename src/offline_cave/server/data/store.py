@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from offline_cave.contract import layout
+from offline_cave.server.data.bulk import BulkFiles
 from offline_cave.server.data.chunkedgraph import SegmentStore
 from offline_cave.server.data.db import Database
 from offline_cave.server.data.errors import (
@@ -115,6 +116,11 @@ class Datastack:
     def sessions(self) -> SessionFiles:
         """The two-photon session files of this datastack (verified before serving)."""
         return SessionFiles(self.dir, self.name)
+
+    @cached_property
+    def bulk(self) -> BulkFiles:
+        """The bulk export files of this datastack (listed in ``bulk/index.json``)."""
+        return BulkFiles(self.dir, self.name)
 
     @property
     def pcg_table(self) -> str:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from offline_cave.contract import layout
 from offline_cave.server.data.chunkedgraph import MAX_LOG_ROOTS, SegmentStore
 from offline_cave.server.data.errors import shown
+from offline_cave.server.data.imagery import imagery_of
 from offline_cave.server.data.store import Datastack
 from offline_cave.server.http import (
     Req,
@@ -46,6 +47,8 @@ def graphene_info(ds: Datastack, base: str) -> dict:
     info = ds.info
     base_res = [int(v) for v in (info.get("base_resolution") or [8, 8, 40])]
     chunk = [int(v) for v in (info.get("chunk_size") or [256, 256, 512])]
+    # the supervoxel chunks on disk (the sample's imaged region), else the graph's chunks
+    stored = imagery_of(ds).chunk_size("ws") or chunk
     offset = [int(v) for v in (info.get("chunk_offset_vx") or [0, 0, 0])]
     vres = ds.viewer_resolution
     bounds = info.get("segmentation_bounds_vx") or [[0, 0, 0], [offset[0] * 4, offset[1] * 4,
@@ -64,7 +67,7 @@ def graphene_info(ds: Datastack, base: str) -> dict:
         "mesh_metadata": {"uniform_draco_grid_size": 21, "unsharded_mesh_dir": "dynamic",
                           "max_meshed_layer": layout.N_LAYERS},
         "scales": [{"key": "_".join(str(v) for v in base_res), "resolution": base_res,
-                    "size": size, "voxel_offset": offset, "chunk_sizes": [chunk],
+                    "size": size, "voxel_offset": offset, "chunk_sizes": [stored],
                     "encoding": "raw"}],
         "verify_mesh": False,
     }

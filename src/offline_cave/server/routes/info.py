@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from offline_cave.server.data.store import Datastack
 from offline_cave.server.http import Req, endpoint, json_response, parse_int
+from offline_cave.server.routes.viewer import VIEWER_PATH
 
 INFO_VERSION = "4.5.0"
 
@@ -31,7 +32,8 @@ def datastack_info(ds: Datastack, base: str) -> dict:
         "synapse_table": info.get("synapse_table"),
         "synapse_segmentation_source": None,
         "viewer_resolution_x": vx, "viewer_resolution_y": vy, "viewer_resolution_z": vz,
-        "viewer_site": info.get("viewer_site"),
+        # the public viewer in the files; here the wheel's client this server serves
+        "viewer_site": f"{base}{VIEWER_PATH}" if info.get("viewer_site") else None,
         "proofreading_status_table": None, "proofreading_review_table": None,
         "cell_identification_table": None,
     }

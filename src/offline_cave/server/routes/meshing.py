@@ -1,9 +1,12 @@
-"""Meshes: the graphene manifest endpoint and the precomputed tree ``/seg/{datastack}/...``.
+"""Meshes, supervoxels and imagery: the graphene manifest endpoint, the precomputed tree
+``/seg/{datastack}/...`` and the image tree ``/em/{datastack}/...``.
 
 Both the graphene source (``segmentation_source``, whose ``data_dir`` is
 ``{base}/seg/{datastack}``) and a plain ``precomputed://{base}/seg/{datastack}`` CloudVolume
 read the same legacy fragments ``mesh/{root}:0:1``, generated from the cell's skeleton on first
-request and cached. Any other path under ``/seg/{datastack}/`` is served from
+request and cached. ``<scale key>/<chunk>`` are the supervoxel chunks of the sample's imaged
+region (``data/imagery.py``; cloud-volume's graphene source reads them with ``agglomerate``
+and asks the chunkedgraph for their roots). Any other path under ``/seg/{datastack}/`` is served from
 ``<datastack>/cache/seg/`` if such a file exists; paths are resolved and must stay inside that
 directory (no ``..``, no absolute paths, no symlink escapes).
 
@@ -23,6 +26,8 @@ from starlette.responses import Response
 
 from offline_cave.contract import layout
 from offline_cave.server.data.artefacts import cell_store
+from offline_cave.server.data.imagery import imagery_of
+from offline_cave.server.data.mesh import legacy_to_draco
 from offline_cave.server.data.store import Datastack
 from offline_cave.server.http import (
     ApiError,
@@ -36,6 +41,7 @@ from offline_cave.server.routes.chunkedgraph import graphene_info
 
 _MANIFEST = re.compile(r"(\d{1,20}):0")
 _FRAGMENT = re.compile(r"(\d{1,20}):0:1")
+_SCALE_KEY = re.compile(r"\d{1,6}_\d{1,6}_\d{1,6}")
 
 
 def safe_path(base: Path, rel: str) -> Path | None:
@@ -130,6 +136,11 @@ def seg_tree(req: Req) -> Response:
         return json_response(precomputed_info(graphene_info(ds, req.base_url)))
     if rel == "mesh/info":
         return json_response({"@type": "neuroglancer_legacy_mesh"})
+    if rel.startswith("mesh//") and _FRAGMENT.fullmatch(rel[len("mesh//"):]):
+        # Neuroglancer's graphene source asks for a dynamic fragment as ``mesh//<name>`` and
+        # decodes it as Draco, the encoding of the real graphene meshes
+        legacy = _mesh_file(ds, rel[len("mesh//"):])
+        return octet_stream(legacy_to_draco(legacy.body))
     if rel.startswith("mesh/"):
         answer = _mesh_file(ds, rel[len("mesh/"):])
         if answer is not None:
@@ -138,6 +149,10 @@ def seg_tree(req: Req) -> Response:
         return json_response(SKELETON_INFO)
     if rel.startswith("skeletons/") and _SKELETON.fullmatch(rel[len("skeletons/"):]):
         return _skeleton_file(ds, rel[len("skeletons/"):])
+    chunk = _chunk_path(rel)
+    if chunk is not None and imagery_of(ds).meta is not None:
+        # the supervoxel (watershed) chunks graphene's data_dir holds
+        return gzip_stream(imagery_of(ds).chunk("ws", *chunk))
     path = safe_path(ds.dir / layout.CACHE_DIR / "seg", rel)
     try:
         if path is not None and path.is_file():
@@ -147,16 +162,46 @@ def seg_tree(req: Req) -> Response:
     raise not_found(f"no such file in the {ds.name} segmentation tree: {rel[:200]!r}")
 
 
+def gzip_stream(data: bytes) -> Response:
+    """A gzipped file served as the identity content with ``Content-Encoding: gzip`` (what
+    cloud-volume and Neuroglancer read from the real buckets)."""
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Content-Encoding": "gzip"})
+
+
+def _chunk_path(rel: str) -> tuple[str, str] | None:
+    """(scale key, chunk name) of ``<key>/<chunk>``, or None."""
+    parts = rel.split("/")
+    if len(parts) == 2 and _SCALE_KEY.fullmatch(parts[0]):
+        return parts[0], parts[1]
+    return None
+
+
+def em_info(ds: Datastack, base: str) -> dict:
+    """The precomputed image info: one 8 x 8 x 40 nm scale over the segmentation bounds (the
+    real image's finest stored level), JPEG chunks where the sample has imagery."""
+    info = graphene_info(ds, base)
+    scale = dict(info["scales"][0])
+    meta = imagery_of(ds).meta
+    if meta is not None:
+        scale.update({"key": meta["key"], "resolution": meta["resolution"],
+                      "chunk_sizes": [meta["image"]["chunk_size"]],
+                      "encoding": meta["image"]["encoding"]})
+    return {"type": "image", "data_type": "uint8", "num_channels": 1, "scales": [scale]}
+
+
 @endpoint
 def em_tree(req: Req) -> Response:
-    """The EM image tree: only its info (the sample has no imagery)."""
+    """The EM image tree: its info and the JPEG chunks of the sample's imaged region."""
     ds = req.registry.get(req.path_params["datastack"])
     rel = req.path_params["path"]
     if rel == "info":
-        info = graphene_info(ds, req.base_url)
-        return json_response({"type": "image", "data_type": "uint8", "num_channels": 1,
-                              "scales": info["scales"]})
-    raise not_found("EM imagery is not part of the offline sample")
+        return json_response(em_info(ds, req.base_url))
+    chunk = _chunk_path(rel)
+    if chunk is not None:
+        return octet_stream(imagery_of(ds).chunk("em", *chunk))
+    raise not_found(f"no such file in the {ds.name} image tree: {rel[:200]!r} (files are "
+                    "'info' and '<scale key>/<x0-x1_y0-y1_z0-z1>')")
 
 
 _RANGE = re.compile(r"bytes=(\d{1,15})-(\d{0,15})")
