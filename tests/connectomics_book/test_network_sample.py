@@ -26,6 +26,9 @@ from tests.fixtures.paths import REPO_ROOT
 
 DATA = Path(os.environ.get("OFFLINE_CAVE_DATA", REPO_ROOT / "sample-data"))
 DATASTACK = "minnie65_public"
+#: E-E reciprocity over the distance null that the shared pair affinity plants, measured on a
+#: population with complete axons (tests/offline_cave/generator/test_synapses.py)
+PLANTED_DISTANCE_RATIO = 3.05
 BIN_EDGES_UM = [0, 25, 50, 75, 100, 150, 200, 300, 400, 600, 1000, 2000]  # as on 02_motifs
 
 
@@ -79,13 +82,18 @@ def test_planted_reciprocity_is_recovered(excitatory_graph):
     assert table["probability"].iloc[0] > 3 * table["probability"].iloc[7], table
     er = N.reciprocity(adjacency)
     by_distance = N.reciprocity(adjacency, probability)
-    assert 2.0 < by_distance["ratio"] < 4.5, by_distance
+    # well above what distance alone gives (1.03 without the shared affinity, see
+    # tests/offline_cave/generator/test_synapses.py); the sample has few reciprocal pairs
+    # (~15-20), so its point estimate scatters: the planted value must lie in the interval
+    assert by_distance["ratio"] > 2.0, by_distance
     assert er["ratio"] > by_distance["ratio"] + 0.3, (er, by_distance)
     rng = np.random.default_rng(0)
     boot = N.bootstrap_cells(
         lambda cells: N.resampled_reciprocity(adjacency, cells, probability),
         adjacency.shape[0], 200, rng)
-    assert np.percentile(boot, 2.5) > 1.0, np.percentile(boot, [2.5, 97.5])
+    low, high = np.percentile(boot, [2.5, 97.5])
+    assert low > 1.0, (low, high)
+    assert low < PLANTED_DISTANCE_RATIO < high, (low, high)
 
 
 def test_degree_preserving_null_keeps_degrees_on_the_sample(excitatory_graph):
