@@ -56,7 +56,7 @@ help:
 	@echo "make book       execute every page once against the sample; HTML in $(BUILD)/html"
 	@echo "make test       unit tests + notebooks + book + checks of the HTML (what CI runs)"
 	@echo "make viewer-check    the Neuroglancer links of a page rendered in headless Chromium"
-	@echo "make test-classroom  an offline class played: serve, two students configure/run/undo"
+	@echo "make test-classroom  an offline class played: serve, two students configure, share the pages, undo"
 	@echo "make test-colab every Colab twin in a fresh venv holding exactly its install line"
 	@echo "make test-live  the notebooks against the real public datastacks (network + token)"
 	@echo "make lock       recompile requirements.lock from requirements.in (needs PyPI)"

@@ -7,8 +7,11 @@ What README "Teach the course offline" tells people to do, literally, on one mac
 2. two students with their own HOME: one who already uses the public services (tokens for both
    global servers and datastack-map entries), one with nothing; each runs
    ``python -m offline_cave configure --server URL``;
-3. each student executes every page of the book (the V1DD pages too: their session files come
-   from the instructor's server, the students have no sample);
+3. the students execute the pages of the book between them: every page runs on one student
+   machine (alternately), and the pages that download files through the course's source
+   registry (the V1DD sessions, the bulk exports, the static meshes: ``SHARED_PAGES``) on
+   both, since each HOME has its own sources file and download cache (``--every-page-twice``
+   runs every page on both, twice the time);
 4. each runs ``python -m offline_cave unconfigure``: both HOMEs must be byte-identical to
    before, and the student without a token can then save one with caveclient.
 
@@ -32,6 +35,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+#: Pages that download files through connectomics_book.sources (run by both students).
+SHARED_PAGES = ("chapters/v1dd/01_sessions.md", "chapters/scale/01_whole_connectome.md",
+                "chapters/look/02_static_meshes.md")
 URL_LINE = re.compile(r"listening on (?P<url>http://\S+)$")
 REAL = "real0token0value0do0not0touch000"
 
@@ -83,11 +89,26 @@ def run(cmd: list[str], env: dict[str, str], what: str, **kw) -> subprocess.Comp
     return proc
 
 
+def split_pages(pages: list[str], names: list[str], twice: bool) -> dict[str, list[str]]:
+    """The pages each student runs: all of them for every student when ``twice``, otherwise
+    every page for one student (alternately) and the :data:`SHARED_PAGES` for all."""
+    if twice:
+        return {name: list(pages) for name in names}
+    share: dict[str, list[str]] = {name: [] for name in names}
+    for i, page in enumerate(pages):
+        for k, name in enumerate(names):
+            if k == i % len(names) or page in SHARED_PAGES:
+                share[name].append(page)
+    return share
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "sample-data")
     parser.add_argument("--jobs", default="2")
     parser.add_argument("--pages", nargs="*", default=None)
+    parser.add_argument("--every-page-twice", action="store_true",
+                        help="run every page for both students (default: split them)")
     args = parser.parse_args()
     pages = args.pages or subprocess.run(
         [PY, "-m", "connectomics_book.build.pages", "--notebooks"], cwd=ROOT, check=True,
@@ -109,13 +130,14 @@ def main() -> int:
         students["no-token"].mkdir(parents=True)
         student_with_tokens(students["with-tokens"])
         before = {name: snapshot(home) for name, home in students.items()}
+        share = split_pages(pages, list(students), args.every_page_twice)
         for name, home in students.items():
             env = student_env(home)
             run([PY, "-m", "offline_cave", "configure", "--server", url], env,
                 f"{name}: configure")
             run([PY, "-m", "pytest", "--nbmake", "-n", args.jobs, "--nbmake-timeout=600",
-                 "-p", "no:cacheprovider", "-q", *pages], env,
-                f"{name}: {len(pages)} pages", cwd=ROOT)
+                 "-p", "no:cacheprovider", "-q", *share[name]], env,
+                f"{name}: {len(share[name])} pages", cwd=ROOT)
             undo = run([PY, "-m", "offline_cave", "unconfigure"], env, f"{name}: unconfigure")
             if "kept as it is" in undo.stderr:
                 raise SystemExit(f"[classroom] FAILED: {name}: unconfigure kept files: "
