@@ -19,17 +19,15 @@ The public MICrONS release keeps whole tables as files in a bucket (the source
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pandas as pd
 
+from connectomics_book import download as _download
 from connectomics_book import sources
 from connectomics_book.constants import MATERIALIZATION_VERSION
 
@@ -89,45 +87,12 @@ def download(name: str, version: int = MATERIALIZATION_VERSION,
 
 def _fetch(url: str, path: Path, progress: bool) -> None:
     """Stream ``url`` to ``path`` through a temporary file; check size and hashes."""
-    import google_crc32c
-    import requests
-    from tqdm.auto import tqdm
-
     # a public bucket: no token is sent (a CAVE token must not leave for a file server)
-    response = requests.get(url, stream=True, timeout=60)
-    if response.status_code != 200:
-        try:
-            message = response.json().get("message", "")
-        except ValueError:
-            message = response.text[:200]
-        raise OSError(f"{url} answered {response.status_code}: {message}")
+    response = _download.get(url, stream=True)
     size = int(response.headers.get("Content-Length", 0)) or None
     expected = parse_goog_hash(response.headers.get("x-goog-hash", ""))
-    md5, crc = hashlib.md5(usedforsecurity=False), google_crc32c.Checksum()
-    n = 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh, tqdm(total=size, unit="B", unit_scale=True,
-                                             desc=f"downloading {path.name}",
-                                             mininterval=5, disable=not progress) as bar:
-            for chunk in response.iter_content(1 << 20):
-                fh.write(chunk)
-                md5.update(chunk)
-                crc.update(chunk)
-                n += len(chunk)
-                bar.update(len(chunk))
-        got = {"md5": base64.b64encode(md5.digest()).decode(),
-               "crc32c": base64.b64encode(crc.digest()).decode()}
-        if size is not None and n != size:
-            raise OSError(f"the download of {url} stopped at {n} of {size} bytes; try again")
-        bad = [k for k, v in expected.items() if k in got and got[k] != v]
-        if bad:
-            raise OSError(f"the download of {url} does not match its {'/'.join(bad)} "
-                          f"checksum; try again")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _download.stream_to(response, path, url=url, size=size, expected=expected,
+                        progress=progress)
 
 
 def parse_goog_hash(value: str) -> dict[str, str]:

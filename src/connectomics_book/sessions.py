@@ -12,12 +12,11 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from connectomics_book import sources
+from connectomics_book import download, sources
 
 #: Environment variable naming the directory with the real V1DD NWB files.
 ENV_NWB_DIR = "V1DD_NWB_DIR"
@@ -139,45 +138,21 @@ def download_session(base_url: str, column: int, volume: int) -> Path:
     return path
 
 
-def _get(base_url: str, rel: str, **kwargs):
+def _get(base_url: str, rel: str, stream: bool = False):
     """GET ``base_url/rel`` with the reader's token for that server; errors in words."""
-    import requests
     from caveclient.auth import AuthClient
 
     parts = urlsplit(base_url)
     token = AuthClient(server_address=f"{parts.scheme}://{parts.netloc}").token
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = requests.get(f"{base_url}/{rel}", headers=headers, timeout=60, **kwargs)
-    if response.status_code != 200:
-        try:
-            message = response.json().get("message", "")
-        except ValueError:
-            message = response.text[:200]
-        raise OSError(f"{base_url}/{rel} answered {response.status_code}: {message}")
-    return response
+    return download.get(f"{base_url}/{rel}", headers=headers, stream=stream)
 
 
 def _fetch(base_url: str, name: str, path: Path, size: int, digest: str) -> None:
     """Download one file to ``path`` through a temporary file, with a progress bar."""
-    from tqdm.auto import tqdm
-
     response = _get(base_url, f"file/{name}", stream=True)
-    sha = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh, tqdm(total=size, unit="B", unit_scale=True,
-                                             desc=f"downloading {name}") as bar:
-            for chunk in response.iter_content(1 << 20):
-                fh.write(chunk)
-                sha.update(chunk)
-                bar.update(len(chunk))
-        if sha.hexdigest() != digest:
-            raise OSError(f"the download of {name} from {base_url} does not match its "
-                          f"checksum; try again")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    download.stream_to(response, path, url=f"{base_url}/file/{name}", size=size,
+                       expected={"sha256": digest})
 
 
 @cache
