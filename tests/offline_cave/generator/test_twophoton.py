@@ -179,6 +179,25 @@ def test_planes(nwbs, imaged):
         assert n_frames > 1152 * 6
 
 
+def test_dff_rests_near_zero(nwbs):
+    """dF/F is relative to an F0 estimated from the trace (running mode over 180 s, as the
+    Allen pipeline does), so a trace rests near 0 between events: the median over a session
+    of each ROI's dF/F is a few % at most, also for the most active ROIs (issue 13: with F0
+    the true resting fluorescence, the sample's traces rested at 9-11 %, the most active
+    ROIs at 25-75 %)."""
+    for nwb in nwbs.values():
+        medians, activity = [], []
+        for p in range(6):
+            module = nwb.processing[f"plane-{p}"]
+            medians.append(np.median(module["dff"].data[:], axis=0))
+            activity.append(module["events"].data[:].sum(axis=0))
+        medians, activity = np.concatenate(medians), np.concatenate(activity)
+        most_active = medians[np.argsort(activity)[::-1][:10]]
+        assert abs(np.median(medians)) < 2.5, np.median(medians)
+        assert np.percentile(np.abs(medians), 95) < 4.0
+        assert np.abs(most_active).max() < 7.0, most_active
+
+
 def test_behavior(nwbs):
     for nwb in nwbs.values():
         behavior = nwb.processing["behavior"]

@@ -29,7 +29,9 @@ Response model (per ROI, in inferred events per second)
   (speed > 1 cm/s) the evoked part is multiplied by ``running_gain``.
 * events: Poisson counts per frame; calcium: each event adds ``spike_dff`` % decaying with
   ``tau_s`` (GCaMP6s, 1-2 s), mild saturation, slow baseline drift and Gaussian noise
-  (``noise_dff`` %, deeper planes noisier) give ``dff``; ``events`` are the counts as a
+  (``noise_dff`` %, deeper planes noisier) give F / F0 - 1; ``dff`` divides by an F0
+  estimated as the running mode over 180 s (de Vries et al. 2020), so it rests at ~0
+  between events; ``events`` are the counts as a
   deconvolution would report them: missed events, amplitude noise, one-frame jitter and rare
   false positives.
 
@@ -85,6 +87,8 @@ EYE_RATE_HZ = 30.0  # datasets-facts §4.2: ~30 Hz
 FOV_UM = 400.0  # one V1DD column (datasets-facts §4.1)
 IMAGE_PX = 128
 DFF_QUANTUM = 1.0 / 16.0  # % -- storage resolution of dff
+BASELINE_WINDOW_S = 180.0  # F0 = running mode over 180 s (de Vries et al. 2020; AllenSDK)
+BASELINE_STEP_S = 30.0  # F0 evaluated every 30 s, linear in between
 EVENT_QUANTUM = 1.0 / 64.0  # a.u.
 
 # gratings (datasets-facts §4.3)
@@ -687,7 +691,10 @@ def simulate_plane(rng: np.random.Generator, frame_t: np.ndarray, rows_on: np.nd
     drift = lfilter([1.0], [1.0, -np.exp(-dt_frame / 60.0)], rng.normal(0, 1, (nf, n)), axis=0)
     drift *= 1.5 / max(float(drift.std()), 1e-9)
     noise = rng.normal(0.0, 1.0, (nf, n)) * latents["noise_dff"].to_numpy()
-    dff = np.round((signal + drift + noise) / DFF_QUANTUM) * DFF_QUANTUM
+    # signal + drift + noise is F / F0_true - 1 (%); the published dF/F divides by an F0
+    # estimated from the trace itself, not by the true resting fluorescence
+    dff = relative_to_baseline(signal + drift + noise)
+    dff = np.round(dff / DFF_QUANTUM) * DFF_QUANTUM
 
     snr = latents["spike_dff"].to_numpy() / latents["noise_dff"].to_numpy()
     p_detect = np.clip(0.35 + 0.2 * snr, 0.3, 0.95)
@@ -700,6 +707,50 @@ def simulate_plane(rng: np.random.Generator, frame_t: np.ndarray, rows_on: np.nd
     events = (shifted + false_pos) * amplitude
     events = np.round(events / EVENT_QUANTUM) * EVENT_QUANTUM
     return dff.astype(np.float32), events.astype(np.float32), counts.astype(np.float32)
+
+
+def running_mode(x: np.ndarray, window_frames: int, step_frames: int) -> np.ndarray:
+    """The running mode of each column of ``x`` (frames x ROIs) over ``window_frames``.
+
+    The mode of a window is the centre of its shortest interval holding half of the samples
+    (the "shorth", a robust mode estimate); windows are centred every ``step_frames`` and the
+    result is interpolated linearly in between (held constant before the first and after
+    the last centre).
+    """
+    nf = x.shape[0]
+    if nf == 0:
+        return np.zeros_like(x)
+    window = max(4, min(int(window_frames), nf))
+    half = window // 2
+    centres = np.arange(0, nf, max(1, int(step_frames)))
+    modes = np.empty((centres.size, x.shape[1]))
+    cols = np.arange(x.shape[1])
+    for k, c in enumerate(centres):
+        lo = min(max(0, c - window // 2), nf - window)
+        s = np.sort(x[lo:lo + window], axis=0)
+        widths = s[half:] - s[:-half]
+        j = np.argmin(widths, axis=0)
+        modes[k] = 0.5 * (s[j, cols] + s[j + half, cols])
+    if centres.size == 1:
+        return np.broadcast_to(modes[0], x.shape).copy()
+    frames = np.arange(nf)
+    right = np.clip(np.searchsorted(centres, frames, side="right"), 1, centres.size - 1)
+    w = np.clip((frames - centres[right - 1]) / (centres[right] - centres[right - 1]), 0, 1)
+    return modes[right - 1] * (1.0 - w)[:, None] + modes[right] * w[:, None]
+
+
+def relative_to_baseline(raw_pct: np.ndarray) -> np.ndarray:
+    """dF/F (%) of ``raw_pct`` = F / F0_true - 1 (%), with F0 estimated as a pipeline does.
+
+    F0 is the running mode of F over 180 s (``BASELINE_WINDOW_S``), as in the Allen Brain
+    Observatory's dF/F (de Vries et al. 2020, Methods; AllenSDK ``brain_observatory/dff.py``,
+    a moving mode over 5,400 frames at 30 Hz): dF/F = (F - F0) / F0. The trace then rests
+    at ~0 between events, whatever the cell's tonic activity, instead of at the calcium
+    level its spontaneous and evoked events keep up.
+    """
+    step = int(round(BASELINE_STEP_S * IMAGING_RATE_HZ))
+    baseline = running_mode(raw_pct, int(round(BASELINE_WINDOW_S * IMAGING_RATE_HZ)), step)
+    return (raw_pct - baseline) / (1.0 + baseline / 100.0)
 
 
 # ----------------------------------------------------------------------------- images
