@@ -48,13 +48,15 @@ SUMMARY = grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* =+$$' $(1)
 STEP = s=$$(date +%s); $(MAKE) $(1); echo "[time] $(1): $$(( $$(date +%s) - s )) s"
 
 .PHONY: help venv sample book test test-live unit notebooks html check-html screenshot \
-	lock environment.yml ipynb clean _offline-pages _pages test-classroom viewer-check
+	lock environment.yml ipynb clean _offline-pages _pages test-classroom viewer-check \
+	check-claims
 
 help:
 	@echo "make venv       create/refresh $(VENV) from requirements.lock (uv $(UV_VERSION))"
 	@echo "make sample     generate the synthetic sample of the datastacks into $(SAMPLE)/"
 	@echo "make book       execute every page once against the sample; HTML in $(BUILD)/html"
 	@echo "make test       unit tests + notebooks + book + checks of the HTML (what CI runs)"
+	@echo "make check-claims    what the prose says of results, checked on the executed notebooks"
 	@echo "make viewer-check    the Neuroglancer links of a page rendered in headless Chromium"
 	@echo "make test-classroom  an offline class played: serve, two students configure, share the pages, undo"
 	@echo "make test-colab every Colab twin in a fresh venv holding exactly its install line"
@@ -115,6 +117,7 @@ test:
 	$(call STEP,sample); \
 	$(call STEP,unit); \
 	$(call STEP,_offline-pages); \
+	$(call STEP,check-claims); \
 	$(call STEP,check-html); \
 	$(call STEP,screenshot); \
 	$(call STEP,viewer-check); \
@@ -131,6 +134,11 @@ unit: venv
 # every page (V1DD sessions downloaded from the server) and unconfigure, byte-identical after.
 test-classroom: venv sample
 	$(PY) .ci/classroom_check.py --data $(SAMPLE) --jobs $(JOBS)
+
+# What the prose says of a page's results, checked on the notebooks the step before executed.
+check-claims:
+	CLAIMS_REQUIRE_EXECUTED=1 NB_OUT_DIR=$(NB_OUT) $(PY) -m pytest -q \
+		tests/connectomics_book/test_executed_claims.py
 
 check-html:
 	$(PY) .ci/check_html.py $(BUILD)/html $(PROVENANCE)
