@@ -67,3 +67,26 @@ def test_the_skeleton_json_decodes_to_the_flatdict(tmp_path: Path) -> None:
     flat = store.flatdict(9, sk, 4)
     decoded = json.loads(gzip.decompress(store.flatdict_gz(9, sk, 4)))
     assert decoded == json.loads(json.dumps(flat))  # every float and id as the stdlib writes it
+
+
+def test_a_served_skeleton_is_built_once_per_root_and_version(tmp_path: Path) -> None:
+    """The skeleton route looks the serialised bytes up before building the skeleton (a
+    level-2 skeleton reads the level-2 attributes): a class asking for one cell builds it
+    once per skeleton version."""
+    from offline_cave.server.data.artefacts import Skeleton
+
+    sk = Skeleton(nucleus_id=5, vertices=np.zeros((3, 3)), parent=np.array([-1, 0, 1]),
+                  radius=np.ones(3), compartment=np.ones(3, np.int64))
+    store = CellStore(_Stack(tmp_path))
+    store.nucleus_for_root = lambda root: 5
+    builds = []
+
+    def build():
+        builds.append(1)
+        return sk, None
+
+    first = store.cached_flatdict_gz(9, 4, build)
+    assert store.cached_flatdict_gz(9, 4, build) is first and len(builds) == 1
+    assert json.loads(gzip.decompress(store.cached_flatdict_gz(9, 3, build)))["meta"][
+        "skeleton_version"] == 3
+    assert len(builds) == 2

@@ -171,17 +171,34 @@ class CellStore:
                  f"{r[i]:.4f} {int(sk.parent[i])}" for i in range(len(v))]
         return "\n".join(lines) + "\n"
 
+    def _serialised_get(self, key: tuple[int, int, int]) -> bytes | None:
+        with self._lock:
+            data = self._serialised.get(key)
+            if data is not None:
+                self._serialised.move_to_end(key)
+            return data
+
+    def cached_flatdict_gz(self, root: int, skeleton_version: int, build) -> bytes:
+        """:meth:`flatdict_gz` of ``root``, looked up *before* the skeleton is built:
+        ``build()`` returns ``(skeleton, lvl2_ids)`` and runs only on a miss. A class asks for
+        the same cells again and again, and building a level-2 skeleton (version 4, the
+        client's default) reads the level-2 attributes each time."""
+        key = (int(root), self.nucleus_for_root(root), int(skeleton_version))
+        data = self._serialised_get(key)
+        if data is not None:
+            return data
+        sk, lvl2_ids = build()
+        return self.flatdict_gz(root, sk, skeleton_version, lvl2_ids)
+
     def flatdict_gz(self, root: int, sk: Skeleton, skeleton_version: int,
                     lvl2_ids: np.ndarray | None = None) -> bytes:
         """gzip(JSON) of :meth:`flatdict`; the bytes of the most recently served roots are
         kept (up to ``SERIALISED_BYTES`` in all), as a class asks for the same example cells.
         ``lvl2_ids`` are a function of the root and version, so the key does not need them."""
         key = (int(root), sk.nucleus_id, int(skeleton_version))
-        with self._lock:
-            data = self._serialised.get(key)
-            if data is not None:
-                self._serialised.move_to_end(key)
-                return data
+        data = self._serialised_get(key)
+        if data is not None:
+            return data
         data = gzip.compress(
             json.dumps(self.flatdict(root, sk, skeleton_version, lvl2_ids)).encode(),
             compresslevel=5)

@@ -67,12 +67,12 @@ def cell_skeleton(ds: Datastack, root: int, skvn: int):
 def skeleton_response(ds: Datastack, root: int, skvn: int, fmt: str) -> Response:
     """One cell's skeleton in format ``fmt`` (see the module docstring)."""
     store = cell_store(ds)
-    sk, lvl2_ids = cell_skeleton(ds, root, skvn)
     if fmt in _DICT_FORMATS:
-        body = store.flatdict_gz(root, sk, skvn, lvl2_ids)
+        body = store.cached_flatdict_gz(root, skvn, lambda: cell_skeleton(ds, root, skvn))
         if fmt == "json":
             return Response(gzip.decompress(body), media_type="application/json")
         return Response(body, media_type="application/octet-stream")
+    sk, _ = cell_skeleton(ds, root, skvn)
     if fmt in _SWC_FORMATS:
         text = store.swc(sk)
         if fmt == "swc":
