@@ -91,8 +91,20 @@ def _fetch(url: str, path: Path, progress: bool) -> None:
     response = _download.get(url, stream=True)
     size = int(response.headers.get("Content-Length", 0)) or None
     expected = parse_goog_hash(response.headers.get("x-goog-hash", ""))
-    _download.stream_to(response, path, url=url, size=size, expected=expected,
+    digests = [_crc32c_base64(v) if k == "crc32c" else _download.md5_base64(v)
+               for k, v in expected.items()]
+    _download.stream_to(response, path, url=url, size=size, digests=digests,
                         progress=progress)
+
+
+def _crc32c_base64(expected: str) -> _download.Digest:
+    """CRC32C written in base64 (``x-goog-hash: crc32c=``)."""
+    import base64
+
+    import google_crc32c
+
+    return _download.Digest("crc32c", google_crc32c.Checksum,
+                            lambda h: base64.b64encode(h.digest()).decode(), expected)
 
 
 def parse_goog_hash(value: str) -> dict[str, str]:

@@ -8,12 +8,13 @@ headers sent and the checksums expected; everything else is here:
 * :func:`get` answers the response of a 200, or raises :class:`OSError` naming the URL, the
   status and the server's message (its JSON ``message`` or the first 200 characters);
 * :func:`stream_to` writes a response body to ``path`` through a temporary file in the same
-  folder, with a progress bar, computes the digests asked for while it streams, and renames
-  the file into place only when the size and every expected digest match; otherwise the
-  temporary file is removed and an :class:`OSError` says what did not match.
+  folder, with a progress bar, computes the checksums it is given (:class:`Digest`, the
+  parameter that differs between callers) while it streams, and renames the file into place
+  only when the size and every checksum match; otherwise the temporary file is removed and
+  an :class:`OSError` says what did not match.
 
-Digests are named as their sources name them: ``md5`` and ``crc32c`` in base64 (Google Cloud
-Storage's ``x-goog-hash``), ``sha256`` in hex (the sessions manifest).
+This module needs only the standard library, ``requests`` and ``tqdm``: a caller that checks
+a CRC32C (bulk) brings its own hasher, so pages that only read sessions do not install it.
 """
 
 from __future__ import annotations
@@ -22,29 +23,35 @@ import base64
 import hashlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: Size of the chunks read from the response and written to the file.
 CHUNK_BYTES = 1 << 20
 
 
-def _md5():
-    return hashlib.md5(usedforsecurity=False)
+@dataclass(frozen=True)
+class Digest:
+    """One checksum to verify: a new hasher (anything with ``update(bytes)``), how its digest
+    is written, and the value expected."""
+
+    name: str
+    new: Callable[[], Any]
+    encode: Callable[[Any], str]
+    expected: str
 
 
-def _crc32c():
-    import google_crc32c
+def sha256_hex(expected: str) -> Digest:
+    """SHA-256 written in hex (the sessions manifest)."""
+    return Digest("sha256", hashlib.sha256, lambda h: h.hexdigest(), expected)
 
-    return google_crc32c.Checksum()
 
-
-#: digest name -> (new hasher, how its digest is written)
-_DIGESTS = {
-    "md5": (_md5, lambda h: base64.b64encode(h.digest()).decode()),
-    "crc32c": (_crc32c, lambda h: base64.b64encode(h.digest()).decode()),
-    "sha256": (hashlib.sha256, lambda h: h.hexdigest()),
-}
+def md5_base64(expected: str) -> Digest:
+    """MD5 written in base64 (Google Cloud Storage's ``x-goog-hash: md5=``)."""
+    return Digest("md5", lambda: hashlib.md5(usedforsecurity=False),
+                  lambda h: base64.b64encode(h.digest()).decode(), expected)
 
 
 def get(url: str, *, headers: Mapping[str, str] | None = None, stream: bool = False,
@@ -63,21 +70,17 @@ def get(url: str, *, headers: Mapping[str, str] | None = None, stream: bool = Fa
 
 
 def stream_to(response, path: Path, *, url: str, size: int | None = None,
-              expected: Mapping[str, str] | None = None, progress: bool = True) -> None:
+              digests: Sequence[Digest] = (), progress: bool = True) -> None:
     """Write the body of ``response`` to ``path``; keep it only if it is complete and matches.
 
-    ``size``: the expected number of bytes (None: not checked). ``expected``: digests by name
-    (``md5``, ``crc32c``, ``sha256``; see the module docstring for their spelling); each is
-    computed while the file streams and compared at the end. ``url`` names the download in
-    the messages. Nothing half-written is ever left at ``path`` or beside it.
+    ``size``: the expected number of bytes (None: not checked). ``digests``: the checksums to
+    verify (:class:`Digest`; e.g. :func:`sha256_hex`), each computed while the file streams
+    and compared at the end. ``url`` names the download in the messages. Nothing
+    half-written is ever left at ``path`` or beside it.
     """
     from tqdm.auto import tqdm
 
-    expected = dict(expected or {})
-    unknown = set(expected) - set(_DIGESTS)
-    if unknown:
-        raise ValueError(f"unknown digest(s) {sorted(unknown)}; known: {sorted(_DIGESTS)}")
-    hashers = {name: _DIGESTS[name][0]() for name in expected}
+    hashers = [d.new() for d in digests]
     n = 0
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
@@ -86,14 +89,14 @@ def stream_to(response, path: Path, *, url: str, size: int | None = None,
                                              mininterval=5, disable=not progress) as bar:
             for chunk in response.iter_content(CHUNK_BYTES):
                 fh.write(chunk)
-                for h in hashers.values():
+                for h in hashers:
                     h.update(chunk)
                 n += len(chunk)
                 bar.update(len(chunk))
         if size is not None and n != size:
             raise OSError(f"the download of {url} stopped at {n} of {size} bytes; try again")
-        bad = [name for name, want in expected.items()
-               if _DIGESTS[name][1](hashers[name]) != want]
+        bad = [d.name for d, h in zip(digests, hashers, strict=True)
+               if d.encode(h) != d.expected]
         if bad:
             raise OSError(f"the download of {url} does not match its {'/'.join(bad)} "
                           f"checksum; try again")

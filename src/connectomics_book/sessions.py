@@ -152,7 +152,7 @@ def _fetch(base_url: str, name: str, path: Path, size: int, digest: str) -> None
     """Download one file to ``path`` through a temporary file, with a progress bar."""
     response = _get(base_url, f"file/{name}", stream=True)
     download.stream_to(response, path, url=f"{base_url}/file/{name}", size=size,
-                       expected={"sha256": digest})
+                       digests=[download.sha256_hex(digest)])
 
 
 @cache

@@ -3,6 +3,7 @@ sessions: errors in words, size and digest checks, nothing half-written left beh
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 
@@ -36,10 +37,10 @@ def test_a_matching_download_lands_and_a_wrong_digest_leaves_nothing(tmp_path: P
     good = hashlib.sha256(BODY).hexdigest()
     with pytest.raises(OSError, match="sha256 checksum"):
         download.stream_to(Fake(), target, url="http://x/f", size=len(BODY),
-                           expected={"sha256": "0" * 64}, progress=False)
+                           digests=[download.sha256_hex("0" * 64)], progress=False)
     assert list(tmp_path.iterdir()) == []
     download.stream_to(Fake(), target, url="http://x/f", size=len(BODY),
-                       expected={"sha256": good}, progress=False)
+                       digests=[download.sha256_hex(good)], progress=False)
     assert target.read_bytes() == BODY and list(tmp_path.iterdir()) == [target]
 
 
@@ -50,10 +51,14 @@ def test_a_short_download_is_refused_even_without_digests(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_unknown_digest_name_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown digest"):
+def test_every_checksum_given_is_checked(tmp_path: Path) -> None:
+    good = download.md5_base64(base64.b64encode(hashlib.md5(BODY).digest()).decode())
+    with pytest.raises(OSError, match="does not match its sha256 checksum"):
         download.stream_to(Fake(), tmp_path / "f", url="http://x/f",
-                           expected={"sha1": "x"}, progress=False)
+                           digests=[good, download.sha256_hex("0" * 64)], progress=False)
+    download.stream_to(Fake(), tmp_path / "f", url="http://x/f", digests=[good],
+                       progress=False)
+    assert (tmp_path / "f").read_bytes() == BODY
 
 
 def test_get_names_the_status_and_the_servers_message(monkeypatch: pytest.MonkeyPatch) -> None:
