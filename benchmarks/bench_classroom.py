@@ -207,7 +207,16 @@ def main(argv: list[str] | None = None) -> int:
 
     cells, nuclei, svids = pick(args.data / DATASTACK, args.version)
     rss0 = rss_mb()
+    load0 = os.getloadavg()
     with offline_server(args.data, datastacks=[DATASTACK], generate=False) as (url, home):
+        from offline_cave.client.runner import ACTIVE
+
+        # a class starts after the instructor's server has read its indexes
+        t_warm = time.perf_counter()
+        warm_up = ACTIVE[url].app.state.warm_up
+        if warm_up is not None:
+            warm_up.join()
+        print(f"server indexes read; waited {time.perf_counter() - t_warm:.1f} s")
         ctx = get_context("spawn")
         sampler = Sampler()
         t0 = time.perf_counter()
@@ -221,8 +230,11 @@ def main(argv: list[str] | None = None) -> int:
                 results = [f.result() for f in futures]
         wall = time.perf_counter() - t0
         rss, hwm = rss_mb(), rss_mb("VmHWM")
+    load1 = os.getloadavg()
     print(f"{args.students} students x {args.rounds} rounds x {len(KINDS)} kinds on {args.data} "
           f"in {wall:.1f} s (wall, including client start-up)")
+    print(f"load average (1, 5, 15 min) before {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, "
+          f"after {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'kind':10s} {'n':>5s} {'p50 ms':>9s} {'p95 ms':>9s} {'max ms':>9s}")
     for kind in KINDS:
         ts = np.array([t for r in results for t in r[0][kind]]) * 1000

@@ -283,3 +283,17 @@ def test_skeleton_v4_has_lvl2_ids_and_every_format_parses(client, served: str, c
             assert nv == n and ne == n - 1 and len(body) == 8 + nv * 12 + ne * 8 + nv * 5
     bad = requests.get(f"{base}/h5", headers=AUTH, timeout=30)
     assert bad.status_code == 400
+
+
+def test_the_level2_index_is_read_at_start(ds_dir: Path) -> None:
+    """The server's warm-up reads the level-2 index before any request: skeleton version 4
+    (caveclient's default) asks it whether a cell has level-2 data, and built by the first
+    request it held a starting class's skeletons behind one lock (bench_classroom.py)."""
+    from offline_cave.server.app import create_app
+    from offline_cave.server.data.level2 import level2_store
+
+    app = create_app(ds_dir.parent, datastacks=[DATASTACK])
+    app.state.warm_up.join(120)  # a bound against a hang, not a speed figure
+    assert not app.state.warm_up.is_alive()
+    store = level2_store(app.state.registry.get(DATASTACK))
+    assert store.available() and store._index is not None
