@@ -56,6 +56,10 @@ def find(pattern: str, text: str, what: str, problems: list[str]) -> re.Match | 
     return match
 
 
+#: skeletons/02: the fewest cells with enough labelled inputs for the prose to hold
+MIN_COMPARED_CELLS = 10
+
+
 def skeleton_synapses_output(text: str) -> list[str]:
     """skeletons/02. Prose: basket cells contact the soma and proximal dendrites, Martinotti
     cells the distal dendrites (schneidermizell2025), so MC - BC > 0; and a test on pooled
@@ -66,6 +70,13 @@ def skeleton_synapses_output(text: str) -> list[str]:
              rf"{NUMBER} µm\), Wilcoxon p = {NUMBER}", text, "the per-cell comparison",
              problems)
     pooled = find(rf"would claim p = {NUMBER}", text, "the pooled p-value", problems)
+    # the prose: "the cell-level interval above is as wide as twenty cells make it"
+    cells = find(r"(\d+) of (\d+) cells have at least \d+ basket and \d+ Martinotti inputs",
+                 text, "how many cells enter the comparison", problems)
+    if cells and int(cells.group(1)) < MIN_COMPARED_CELLS:
+        problems.append(f"only {cells.group(1)} of {cells.group(2)} cells enter the per-cell "
+                        f"comparison; the prose speaks of an interval over twenty cells (and a "
+                        f"bootstrap over fewer than {MIN_COMPARED_CELLS} cells says little)")
     if m:
         effect, low, high, p_cells = (number(m.group(i)) for i in (2, 3, 4, 5))
         if m.group(1) != "closer to" or effect <= 0:
@@ -168,6 +179,7 @@ def motifs_output(text: str) -> list[str]:
 #: page -> (check of its executed output, an output that contradicts the page's prose)
 OUTPUT_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
     "skeletons/02_synapses_on_skeletons": (skeleton_synapses_output, (
+        "2 of 20 cells have at least 3 basket and 3 Martinotti inputs\n"
         "Per cell, basket inputs land farther from the soma than Martinotti inputs:\n"
         "median difference -12 µm (95 % bootstrap CI over cells -30 to +4 µm), "
         "Wilcoxon p = 0.21, n = 14 cells.\nThe pooled test on 80 + 60 synapses (wrong unit) "
