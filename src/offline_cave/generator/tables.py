@@ -168,10 +168,11 @@ def v1dd_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, pt_vx: np.nda
 
     sessions_dir = out.target / "sessions"
     write_sessions(sessions_dir, imaged, seed)
-    # every file of the sessions directory (NWB files, their MANIFEST.json, the ROI truth) is
-    # in the datastack's manifest too, so serve verifies them with the rest
-    for path in sorted(p for p in sessions_dir.iterdir() if p.is_file()):
-        out.entries[f"sessions/{path.name}"] = file_entry(path)
+    # every file of the sessions directory (the files of the Zarr NWB stores, their
+    # MANIFEST.json, the ROI truth) is in the datastack's manifest too, so serve verifies
+    # them with the rest
+    for path in sorted(p for p in sessions_dir.rglob("*") if p.is_file()):
+        out.entries[f"sessions/{path.relative_to(sessions_dir).as_posix()}"] = file_entry(path)
     out.put("sessions/imaged_cells.parquet", imaged)
     return {"cell_type_multifeature_v1": multifeature, "neurons_soma_model": soma_model,
             "functional_coregistration_manual_2": coregistration}

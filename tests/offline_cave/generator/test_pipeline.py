@@ -444,7 +444,7 @@ def test_v1dd_coregistration_matches_the_imaged_rois(v1dd):
     # the matched EM cell is the nucleus the ROI was generated from
     assert (nuc.loc[merged.nucleus_id, "pt_position_x"].to_numpy()
             == merged.pt_position_x.to_numpy()).all()
-    assert len(list((v1dd / "sessions").glob("*.nwb"))) >= 3
+    assert len(list((v1dd / "sessions").glob("*_filtered_*/*.nwb.zarr"))) >= 3
 
 
 @pytest.mark.parametrize("name", ["minnie65_public", "v1dd_public"])
