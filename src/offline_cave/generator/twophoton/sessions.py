@@ -175,7 +175,7 @@ def write_sessions(out_dir: str | Path, imaged: pd.DataFrame, seed: int, force: 
         for (column, volume), rows in df.groupby(["column", "volume"], sort=True):
             t1 = time.perf_counter()
             data = phys.simulate_session(rows, seed, ref)
-            path = phys.write_nwb(data, tmp / data.meta.relative_path)
+            phys.write_nwb(data, tmp / data.meta.relative_path)
             members = tree_members(tmp, data.meta.asset_name)
             archive = data.meta.asset_name + ARCHIVE_SUFFIX
             archives[archive] = archive_entry(tmp, members)

@@ -358,6 +358,15 @@ def change_log(req: Req) -> Response:
 
 
 @endpoint
+def merge_log(req: Req) -> Response:
+    """The merges in the history of one root: added edges and the points the user placed."""
+    ds, seg = store(req)
+    root = parse_int(req.path_params["node"], "root id")
+    seg.require_roots([root])
+    return json_response(seg.merge_log(root))
+
+
+@endpoint
 def tabular_change_log(req: Req) -> Response:
     """The tabular change log of one root (pandas ``to_json`` of the table)."""
     ds, seg = store(req)
@@ -405,6 +414,7 @@ ROUTES = [
     ("chunkedgraph.lineage_graph_multiple", lineage_graph, ["POST"]),
     ("chunkedgraph.lineage_graph", lineage_graph_single, ["GET"]),
     ("chunkedgraph.change_log", change_log, ["GET"]),
+    ("chunkedgraph.merge_log", merge_log, ["GET"]),
     ("chunkedgraph.tabular_change_log", tabular_change_log, ["GET"]),
     ("chunkedgraph.tabular_change_log_many", tabular_change_log_many, ["GET", "POST"]),
     ("chunkedgraph.operation_details", operation_details, ["GET"]),

@@ -11,7 +11,6 @@ from __future__ import annotations
 from starlette.responses import Response, StreamingResponse
 
 from offline_cave.contract.archive import iter_archive
-
 from offline_cave.server.data.sessions import SessionFiles
 from offline_cave.server.http import Req, endpoint, json_response
 
