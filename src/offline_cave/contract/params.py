@@ -127,9 +127,7 @@ class DatastackParams:
     # was retrieved (datasets-facts §3.9 ⚠; its proposal: 1.2-1.5x top vs bottom quartile).
     # a = 0.25 gives ~1.7x synapses per proximity for tuned pairs (gOSI > 0.25) within 22.5
     # vs beyond 67.5 deg (the planted ratio tests/offline_cave/generator/test_function.py
-    # computes); *assumed*. Searched again for issue 14 (the paper's abstract and the legends
-    # of Figs. 5, ED11, ED14): the effects are given as GLMM fits and tests whose values sit in
-    # Supplementary Tables, not as a pair-count ratio, so none could be calibrated to.
+    # computes); *assumed*
     like_to_like_strength: float = 0.25
     # share of excitatory cells whose preferred orientation follows a smooth spatial field
     # (wavelength FIELD_WAVELENGTH_UM in population.py): nearby neurons in mouse V1 are more
