@@ -527,6 +527,40 @@ naive = rate_ratio(pairs_df, similar, dissimilar, "connected", cluster="pair")
 ```
 """
 
+def inputs_by_tuning_problems(text: str) -> list[str]:
+    """function_structure/04: orientations on a cyclic colour map, one cell not taken as a
+    test (the cell is the unit of replication, the naive comparison's proximity confound
+    said), the share over cells with a bootstrap interval."""
+    prose, code = split_page(text)
+    text_flat = flat(prose)
+    problems = []
+    if not re.search(r'cmap="(twilight|twilight_shifted|hsv)"', code):
+        problems.append("orientations not drawn on a cyclic colour map")
+    if "unit of replication" not in text_flat:
+        problems.append("the single cell is not set against the cell as unit of replication")
+    if "proximity" not in text_flat or "ringach2016" not in prose:
+        problems.append("the proximity confound of the naive comparison is not said")
+    if not re.search(r"quantile\(draws", code):
+        problems.append("the share over cells has no bootstrap interval")
+    if re.search(r"this cell wires|(its|this cell's) inputs (are|were) more alike",
+                 text_flat, re.IGNORECASE):
+        problems.append("a typed verdict on one cell's inputs")
+    return problems
+
+
+OLD_INPUTS_BY_TUNING = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+The inputs are more alike than the candidates: this cell wires like-to-like.
+
+```{code-cell} ipython3
+points = ax.scatter(x, y, c=pre_ori, cmap="viridis")
+```
+"""
+
 OLD_TUNING = """---
 jupytext:
   text_representation: {extension: .md, format_name: myst}
@@ -544,6 +578,8 @@ correlations = cell_df[positions + readouts].corr().loc[positions, readouts]
 PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
     "function_structure/01_coregistration.md": (coregistration_problems, OLD_COREGISTRATION),
     "function_structure/02_tuning.md": (tuning_problems, OLD_TUNING),
+    "function_structure/04_inputs_by_tuning.md": (inputs_by_tuning_problems,
+                                                   OLD_INPUTS_BY_TUNING),
     "function_structure/03_like_to_like.md": (like_to_like_problems, OLD_LIKE_TO_LIKE),
     "background/02_microns.md": (microns_problems, OLD_MICRONS),
     "programmatic_access/03_cells.md": (cells_problems, OLD_CELLS),
