@@ -68,8 +68,13 @@ SKELETON_INFO = {
     "transform": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
     "vertex_attributes": [
         {"id": "radius", "data_type": "float32", "num_components": 1},
-        {"id": "compartment", "data_type": "uint8", "num_components": 1}],
+        {"id": "compartment", "data_type": "float32", "num_components": 1}],
 }
+"""The precomputed skeleton info. Every vertex attribute is float32: the Neuroglancer build
+of the ``neuroglancer`` wheel refuses a skeleton source with any other attribute type (its
+skeleton layer stays empty with an error; google/neuroglancer issue 572), and caveclient reads
+the skeleton service's precomputed skeletons with float32 compartments too. cloud-volume
+decodes whatever type the info names."""
 _SKELETON = re.compile(r"\d{1,20}")
 
 
