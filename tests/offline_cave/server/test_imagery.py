@@ -180,8 +180,8 @@ def test_a_wide_cutout_at_the_coarsest_mip(imagery, focus, meta: dict) -> None:
 def test_downsampled_mips_match_the_full_resolution(imagery, focus) -> None:
     full = imagery.image_cutout(focus, bbox_size=(1024, 1024, 2), mip=0).astype(float)
     half = imagery.image_cutout(focus, bbox_size=(1024, 1024, 2), mip=1).astype(float)
-    assert full.shape == (256, 256, 2) and half.shape == (128, 128, 2)
-    pooled = full.reshape(128, 2, 128, 2, 2).mean(axis=(1, 3))
+    assert full.shape == (512, 512, 2) and half.shape == (256, 256, 2)
+    pooled = full.reshape(256, 2, 256, 2, 2).mean(axis=(1, 3))
     # the same picture (JPEG noise and the block grid's one-voxel shift aside)
     assert np.corrcoef(pooled.ravel(), half.ravel())[0, 1] > 0.8
     sv_full = imagery.segmentation_cutout(focus, root_ids=None, bbox_size=(1024, 1024, 2))
@@ -189,6 +189,6 @@ def test_downsampled_mips_match_the_full_resolution(imagery, focus) -> None:
                                           mip=1)
     assert np.mean(sv_full[::2, ::2] == sv_half) > 0.8
     wide = imagery.image_cutout(focus, bbox_size=(1024, 1024, 2), mip=3).astype(float)
-    pooled = full.reshape(32, 8, 32, 8, 2).mean(axis=(1, 3))
+    pooled = full.reshape(64, 8, 64, 8, 2).mean(axis=(1, 3))
     # rendered apart at 64 nm from the same cells: the same large profiles
     assert np.corrcoef(pooled.ravel(), wide.ravel())[0, 1] > 0.5
