@@ -31,7 +31,8 @@ box, and the unlabelled neuropil, are 0.
 Coarser levels (mips), as the real image and watershed layers have them (each halves x and y;
 datasets-facts §1.1): mips 1 and 2 (16 and 32 nm) are the full-resolution box averaged down
 (image) or sampled (supervoxels), and mip 3 (64 x 64 x 40 nm) covers a wider box,
-``WIDE_CHUNKS`` (40.96 x 40.96 x 5.12 um) around the same synapse, rendered directly at 64 nm
+``WIDE_CHUNKS`` (40.96 x 40.96 x 1.28 um, the sections of the full-resolution box) around
+the same synapse, rendered directly at 64 nm
 from the same objects (each synapse's bouton, shaft and vesicles come from its own random
 stream, so both renders draw it alike): membranes and neuropil lines are blended to the share
 of the 64 nm pixel they cover, vesicle clouds are a darker half of the bouton. The full
@@ -64,7 +65,8 @@ SMALL_REGION_CHUNKS = (1, 1, 2)  # below scale 1 (the test builds): 2.05 x 2.05 
 SCALES = ((8, 8, 40), (16, 16, 40), (32, 32, 40), (64, 64, 40))  # mips 0-3 (x, y halve)
 MIP_CHUNK = ((256, 256, 16), (128, 128, 16), (64, 64, 16), (128, 128, 16))
 WIDE_MIP = 3  # the mip rendered over the wide box
-WIDE_CHUNKS = (5, 5, 8)  # mip-3 chunks: 640 x 640 x 128 voxels, 40.96 x 40.96 x 5.12 um
+WIDE_CHUNKS = (5, 5, 2)  # mip-3 chunks: 640 x 640 x 32 voxels, 40.96 x 40.96 x 1.28 um
+# (5.12 um deep, 8 chunks, took 408 s to render under load: over the build-time budget)
 SMALL_WIDE_CHUNKS = (1, 1, 2)  # below scale 1: 8.19 x 8.19 x 1.28 um
 JPEG_QUALITY = 85
 FOCUS_WITHIN_UM = 12.0  # focus: the largest input synapse this close to the nucleus point
@@ -495,7 +497,7 @@ def render(p: Plan, core_piece, cell_fragments, pre_piece, post_piece, candidate
         grey += rng.normal(0, 4.0, size=grey.shape).astype(np.float32)
         image[:, :, k % slab] = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
         ws[:, :, k % slab] = _label_slice(own, inside, xs, ys, z, sv_id, sv_piece, sv_nm,
-                                          trees, max(1, int(round(32 / px))))
+                                          trees, 4 if px <= 8 else 2)
         if emit is not None and ((k + 1) % slab == 0 or k + 1 == nz):
             n = k % slab + 1
             emit(k + 1 - n, image[:, :, :n], ws[:, :, :n])
@@ -602,7 +604,8 @@ def _write_block(out, mip: int, lo_vx: np.ndarray, image: np.ndarray, ws: np.nda
                               compression_params={"level": JPEG_QUALITY})
                 out.put_bytes(f"{layout.IMAGERY_EM_DIR}/{key}/{name}", data)
                 n_bytes["em"] += len(data)
-                data = gzip.compress(encode(ws[cut][..., None], "raw"), mtime=0)
+                data = gzip.compress(encode(ws[cut][..., None], "raw"), compresslevel=6,
+                                     mtime=0)
                 out.put_bytes(f"{layout.IMAGERY_WS_DIR}/{key}/{name}.gz", data)
                 n_bytes["ws"] += len(data)
 
