@@ -298,18 +298,25 @@ def _imagery(out: Writer, params: DatastackParams, seed: int, plan, stage: CellS
 
     rows = plan.syn_rows
     nm = stage.pt_vx * np.asarray(params.voxel_resolution, float)
-    lo, hi = imagery.box_of(plan.lo_vx, plan.shape)
+    lo, hi = plan.region_nm()
+    plan.seed = int(_rng(seed, "imagery", 1).integers(2 ** 31))  # the per-synapse streams
     pad = imagery.CANDIDATE_PAD_UM * 1000
     near = np.flatnonzero(np.all((nm > lo - pad) & (nm < hi + pad), axis=1) & (sv.nuc_sv != 0))
     candidates = (np.concatenate([sv.pre_sv[rows], sv.post_sv[rows], sv.nuc_sv[near]]),
                   np.concatenate([pieces.pre_piece[rows], pieces.post_piece[rows],
                                   pieces.core_piece[near]]),
                   np.concatenate([plan.pre_nm, plan.post_nm, nm[near]]))
-    image, ws, stats = imagery.render(plan, pieces.core_piece, pieces.cell_fragments,
-                                      pieces.pre_piece, pieces.post_piece, candidates,
-                                      _rng(seed, "imagery"))
-    meta = imagery.write(out, plan, image, ws, stats)
-    log(f"  imagery: {plan.shape} voxels, {meta['n_supervoxels']} supervoxels, "
+    args = (plan, pieces.core_piece, pieces.cell_fragments, pieces.pre_piece,
+            pieces.post_piece, candidates)
+    image, ws, stats = imagery.render(*args, _rng(seed, "imagery"))
+    wide_box = (plan.wide_lo_vx, plan.wide_shape, imagery.SCALES[imagery.WIDE_MIP])
+
+    def wide(emit):  # the wide box of the coarse mip, written as it is rendered
+        return imagery.render(*args, _rng(seed, "imagery", 2), box=wide_box, emit=emit)[2]
+
+    meta = imagery.write(out, plan, image, ws, stats, wide)
+    log(f"  imagery: {plan.shape} voxels at mip 0, {plan.wide_shape} at mip "
+        f"{imagery.WIDE_MIP}, {meta['n_supervoxels']} supervoxels, "
         f"{(meta['image']['bytes'] + meta['watershed']['bytes']) / 1e6:.1f} MB  "
         f"{_mark(t_start)}")
 

@@ -66,11 +66,17 @@ def graphene_info(ds: Datastack, base: str) -> dict:
         "mesh": "mesh", "skeletons": "skeletons",
         "mesh_metadata": {"uniform_draco_grid_size": 21, "unsharded_mesh_dir": "dynamic",
                           "max_meshed_layer": layout.N_LAYERS},
-        "scales": [{"key": "_".join(str(v) for v in base_res), "resolution": base_res,
-                    "size": size, "voxel_offset": offset, "chunk_sizes": [stored],
-                    "encoding": "raw"}],
+        "scales": _ws_scales({"key": "_".join(str(v) for v in base_res),
+                              "resolution": base_res, "size": size, "voxel_offset": offset,
+                              "chunk_sizes": [stored], "encoding": "raw"}, ds),
         "verify_mesh": False,
     }
+
+
+def _ws_scales(base: dict, ds: Datastack) -> list[dict]:
+    """The watershed scales: the sample's imagery mips where it has imagery (mip 0 first),
+    else the one base scale."""
+    return imagery_of(ds).info_scales(base, "raw") or [base]
 
 
 def _node_ids(req: Req, key: str = "node_ids") -> list[int]:
