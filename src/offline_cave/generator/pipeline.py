@@ -259,8 +259,6 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     # through the tables and bulk stages
     out.put(layout.PIECES_PARQUET, sv.pieces)
     sv.pieces = None
-    if img_plan is not None:
-        _imagery(out, params, seed, img_plan, stage, pieces, sv, log, t_start)
     users = synthetic_users(_rng(seed, "users"))
     seg.operations = operation_log(history.operations, sv.op_points, users, _rng(seed, "users", 1))
     seg.users = users
@@ -269,6 +267,8 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     table_meta = _write_tables(params, seed, out, stage, pieces, seg, points, sv)
     del points
     log(f"  tables: {len(table_meta)} per version  {_mark(t_start)}")
+    if img_plan is not None:  # after the tables: its ~1 GB of volumes on a smaller live set
+        _imagery(out, params, seed, img_plan, stage, pieces, sv, log, t_start)
     from offline_cave.generator import bulk
 
     if bulk.applies(params):  # from the tables just written: CSV.gz + Parquet exports
