@@ -71,8 +71,7 @@ def test_supervoxel_ids_part_by_part_equal_the_in_memory_ids():
     syn_vx = np.column_stack([rng.integers(31_000, 207_000, 4000),
                               rng.integers(37_000, 140_000, 4000),
                               rng.integers(14_850, 27_791, 4000)]).astype(np.int32)
-    to_table = np.array([1.0, 1.0, 1.0]) * np.array([4, 4, 40]) / np.array([4, 4, 40])
-    to_table[:2] = 2.0  # 8 nm synapse voxels -> 4 nm table voxels along x and y
+    to_table = np.array([2.0, 2.0, 1.0])  # 8 x 8 x 40 nm synapse voxels -> 4 x 4 x 40 nm
     res = (MINNIE.voxel_resolution, MINNIE.base_resolution, MINNIE.chunk_size,
            MINNIE.chunk_offset_vx)
     want = _supervoxel_ids_in_memory([nuc, syn_vx * to_table, (syn_vx + 3) * to_table], *res,
