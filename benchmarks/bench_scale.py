@@ -101,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"scale {scale:>4g}: {row['seconds']:7.1f} s  peak RSS {row['peak_gb']:5.2f} GB"
                   f"  disk {row['disk_gb']:5.2f} GB  synapses {row['synapses']:>10}  "
                   f"nuclei {row['nuclei']:>7}", flush=True)
-            prev = 0.0
+            prev = None
             for name, t, p in row["stages"]:
-                mark = "  <- raises the peak" if p > prev + 0.05 else ""
+                mark = "  <- raises the peak" if prev is not None and p > prev + 0.05 else ""
                 print(f"    {name:<14} at {t:7.1f} s  peak so far {p:5.2f} GB{mark}")
-                prev = max(prev, p)
+                prev = p if prev is None else max(prev, p)
             if args.out is None:
                 import shutil
 
