@@ -190,17 +190,29 @@ def plan(params, cells, syn, skeletons: dict, frag_labels: dict, example_row: in
         if np.any(np.all((v > box_lo - reach) & (v < box_hi + reach), axis=1)):
             kept.append(Cell(row_of[int(k)], int(k), v, np.asarray(s.parent), r,
                              np.asarray(frag_labels[k])))
-    pts = {p: cortical_to_nm(syn[[f"{p}_x_um", f"{p}_y_um", f"{p}_z_um"]].to_numpy(), params)
-           for p in ("pre", "post", "ctr")}
-    inside = np.zeros(len(syn), bool)
-    for p in ("pre", "post"):
-        inside |= np.all((pts[p] > box_lo - pad) & (pts[p] < box_hi + pad), axis=1)
-    rows = np.flatnonzero(inside)
+    # the synapses near the box, a block of rows at a time (memory flat in the scale)
+    found: dict[str, list[np.ndarray]] = {"rows": [], "pre": [], "post": [], "ctr": []}
+    for start in range(0, len(syn), PLAN_BLOCK_ROWS):
+        block = syn.iloc[start:start + PLAN_BLOCK_ROWS]
+        pts = {p: cortical_to_nm(block[[f"{p}_x_um", f"{p}_y_um", f"{p}_z_um"]].to_numpy(),
+                                 params) for p in ("pre", "post", "ctr")}
+        inside = np.zeros(len(block), bool)
+        for p in ("pre", "post"):
+            inside |= np.all((pts[p] > box_lo - pad) & (pts[p] < box_hi + pad), axis=1)
+        at = np.flatnonzero(inside)
+        found["rows"].append(start + at)
+        for p in ("pre", "post", "ctr"):
+            found[p].append(pts[p][at])
+    rows = np.concatenate(found["rows"]) if found["rows"] else np.zeros(0, np.int64)
+    pre, post, ctr = (np.concatenate(found[k]) if found[k] else np.zeros((0, 3))
+                      for k in ("pre", "post", "ctr"))
     stats = {"plan_s": round(time.perf_counter() - t0, 2), "cells": len(kept),
              "focus_ctr_vx": ctr_vx[pick].astype(int).tolist()}
-    return Plan(lo, shape, focus, kept, rows, pts["pre"][rows], pts["post"][rows],
-                pts["ctr"][rows], syn["post_nucleus_id"].to_numpy()[rows], stats,
-                w_lo, w_shape)
+    return Plan(lo, shape, focus, kept, rows, pre, post, ctr,
+                syn["post_nucleus_id"].to_numpy()[rows], stats, w_lo, w_shape)
+
+
+PLAN_BLOCK_ROWS = 1 << 20  # synapse rows per block when looking for those near the box
 
 
 # ------------------------------------------------------------------------------ primitives
