@@ -423,6 +423,29 @@ def closed_triads_per_cell(adjacency: np.ndarray) -> np.ndarray:
     return np.asarray((b @ b).multiply(b).sum(axis=1)).ravel() / 2.0
 
 
+def expected_closed_triads_per_cell(
+    model: tuple[np.ndarray, np.ndarray] | np.ndarray,
+) -> np.ndarray:
+    """Closed triads per cell expected under a null model with independent pairs (exact).
+
+    ``model`` is :func:`fit_dyad_model`'s ``(p_mutual, p_one_way)``, or an (n, n) matrix
+    ``P`` of connection probabilities with independent directions (Erdos-Renyi, the distance
+    model). A pair is connected (either way) with ``C = p_mutual + p_one_way + p_one_way.T``,
+    or ``C = P + P.T - P * P.T``; three cells are connected all round with the product of
+    their three pairs' ``C``, which summed over the triads of cell i is ``(C @ C @ C)[i, i]
+    / 2``.
+    """
+    if isinstance(model, tuple):
+        p_mutual, p_one_way = model
+        c = p_mutual + p_one_way + p_one_way.T
+    else:
+        p = np.asarray(model, dtype=float)
+        c = p + p.T - p * p.T
+    c = np.array(c, dtype=float)
+    np.fill_diagonal(c, 0.0)
+    return np.sum((c @ c) * c, axis=1) / 2.0
+
+
 def resampled_ratio(observed: np.ndarray, expected: np.ndarray, cells: np.ndarray) -> float:
     """``sum(observed[cells]) / sum(expected[cells])``: a ratio of per-cell counts over a
     resample of cells (for :func:`bootstrap_cells`); NaN when nothing is expected."""

@@ -266,3 +266,34 @@ def test_closed_triads_per_cell_and_resampled_ratio():
     assert N.resampled_ratio(per_cell, expected, np.arange(5)) == pytest.approx(3 / 3.5)
     assert N.resampled_ratio(per_cell, expected, np.array([0, 0])) == pytest.approx(2.0)
     assert np.isnan(N.resampled_ratio(per_cell, np.zeros(5), np.arange(5)))
+
+
+def test_expected_closed_triads_match_the_sampled_null():
+    rng = np.random.default_rng(7)
+    positions = rng.uniform(0, 200, size=(120, 3))
+    distance = N.pairwise_distances(positions)
+    a = N.sample_from_probabilities(np.where(distance < 80, 0.15, 0.02), rng)
+    model = N.fit_dyad_model(a, distance, [0, 80, 400])
+    expected = N.expected_closed_triads_per_cell(model)
+    sampled = np.mean([N.closed_triads_per_cell(N.sample_dyads(model, rng)).sum()
+                       for _ in range(40)])
+    assert expected.sum() == pytest.approx(sampled, rel=0.05)
+    # a hand-checked case: three cells, every pair connected with probability 0.5
+    p_mutual = np.full((3, 3), 0.25) - 0.25 * np.eye(3)
+    p_one = np.full((3, 3), 0.125) - 0.125 * np.eye(3)
+    assert N.expected_closed_triads_per_cell((p_mutual, p_one)).tolist() == \
+        pytest.approx([0.125] * 3)
+
+
+def test_expected_closed_triads_of_erdos_renyi():
+    # Erdos-Renyi: a pair is connected with q = 2p - p^2; a cell is in C(n-1, 2) triads
+    n, p = 50, 0.1
+    probability = np.full((n, n), p)
+    np.fill_diagonal(probability, 0)
+    q = 2 * p - p * p
+    expected = N.expected_closed_triads_per_cell(probability)
+    assert expected == pytest.approx(np.full(n, comb(n - 1, 2) * q**3))
+    rng = np.random.default_rng(8)
+    sampled = np.mean([N.closed_triads_per_cell(N.erdos_renyi(n, p, rng)).mean()
+                       for _ in range(200)])
+    assert sampled == pytest.approx(expected[0], rel=0.05)
