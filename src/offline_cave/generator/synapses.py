@@ -75,7 +75,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from offline_cave.contract.hashing import pair_normal, splitmix64, unit_hash
+from offline_cave.contract.hashing import pair_normal, splitmix64
 from offline_cave.contract.params import EXC_TYPES, INH_TYPES, LAYER_BOUNDS_UM, DatastackParams
 
 if TYPE_CHECKING:  # pragma: no cover
