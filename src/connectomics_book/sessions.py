@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from connectomics_book import sources
@@ -33,6 +33,8 @@ GOLDEN_MOUSE = "409828"
 
 _EXPERIMENT = re.compile(r"column\s*(\d+)\s*,\s*volume\s*(\d+)", re.IGNORECASE)
 _SUFFIXES = (".nwb", ".nwb.zarr")
+#: Written last into a downloaded asset folder: the SHA-256 of the zip it was unpacked from.
+DOWNLOADED = ".downloaded.sha256"
 
 
 # 70 lines because of its numpydoc docstring (the page readers' reference); the code is ~20
@@ -80,7 +82,8 @@ def session_path(column: int, volume: int, data_dir: str | os.PathLike | None = 
     are opened once and matched by their ``experiment_description`` ("2-photon imaging of
     column C, volume V"), preferring the golden mouse when several mice match. That branch
     cannot be tested offline (no real files and no network here); the course's tests cover
-    only the synthetic sample, whose files are HDF5 ``.nwb`` named the same way.
+    only the synthetic sample, whose sessions are Zarr NWB stores in asset folders named the
+    same way.
     """
     column, volume = int(column), int(volume)
     if data_dir is not None:
@@ -114,7 +117,9 @@ def download_session(base_url: str, column: int, volume: int) -> Path:
     ``base_url`` serves ``manifest`` (JSON ``{"sessions": [{column, volume, subject_id, file,
     bytes, sha256}]}``) and ``file/<name>``. A file is downloaded once, checked against its
     size and SHA-256, and kept under :func:`connectomics_book.sources.cache_dir`; later calls
-    reuse it while it still matches.
+    reuse it while it still matches. A Zarr store is a directory, so it comes as the zip of
+    its asset folder (``file`` ends in ``.zip``; ``store`` is the store's path inside it): the
+    zip is checked, unpacked and deleted, and the store's path is returned.
     """
     base_url = base_url.rstrip("/")
     listing = _get(base_url, "manifest").json()["sessions"]
@@ -130,6 +135,8 @@ def download_session(base_url: str, column: int, volume: int) -> Path:
     parts = urlsplit(base_url)
     folder = sources.cache_dir(sources.V1DD_SESSIONS.name) / re.sub(
         r"[^A-Za-z0-9._-]", "_", parts.netloc)
+    if name.endswith(".zip"):
+        return _download_store(base_url, entry, folder)
     path = folder / name
     if path.is_file() and path.stat().st_size == entry["bytes"] \
             and _sha256(str(path), path.stat().st_mtime) == entry["sha256"]:
@@ -137,6 +144,48 @@ def download_session(base_url: str, column: int, volume: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     _fetch(base_url, name, path, int(entry["bytes"]), str(entry["sha256"]))
     return path
+
+
+def _download_store(base_url: str, entry: dict, folder: Path) -> Path:
+    """The cached Zarr store of a session that travels as the zip of its asset folder."""
+    name, digest = str(entry["file"]), str(entry["sha256"])
+    store = PurePosixPath(str(entry.get("store", "")))
+    if (store.is_absolute() or len(store.parts) != 2 or ".." in store.parts
+            or not store.name.endswith(".nwb.zarr") or name != f"{store.parts[0]}.zip"):
+        raise ValueError(f"unexpected session store from {base_url}: {entry.get('store')!r}")
+    asset = folder / store.parts[0]
+    marker = asset / DOWNLOADED
+    if (asset / store.name).is_dir() and marker.is_file() and marker.read_text() == digest:
+        return asset / store.name
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = folder / name
+    _fetch(base_url, name, archive, int(entry["bytes"]), digest)
+    try:
+        _unpack(archive, asset, digest)
+    finally:
+        archive.unlink(missing_ok=True)
+    return asset / store.name
+
+
+def _unpack(archive: Path, asset: Path, digest: str) -> None:
+    """Unpack the zip of ``asset`` beside it and swap it in, marked with its checksum."""
+    import shutil
+    import zipfile
+
+    tmp = Path(tempfile.mkdtemp(dir=asset.parent, prefix=f".{asset.name}."))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                path = PurePosixPath(member)
+                if path.is_absolute() or ".." in path.parts or path.parts[0] != asset.name:
+                    raise OSError(f"unexpected file {member!r} in {archive.name}")
+            zf.extractall(tmp)
+        (tmp / asset.name / DOWNLOADED).write_text(digest)
+        if asset.exists():
+            shutil.rmtree(asset)
+        os.replace(tmp / asset.name, asset)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _get(base_url: str, rel: str, **kwargs):

@@ -453,6 +453,38 @@ def coregistration_problems(text: str) -> list[str]:
         problems.append("v3 angles are not converted with v3_to_twin_degrees")
     if "np.degrees(" in code and "v3_to_twin_degrees" not in code:
         problems.append("v3 radians only turned into degrees")
+    # the automatic digital-twin tables (datasets-facts §2.6): both queried, the gain in
+    # cells computed per score threshold, and said to be unverified
+    for table in ("digital_twin_properties_bcm_coreg_auto_phase3_fwd_v2",
+                  "digital_twin_properties_bcm_coreg_apl_vess_fwd"):
+        if table not in code:
+            problems.append(f"{table} is not queried")
+    if not re.search(r'\["score"\]\s*>\s*threshold', code) or "added" not in code:
+        problems.append("the cells the automatic matches add are not counted per threshold")
+    if "not manually verified" not in text_flat:
+        problems.append("the automatic tables are not said to be unverified")
+    return problems
+
+
+def tuning_problems(text: str) -> list[str]:
+    """function_structure/02: retinotopy split by the real area table, the mirror-image maps
+    of neighbouring areas cited, border cells left out, the borders' retinotopic origin said
+    (so the readout map cannot confirm them independently)."""
+    prose, code = split_page(text)
+    text_flat = flat(prose)
+    problems = []
+    if 'query_table("nucleus_functional_area_assignment")' not in code:
+        problems.append("nucleus_functional_area_assignment is not queried")
+    if 'groupby("area")' not in code:
+        problems.append("the readout map is not split by area")
+    if not re.search(r'\["border_um"\]\s*>', code):
+        problems.append("cells near an area border are not left out")
+    if "garrett2014" not in prose and "zhuang2017" not in prose:
+        problems.append("the field-sign reversal at area borders is uncited")
+    if not re.search(r"come from retinotopic mapping", text_flat):
+        problems.append("the borders' retinotopic origin (circularity) is not said")
+    if re.search(r"carry no area label", text_flat):
+        problems.append("claims the tables carry no area label")
     return problems
 
 
@@ -504,8 +536,59 @@ naive = rate_ratio(pairs_df, similar, dissimilar, "connected", cluster="pair")
 ```
 """
 
+def inputs_by_tuning_problems(text: str) -> list[str]:
+    """function_structure/04: orientations on a cyclic colour map, one cell not taken as a
+    test (the cell is the unit of replication, the naive comparison's proximity confound
+    said), the share over cells with a bootstrap interval."""
+    prose, code = split_page(text)
+    text_flat = flat(prose)
+    problems = []
+    if not re.search(r'cmap="(twilight|twilight_shifted|hsv)"', code):
+        problems.append("orientations not drawn on a cyclic colour map")
+    if "unit of replication" not in text_flat:
+        problems.append("the single cell is not set against the cell as unit of replication")
+    if "proximity" not in text_flat or "ringach2016" not in prose:
+        problems.append("the proximity confound of the naive comparison is not said")
+    if not re.search(r"quantile\(draws", code):
+        problems.append("the share over cells has no bootstrap interval")
+    if re.search(r"this cell wires|(its|this cell's) inputs (are|were) more alike",
+                 text_flat, re.IGNORECASE):
+        problems.append("a typed verdict on one cell's inputs")
+    return problems
+
+
+OLD_INPUTS_BY_TUNING = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+The inputs are more alike than the candidates: this cell wires like-to-like.
+
+```{code-cell} ipython3
+points = ax.scatter(x, y, c=pre_ori, cmap="viridis")
+```
+"""
+
+OLD_TUNING = """---
+jupytext:
+  text_representation: {extension: .md, format_name: myst}
+kernelspec: {display_name: Python 3, language: python, name: python3}
+---
+
+A smooth map across the cortical surface is retinotopy; the tables used here carry no area
+label, so this page does not split the map by area.
+
+```{code-cell} ipython3
+correlations = cell_df[positions + readouts].corr().loc[positions, readouts]
+```
+"""
+
 PAGE_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
     "function_structure/01_coregistration.md": (coregistration_problems, OLD_COREGISTRATION),
+    "function_structure/02_tuning.md": (tuning_problems, OLD_TUNING),
+    "function_structure/04_inputs_by_tuning.md": (inputs_by_tuning_problems,
+                                                   OLD_INPUTS_BY_TUNING),
     "function_structure/03_like_to_like.md": (like_to_like_problems, OLD_LIKE_TO_LIKE),
     "background/02_microns.md": (microns_problems, OLD_MICRONS),
     "programmatic_access/03_cells.md": (cells_problems, OLD_CELLS),

@@ -124,6 +124,19 @@ TABLES: dict[str, TableInfo] = {
         'digital_twin_properties', 'nucleus_detection_v0', 1507,
         'Digital-twin tuning properties (degrees) of units matched by '
         'coregistration_manual_v4.'),
+    'digital_twin_properties_bcm_coreg_auto_phase3_fwd_v2': TableInfo(
+        'digital_twin_properties', 'nucleus_detection_v0', 1507,
+        'Digital-twin tuning properties (degrees) of units matched by the automatic '
+        'co-registration coregistration_auto_phase3_fwd_v2 (not manually verified).'),
+    'digital_twin_properties_bcm_coreg_apl_vess_fwd': TableInfo(
+        'digital_twin_properties', 'nucleus_detection_v0', 1507,
+        'Digital-twin tuning properties (degrees) of units matched by the automatic '
+        'co-registration apl_functional_coreg_vess_fwd (not manually verified).'),
+    'nucleus_functional_area_assignment': TableInfo(
+        'reference_tag_float', 'nucleus_detection_v0', 1078,
+        'Visual area (V1, AL, RL, LM) of each nucleus, from area boundaries drawn on the '
+        'two-photon area assignments after transformation to EM space; value = distance to '
+        'the area boundary (um), the mean distance to the 10 nearest nuclei in another area.'),
     'synapses_pni_2': TableInfo(
         'synapse', None, 117,
         'Automated synapse detection (PNI), with sizes in voxels of the cleft segmentation.'),

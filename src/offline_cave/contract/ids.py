@@ -60,12 +60,17 @@ def supervoxel_ids(
     key = np.zeros(sum(len(p) for p in parts), dtype=np.int64)
     for axis in range(3):
         scale = voxel_resolution[axis] / base_resolution[axis]
-        coord = np.concatenate([
-            np.floor((np.asarray(p)[:, axis] * scale - chunk_offset_vx[axis]) / chunk_size[axis])
-            .astype(np.int64) for p in parts])
-        np.clip(coord, 0, 1023, out=coord)
-        key |= coord << (20 - 10 * axis)
-        del coord
+        shift = 20 - 10 * axis
+        start = 0
+        for p in parts:  # part by part: one float64 column of one part at a time
+            col = _column(p, axis)
+            coord = np.floor((col * scale - chunk_offset_vx[axis]) / chunk_size[axis])
+            del col
+            coord = coord.astype(np.int64)
+            np.clip(coord, 0, 1023, out=coord)
+            key[start:start + coord.size] |= coord << shift
+            start += coord.size
+            del coord
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_key)) + 1]
@@ -74,12 +79,49 @@ def supervoxel_ids(
     # a random per-chunk base keeps counters realistic (< ~7e5) without revealing order
     chunk_base = rng.integers(1, 400_000, size=starts.size)
     k = np.empty(key.size, dtype=np.int64)
-    k[order] = np.repeat(chunk_base - starts, counts) + np.arange(key.size)
-    del order
+    base = np.repeat(chunk_base - starts, counts)
+    base += np.arange(key.size)
+    k[order] = base
+    del order, base
     if k.max(initial=0) >= 1 << 26:
         raise ValueError("too many points in one chunk for the supervoxel counter")
-    cx, cy, cz = (key >> 20) & 1023, (key >> 10) & 1023, key & 1023
-    return (np.int64(SV_LAYER) | (cx << 46) | (cy << 36) | (cz << 26) | k).astype(np.int64)
+    # the id assembled in place (the chunk's three 10-bit fields, then the layer bit)
+    # rather than as one expression of five full-size temporaries: same values
+    k |= np.int64(SV_LAYER)
+    for field, shift in ((20, 46), (10, 36), (0, 26)):
+        part = key >> field
+        part &= 1023
+        part <<= shift
+        k |= part
+        del part
+    return k
+
+
+class ScaledPoints:
+    """Points ``vx * factor`` (a per-axis factor), computed one axis at a time when read by
+    :func:`supervoxel_ids`, so that a caller with int32 points in one voxel grid need not
+    hold a float64 copy in another. ``vx[:, a] * factor[a]`` is the same float64 product
+    element by element as ``(vx * factor)[:, a]``, so the ids are the same."""
+
+    def __init__(self, vx: np.ndarray, factor) -> None:
+        self.vx = vx
+        self.factor = np.asarray(factor, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.vx)
+
+    def column(self, axis: int) -> np.ndarray:
+        return self.vx[:, axis] * self.factor[axis]
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """The scaled points at rows ``idx`` ((len(idx), 3) float64)."""
+        return self.vx[idx] * self.factor
+
+
+def _column(p, axis: int) -> np.ndarray:
+    if isinstance(p, ScaledPoints):
+        return p.column(axis)
+    return np.asarray(p)[:, axis]
 
 
 def sparse_sorted_ids(rng: np.random.Generator, n: int, low: int, high: int) -> np.ndarray:

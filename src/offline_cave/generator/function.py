@@ -177,14 +177,65 @@ def coregistration_units(cells: pd.DataFrame, rng: np.random.Generator
     return manual, auto
 
 
+#: Visual areas of the sample (``nucleus_functional_area_assignment``, datasets-facts §2.7:
+#: tags V1, AL, RL, LM; the volume sits at the V1 border and reaches into AL and RL,
+#: MICrONS Consortium 2025). The slab puts V1 at low x and the higher visual areas beyond a
+#: slightly oblique border at this fraction of the slab's x extent, RL above the slab's z
+#: midline and AL below it. Where the real border runs through the sample's part of the
+#: volume is *assumed*; LM (a sliver at the edge of the real volume) is left out.
+AREA_BORDER_U, AREA_BORDER_TILT = 0.65, 0.1
+#: The ``value`` column: mean distance (um) to the 10 nearest nuclei of another area.
+AREA_NEIGHBOURS = 10
+
+
+def _slab_fractions(x_um: np.ndarray, z_um: np.ndarray, cells: pd.DataFrame
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    x0, x1 = cells["x_um"].min(), cells["x_um"].max()
+    z0, z1 = cells["z_um"].min(), cells["z_um"].max()
+    return (x_um - x0) / (x1 - x0), (z_um - z0) / (z1 - z0)
+
+
+def _border_u(w: np.ndarray) -> np.ndarray:
+    return AREA_BORDER_U + AREA_BORDER_TILT * (w - 0.5)
+
+
+def visual_area(x_um: np.ndarray, z_um: np.ndarray, cells: pd.DataFrame) -> np.ndarray:
+    """Area tag (V1, AL, RL) of points in the cortical frame (ground truth of the sample)."""
+    u, w = _slab_fractions(np.asarray(x_um), np.asarray(z_um), cells)
+    hva = np.where(w >= 0.5, "RL", "AL")
+    return np.where(u < _border_u(w), "V1", hva).astype(object)
+
+
+def area_table(cells: pd.DataFrame, nucleus_ids: np.ndarray, created: pd.Series
+               ) -> pd.DataFrame:
+    """``nucleus_functional_area_assignment``: every nucleus, its area and its distance to
+    the area border (the mean distance to the 10 nearest nuclei of another area)."""
+    xyz = cells[["x_um", "y_um", "z_um"]].to_numpy(np.float64)
+    tag = visual_area(xyz[:, 0], xyz[:, 2], cells)
+    value = np.zeros(len(cells))
+    for area in np.unique(tag):
+        inside, outside = tag == area, tag != area
+        k = min(AREA_NEIGHBOURS, int(outside.sum()))
+        if k == 0:
+            value[inside] = np.nan
+            continue
+        dist, _ = cKDTree(xyz[outside]).query(xyz[inside], k=k)
+        value[inside] = np.asarray(dist).reshape(int(inside.sum()), k).mean(axis=1)
+    return reference(np.arange(1, len(cells) + 1), created, nucleus_ids,
+                     {"tag": tag, "value": value})
+
+
 def readout_locations(x_um: np.ndarray, z_um: np.ndarray, cells: pd.DataFrame,
                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Digital-twin readout locations (stimulus units, [-1, 1]): a retinotopic map (x ->
-    azimuth, z -> elevation) across the slab plus single-cell scatter."""
-    x0, x1 = cells["x_um"].min(), cells["x_um"].max()
-    z0, z1 = cells["z_um"].min(), cells["z_um"].max()
-    loc_x = -0.2 + READOUT_SPAN * ((x_um - x0) / (x1 - x0) - 0.5)
-    loc_y = 0.1 + READOUT_SPAN * ((z_um - z0) / (z1 - z0) - 0.5)
+    azimuth, z -> elevation) across the slab plus single-cell scatter. The azimuth map is
+    mirrored at the V1 / higher-area border (the field sign reverses there: Garrett et al.
+    2014, Zhuang et al. 2017), so azimuth grows with x in V1 and falls again beyond it."""
+    u, w = _slab_fractions(x_um, z_um, cells)
+    border = _border_u(w)
+    mirrored = np.where(u < border, u, 2 * border - u)
+    loc_x = -0.2 + READOUT_SPAN * (mirrored - 0.5)
+    loc_y = 0.1 + READOUT_SPAN * (w - 0.5)
     loc_x = loc_x + rng.normal(0, READOUT_SCATTER, size=x_um.size)
     loc_y = loc_y + rng.normal(0, READOUT_SCATTER, size=z_um.size)
     return np.clip(loc_x, -1, 1), np.clip(loc_y, -1, 1)
@@ -198,11 +249,82 @@ def _coreg_table(units: pd.DataFrame, nucleus_ids: np.ndarray, created: pd.Serie
                                                        "residual", "score")})
 
 
+def twin_properties(unit_rows: np.ndarray, cells: pd.DataFrame, rng: np.random.Generator
+                    ) -> dict[str, np.ndarray]:
+    """Digital-twin property columns of units imaging the cells ``unit_rows`` (degrees; 0 =
+    vertical bar moving right, counter-clockwise; datasets-facts §2.6): the cell's latent
+    tuning measured with noise that shrinks with cc_abs and OSI."""
+    n = unit_rows.size
+    theta = cells["pref_ori_rad"].to_numpy()[unit_rows]
+    osi = cells["osi"].to_numpy()[unit_rows]
+    cc_abs = np.clip(rng.beta(3, 3.5, size=n), 0.05, 0.95)
+    cc_max = np.clip(cc_abs + rng.uniform(0.05, 0.3, size=n), 0.1, 1.0)
+    noise = rng.normal(0, 1, size=n) * (0.06 + 0.2 * (1 - osi)) / np.sqrt(cc_abs + 0.2)
+    ori = np.degrees((theta + noise) % np.pi)
+    dir_bit = unit_hash(cells["nucleus_id"].to_numpy()[unit_rows], 5) < 0.5
+    g_osi = np.clip(osi * rng.uniform(0.75, 1.15, size=n), 0.0, 1.0)
+    loc_x, loc_y = readout_locations(cells["x_um"].to_numpy()[unit_rows],
+                                     cells["z_um"].to_numpy()[unit_rows], cells, rng)
+    return {"cc_abs": cc_abs, "cc_max": cc_max, "cc_norm": cc_abs / cc_max,
+            "OSI": np.clip(g_osi * rng.uniform(1.1, 1.6, size=n), 0, 1),
+            "DSI": np.clip(rng.beta(1.5, 6, size=n), 0, 1), "gOSI": g_osi,
+            "gDSI": np.clip(rng.beta(1.5, 8, size=n), 0, 1), "pref_ori": ori,
+            "pref_dir": (ori + 180.0 * dir_bit) % 360.0,
+            "readout_loc_x": loc_x, "readout_loc_y": loc_y}
+
+
+#: The combined automatic table is the union of two automatic methods (datasets-facts §2.5):
+#: share of its units found by each (at least one of the two), *assumed*. The digital-twin
+#: tables of the two methods (``..._coreg_auto_phase3_fwd_v2``, ``..._coreg_apl_vess_fwd``,
+#: §2.6, from v1507) hold the units of that method.
+AUTO_METHODS = (("digital_twin_properties_bcm_coreg_auto_phase3_fwd_v2", 0.8),
+                ("digital_twin_properties_bcm_coreg_apl_vess_fwd", 0.6))
+#: Share of automatic unit keys with digital-twin properties (as the manual ~80 %, *assumed*).
+AUTO_TWIN_SHARE = 0.8
+
+
+def auto_twin_tables(auto: pd.DataFrame, twin: pd.DataFrame,
+                     cells: pd.DataFrame, nucleus_ids: np.ndarray,
+                     rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    """The digital-twin property tables of the two automatic methods.
+
+    Properties belong to the unit (session, scan_idx, unit_id), so a unit that also has a
+    row in the manual twin table has the same properties here; ``target_id`` is the nucleus
+    the automatic method matched it to (wrong now and then), and the properties are those of
+    the cell the unit truly images.
+    """
+    keys = ["session", "scan_idx", "unit_id"]
+    unit_key = auto[keys].drop_duplicates().reset_index(drop=True)
+    unit_key["unit_row"] = auto.drop_duplicates(keys)["unit_row"].to_numpy()
+    unit_key["has_twin"] = rng.random(len(unit_key)) < AUTO_TWIN_SHARE
+    props = unit_key.merge(twin.drop(columns=["id", "created", "superceded_id", "valid",
+                                              "target_id"]), on=keys, how="left")
+    known = props["cc_abs"].notna().to_numpy()
+    props.loc[known, "has_twin"] = True
+    draw = np.flatnonzero(~known & props["has_twin"].to_numpy())
+    new = twin_properties(props["unit_row"].to_numpy()[draw], cells, rng)
+    for column, values in new.items():
+        props.loc[props.index[draw], column] = values
+    props = props[props["has_twin"]].drop(columns=["unit_row", "has_twin"])
+    first = rng.random(len(auto)) < AUTO_METHODS[0][1]
+    second = ~first | (rng.random(len(auto)) < AUTO_METHODS[1][1])
+    tables = {}
+    for (name, _), in_method in zip(AUTO_METHODS, (first, second), strict=True):
+        rows = auto.loc[in_method, [*keys, "assigned"]].merge(props, on=keys)
+        tables[name] = reference(
+            np.arange(1, len(rows) + 1),
+            timestamps(rng, len(rows), "2025-07-22T00:00:00", days(2)),
+            nucleus_ids[rows["assigned"].to_numpy()],
+            {c: rows[c].to_numpy() for c in [*keys, *new]})
+    return tables
+
+
 # long but linear: four tables drawn in a fixed order from one generator
 def function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random.Generator
-                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Manual co-registration, v3 functional properties, digital-twin properties (on the
-    manual units) and the automatic co-registration."""
+    manual units), the automatic co-registration and the digital-twin tables of the two
+    automatic methods (name -> table)."""
     manual, auto = coregistration_units(cells, rng)
     unit_rows = manual["unit_row"].to_numpy()
     m = unit_rows.size
@@ -232,25 +354,11 @@ def function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random
          "cc_abs": cc_abs})
     # digital twin (degrees, 0 = vertical bar moving right, counter-clockwise), ~80 % of units
     t = np.flatnonzero(rng.random(m) < 0.8)
-    theta_t = cells["pref_ori_rad"].to_numpy()[unit_rows[t]]
-    osi_t = cells["osi"].to_numpy()[unit_rows[t]]
-    cc_abs_t = np.clip(rng.beta(3, 3.5, size=t.size), 0.05, 0.95)
-    cc_max_t = np.clip(cc_abs_t + rng.uniform(0.05, 0.3, size=t.size), 0.1, 1.0)
-    noise_t = rng.normal(0, 1, size=t.size) * (0.06 + 0.2 * (1 - osi_t)) / np.sqrt(cc_abs_t + 0.2)
-    ori_t = np.degrees((theta_t + noise_t) % np.pi)
-    dir_bit_t = unit_hash(cells["nucleus_id"].to_numpy()[unit_rows[t]], 5) < 0.5
-    g_osi_t = np.clip(osi_t * rng.uniform(0.75, 1.15, size=t.size), 0.0, 1.0)
-    loc_x, loc_y = readout_locations(cells["x_um"].to_numpy()[unit_rows[t]],
-                                     cells["z_um"].to_numpy()[unit_rows[t]], cells, rng)
     twin = reference(
         np.arange(1, t.size + 1), timestamps(rng, t.size, "2025-07-20T00:00:00", days(2)),
         coreg["target_id"].to_numpy()[t],
         {"session": coreg["session"].to_numpy()[t], "scan_idx": coreg["scan_idx"].to_numpy()[t],
-         "unit_id": coreg["unit_id"].to_numpy()[t], "cc_abs": cc_abs_t, "cc_max": cc_max_t,
-         "cc_norm": cc_abs_t / cc_max_t,
-         "OSI": np.clip(g_osi_t * rng.uniform(1.1, 1.6, size=t.size), 0, 1),
-         "DSI": np.clip(rng.beta(1.5, 6, size=t.size), 0, 1), "gOSI": g_osi_t,
-         "gDSI": np.clip(rng.beta(1.5, 8, size=t.size), 0, 1), "pref_ori": ori_t,
-         "pref_dir": (ori_t + 180.0 * dir_bit_t) % 360.0,
-         "readout_loc_x": loc_x, "readout_loc_y": loc_y})
-    return coreg, func_v3, twin, auto_table
+         "unit_id": coreg["unit_id"].to_numpy()[t],
+         **twin_properties(unit_rows[t], cells, rng)})
+    auto_twins = auto_twin_tables(auto, twin, cells, nucleus_ids, rng)
+    return coreg, func_v3, twin, auto_table, auto_twins

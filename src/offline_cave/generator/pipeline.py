@@ -30,7 +30,7 @@ import pyarrow as pa
 from offline_cave.contract import layout
 from offline_cave.contract.catalog import SYNTHETIC_NOTICE, TABLES, VIEWS
 from offline_cave.contract.geometry import Slab, cortical_to_nm, cortical_to_voxels, slab_for
-from offline_cave.contract.ids import sparse_sorted_ids, supervoxel_ids
+from offline_cave.contract.ids import ScaledPoints, sparse_sorted_ids, supervoxel_ids
 from offline_cave.contract.params import LAYER_BOUNDS_UM, DatastackParams
 from offline_cave.generator import cache, examples
 from offline_cave.generator.annotations import (
@@ -255,8 +255,10 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     sv = _supervoxels(params, cells, stage.pt_vx, pieces, points, seg.root_zero, sv_rng,
                       op_pieces, _fragment_piece_points(frag_points, pieces), _rng(seed, "sv", 1))
     del frag_points
-    if img_plan is not None:
-        _imagery(out, params, seed, img_plan, stage, pieces, sv, log, t_start)
+    # the supervoxel -> piece map (two rows per synapse) is final: write it now, not hold it
+    # through the tables and bulk stages
+    out.put(layout.PIECES_PARQUET, sv.pieces)
+    sv.pieces = None
     users = synthetic_users(_rng(seed, "users"))
     seg.operations = operation_log(history.operations, sv.op_points, users, _rng(seed, "users", 1))
     seg.users = users
@@ -265,13 +267,15 @@ def build(params: DatastackParams, seed: int, scale: float, out: Writer, workers
     table_meta = _write_tables(params, seed, out, stage, pieces, seg, points, sv)
     del points
     log(f"  tables: {len(table_meta)} per version  {_mark(t_start)}")
+    if img_plan is not None:  # after the tables: its ~1 GB of volumes on a smaller live set
+        _imagery(out, params, seed, img_plan, stage, pieces, sv, log, t_start)
     from offline_cave.generator import bulk
 
     if bulk.applies(params):  # from the tables just written: CSV.gz + Parquet exports
         bulk.write_bulk(out, params, log)
         log(f"  bulk: written  {_mark(t_start)}")
 
-    _write_metadata(out, params, stage, seg, sv.pieces, table_meta)
+    _write_metadata(out, params, stage, seg, table_meta)
     return {"nuclei": len(cells), "neurons": len(neurons), "synapses": len(sv.pre_sv),
             "skeleton_vertices": n_vertices, "roots": len(history.roots),
             "edits": int(history.lineage["operation_id"].nunique()),
@@ -298,18 +302,25 @@ def _imagery(out: Writer, params: DatastackParams, seed: int, plan, stage: CellS
 
     rows = plan.syn_rows
     nm = stage.pt_vx * np.asarray(params.voxel_resolution, float)
-    lo, hi = imagery.box_of(plan.lo_vx, plan.shape)
+    lo, hi = plan.region_nm()
+    plan.seed = int(_rng(seed, "imagery", 1).integers(2 ** 31))  # the per-synapse streams
     pad = imagery.CANDIDATE_PAD_UM * 1000
     near = np.flatnonzero(np.all((nm > lo - pad) & (nm < hi + pad), axis=1) & (sv.nuc_sv != 0))
     candidates = (np.concatenate([sv.pre_sv[rows], sv.post_sv[rows], sv.nuc_sv[near]]),
                   np.concatenate([pieces.pre_piece[rows], pieces.post_piece[rows],
                                   pieces.core_piece[near]]),
                   np.concatenate([plan.pre_nm, plan.post_nm, nm[near]]))
-    image, ws, stats = imagery.render(plan, pieces.core_piece, pieces.cell_fragments,
-                                      pieces.pre_piece, pieces.post_piece, candidates,
-                                      _rng(seed, "imagery"))
-    meta = imagery.write(out, plan, image, ws, stats)
-    log(f"  imagery: {plan.shape} voxels, {meta['n_supervoxels']} supervoxels, "
+    args = (plan, pieces.core_piece, pieces.cell_fragments, pieces.pre_piece,
+            pieces.post_piece, candidates)
+    image, ws, stats = imagery.render(*args, _rng(seed, "imagery"))
+    wide_box = (plan.wide_lo_vx, plan.wide_shape, imagery.SCALES[imagery.WIDE_MIP])
+
+    def wide(emit):  # the wide box of the coarse mip, written as it is rendered
+        return imagery.render(*args, _rng(seed, "imagery", 2), box=wide_box, emit=emit)[2]
+
+    meta = imagery.write(out, plan, image, ws, stats, wide)
+    log(f"  imagery: {plan.shape} voxels at mip 0, {plan.wide_shape} at mip "
+        f"{imagery.WIDE_MIP}, {meta['n_supervoxels']} supervoxels, "
         f"{(meta['image']['bytes'] + meta['watershed']['bytes']) / 1e6:.1f} MB  "
         f"{_mark(t_start)}")
 
@@ -617,13 +628,21 @@ def _segment(params: DatastackParams, cells: pd.DataFrame, pieces: Pieces, plan:
     return Segmentation(history, snapshot_times, root_zero)
 
 
+_POINT_BLOCK_ROWS = 1 << 20  # synapse rows converted to voxels at a time
+
+
 def _synapse_points(params: DatastackParams, syn: pd.DataFrame) -> SynapsePoints:
     """Synapse points in the synapse table's voxels, and sizes."""
     syn_res = params.synapse_voxel_resolution
 
     def voxels(prefix: str) -> np.ndarray:
-        cols = [f"{prefix}_{a}_um" for a in "xyz"]
-        return np.rint(cortical_to_voxels(syn[cols].to_numpy(), params, syn_res)).astype(np.int32)
+        # a block of rows at a time: the float64 intermediates stay small at any scale
+        um = syn[[f"{prefix}_{a}_um" for a in "xyz"]].to_numpy()  # float32
+        out = np.empty((len(syn), 3), dtype=np.int32)
+        for start in range(0, len(syn), _POINT_BLOCK_ROWS):
+            block = um[start:start + _POINT_BLOCK_ROWS]
+            out[start:start + len(block)] = np.rint(cortical_to_voxels(block, params, syn_res))
+        return out
 
     return SynapsePoints(voxels("pre"), voxels("post"), voxels("ctr"),
                          np.asarray(syn_res) / np.asarray(params.voxel_resolution),
@@ -646,8 +665,9 @@ def _supervoxels(params: DatastackParams, cells: pd.DataFrame, pt_vx: np.ndarray
     xyz = cells[["x_um", "y_um", "z_um"]].to_numpy()
     alt_um = xyz[alt_rows] + sv_rng.normal(0, 2.0, size=(alt_rows.size, 3))
     alt_vx = np.rint(cortical_to_voxels(alt_um, params)).astype(np.int64)
-    all_points = [pt_vx, alt_vx, points.pre_vx * points.to_table,
-                  points.post_vx * points.to_table]
+    # the synapse points stay int32 in synapse voxels, scaled an axis at a time when read
+    all_points = [pt_vx, alt_vx, ScaledPoints(points.pre_vx, points.to_table),
+                  ScaledPoints(points.post_vx, points.to_table)]
     core_piece = pieces.core_piece
     all_pieces = np.concatenate([core_piece, core_piece[alt_rows], pieces.pre_piece,
                                  pieces.post_piece])
@@ -725,7 +745,8 @@ def _piece_points(params: DatastackParams, op_pieces: np.ndarray | None,
     xyz = np.zeros((rows.size, 3), dtype=np.float64)
     for k, block in enumerate(all_points):
         inside = (rows >= starts[k]) & (rows < starts[k + 1])
-        xyz[inside] = np.asarray(block)[rows[inside] - starts[k]]
+        at = rows[inside] - starts[k]
+        xyz[inside] = block.rows(at) if isinstance(block, ScaledPoints) else np.asarray(block)[at]
     to_base = np.asarray(params.voxel_resolution) / np.asarray(params.base_resolution)
     return found, sv_all[rows].astype(np.int64), np.rint(xyz * to_base).astype(np.int64)
 
@@ -809,10 +830,10 @@ def _synapse_chunks(syn_ids: np.ndarray, points: SynapsePoints, sv: Supervoxels,
 
 
 def _write_metadata(out: Writer, params: DatastackParams, stage: CellStage, seg: Segmentation,
-                    pieces_table: pa.Table, table_meta: dict[str, dict]) -> None:
-    """The segmentation files, the ground truth and the JSON metadata."""
+                    table_meta: dict[str, dict]) -> None:
+    """The segmentation files (but the pieces, written with the supervoxels), the ground
+    truth and the JSON metadata."""
     history = seg.history
-    out.put(layout.PIECES_PARQUET, pieces_table)
     out.put(layout.ROOTS_PARQUET, history.roots)
     out.put(layout.ROOT_PIECES_PARQUET, history.root_pieces)
     out.put(layout.LINEAGE_PARQUET, history.lineage)

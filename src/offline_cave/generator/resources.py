@@ -10,6 +10,20 @@ scale 10 not re-measured, so the per-scale memory is raised by the same share. W
 static meshes, the imagery and the bulk exports (2026-12-03, low load): minnie65_public 2.7 GB
 peak (the imagery stage) / 1.79 GB on disk at scale 1.
 
+Where the peak is (2026-12-03, main's generator, ``benchmarks/bench_scale.py``-style RSS
+sampling on the shared machine under load 10-40): at scale 1 the progress lines read peak
+0.7 GB after the skeletons, 1.4 GB after the synapses (3.72 M), 1.7 GB after the
+segmentation and 2.8 GB after the imagery (its 1280 x 1280 x 32 volumes add ~1.1 GB whatever
+the scale); at scale 2, 1.1 GB after the skeletons and 2.2-2.3 GB resident through the synapse
+builder with 2.76 GB reached before it finished (the run was stopped there). So from scale 2
+on the synapse builder (``synapses.place_synapses``: every skeleton, the k-d tree of all axon
+nodes and every site at once) sets the peak, at least 1.36 GB per unit of scale; the stages
+after it were trimmed (supervoxel ids read from int32 points an axis at a time and assembled
+in place, synapse voxels and the imagery plan a block of rows at a time, the supervoxel ->
+piece map written at once, the imagery rendered after the tables; the sample stays
+byte-identical), which lowers their share but not the builder's. The figures below are
+therefore unchanged: streaming the builder per spatial slab is what would flatten them.
+
 A run that cannot fit is refused up front with
 the numbers, instead of being killed by the kernel half-way (which would lose nothing, since the
 sample is written to a temporary directory, but would waste the time).

@@ -17,11 +17,13 @@ from offline_cave.generator.annotations import (
     reference,
     timestamps,
 )
-from offline_cave.generator.function import function_tables, imaged_cells
+from offline_cave.generator.function import area_table, function_tables, imaged_cells
 from offline_cave.generator.writer import Writer
 
 #: stream of unit_hash for the "Unsure E" labels of the column table
 UNSURE_E_SALT = 0x7E11
+#: seed of the creation times of nucleus_functional_area_assignment
+AREA_SALT = 0xA5EA
 
 
 def minnie_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, slab: Slab,
@@ -86,7 +88,12 @@ def minnie_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, slab: Slab,
                            {"classification_system": np.full(n, "is_neuron"),
                             "cell_type": svm_label})
 
-    coreg, func_v3, twin, coreg_auto = function_tables(cells, nucleus_ids, fn_rng)
+    coreg, func_v3, twin, coreg_auto, auto_twins = function_tables(cells, nucleus_ids, fn_rng)
+    # areas from positions only, stamped from their own stream (no draws from tb_rng /
+    # fn_rng, so no other table changes)
+    areas = area_table(cells, nucleus_ids,
+                       timestamps(np.random.default_rng(AREA_SALT), n, "2023-04-20T00:00:00",
+                                  days(1)))
 
     return {"nucleus_ref_neuron_svm": neuron_svm, "aibs_metamodel_celltypes_v661": celltypes,
             "aibs_metamodel_mtypes_v661_v2": mtypes,
@@ -94,7 +101,8 @@ def minnie_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, slab: Slab,
             "aibs_column_nonneuronal_ref": column_glia, "coregistration_manual_v4": coreg,
             "functional_properties_v3_bcm": func_v3,
             "digital_twin_properties_bcm_coreg_v4": twin,
-            "coregistration_auto_phase3_fwd_apl_vess_combined_v2": coreg_auto}
+            "coregistration_auto_phase3_fwd_apl_vess_combined_v2": coreg_auto,
+            "nucleus_functional_area_assignment": areas, **auto_twins}
 
 
 # long but linear: three short tables (two as closures over the roots) and the NWB sessions
@@ -168,10 +176,11 @@ def v1dd_static_tables(cells: pd.DataFrame, is_neuron: np.ndarray, pt_vx: np.nda
 
     sessions_dir = out.target / "sessions"
     write_sessions(sessions_dir, imaged, seed)
-    # every file of the sessions directory (NWB files, their MANIFEST.json, the ROI truth) is
-    # in the datastack's manifest too, so serve verifies them with the rest
-    for path in sorted(p for p in sessions_dir.iterdir() if p.is_file()):
-        out.entries[f"sessions/{path.name}"] = file_entry(path)
+    # every file of the sessions directory (the files of the Zarr NWB stores, their
+    # MANIFEST.json, the ROI truth) is in the datastack's manifest too, so serve verifies
+    # them with the rest
+    for path in sorted(p for p in sessions_dir.rglob("*") if p.is_file()):
+        out.entries[f"sessions/{path.relative_to(sessions_dir).as_posix()}"] = file_entry(path)
     out.put("sessions/imaged_cells.parquet", imaged)
     return {"cell_type_multifeature_v1": multifeature, "neurons_soma_model": soma_model,
             "functional_coregistration_manual_2": coregistration}

@@ -91,6 +91,7 @@ ENDPOINTS: dict[str, str] = {
     "chunkedgraph.lineage_graph_multiple": f"{SEGMENTATION}/lineage_graph_multiple",
     "chunkedgraph.lineage_graph": f"{SEGMENTATION}/root/{{node}}/lineage_graph",
     "chunkedgraph.change_log": f"{SEGMENTATION}/root/{{node}}/change_log",
+    "chunkedgraph.merge_log": f"{SEGMENTATION}/root/{{node}}/merge_log",
     "chunkedgraph.tabular_change_log": f"{SEGMENTATION}/root/{{node}}/tabular_change_log",
     "chunkedgraph.tabular_change_log_many": f"{SEGMENTATION}/tabular_change_log_many",
     "chunkedgraph.operation_details": f"{SEGMENTATION}/operation_details",

@@ -40,6 +40,51 @@ def test_supervoxel_ids_decode_to_their_chunk():
     assert (sv & ((1 << 26) - 1)).max() < 7.1e5
 
 
+def _supervoxel_ids_in_memory(parts, voxel_resolution, base_resolution, chunk_size,
+                              chunk_offset_vx, rng):
+    """The previous implementation (every intermediate at full size), kept as the reference."""
+    key = np.zeros(sum(len(p) for p in parts), dtype=np.int64)
+    for axis in range(3):
+        scale = voxel_resolution[axis] / base_resolution[axis]
+        coord = np.concatenate([
+            np.floor((np.asarray(p)[:, axis] * scale - chunk_offset_vx[axis]) / chunk_size[axis])
+            .astype(np.int64) for p in parts])
+        np.clip(coord, 0, 1023, out=coord)
+        key |= coord << (20 - 10 * axis)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_key)) + 1]
+    counts = np.diff(np.r_[starts, key.size])
+    chunk_base = rng.integers(1, 400_000, size=starts.size)
+    k = np.empty(key.size, dtype=np.int64)
+    k[order] = np.repeat(chunk_base - starts, counts) + np.arange(key.size)
+    cx, cy, cz = (key >> 20) & 1023, (key >> 10) & 1023, key & 1023
+    return (np.int64(ids.SV_LAYER) | (cx << 46) | (cy << 36) | (cz << 26) | k).astype(np.int64)
+
+
+def test_supervoxel_ids_part_by_part_equal_the_in_memory_ids():
+    """The sample's supervoxel ids must not change with the memory-saving rewrite: int32
+    synapse voxels scaled lazily (``ScaledPoints``) give the ids of the float64 copies."""
+    rng = np.random.default_rng(3)
+    nuc = np.column_stack([rng.uniform(62_714, 413_850, 300), rng.uniform(75_198, 279_828, 300),
+                           rng.uniform(14_850, 27_791, 300)]).round()
+    syn_vx = np.column_stack([rng.integers(31_000, 207_000, 4000),
+                              rng.integers(37_000, 140_000, 4000),
+                              rng.integers(14_850, 27_791, 4000)]).astype(np.int32)
+    to_table = np.array([2.0, 2.0, 1.0])  # 8 x 8 x 40 nm synapse voxels -> 4 x 4 x 40 nm
+    res = (MINNIE.voxel_resolution, MINNIE.base_resolution, MINNIE.chunk_size,
+           MINNIE.chunk_offset_vx)
+    want = _supervoxel_ids_in_memory([nuc, syn_vx * to_table, (syn_vx + 3) * to_table], *res,
+                                     np.random.default_rng(4))
+    got = ids.supervoxel_ids([nuc, ids.ScaledPoints(syn_vx, to_table),
+                              ids.ScaledPoints(syn_vx + 3, to_table)], *res,
+                             np.random.default_rng(4))
+    assert got.dtype == np.int64
+    assert np.array_equal(got, want)
+    assert np.array_equal(ids.ScaledPoints(syn_vx, to_table).rows(np.arange(10, 20)),
+                          (syn_vx * to_table)[10:20])
+
+
 def test_sparse_sorted_ids_are_unique_and_in_range():
     out = ids.sparse_sorted_ids(np.random.default_rng(2), 10_000, 1000, 730_000)
     assert out.min() >= 1000 and out.max() < 730_000

@@ -130,11 +130,76 @@ def test_twin_tuning_recovers_the_generating_tuning(twin, truth):
                                                                    np.quantile(error, 0.9))
 
 
-def test_readout_locations_are_retinotopic(ds, twin, truth):  # noqa: F811
+@pytest.fixture(scope="module")
+def areas(ds):  # noqa: F811
+    return read(ds, "nucleus_functional_area_assignment", FUNCTIONAL_VERSION)
+
+
+def test_readout_locations_are_retinotopic_and_mirror_at_the_area_border(ds, twin, truth,  # noqa: F811
+                                                                          areas):
+    """Azimuth grows with x in V1 and falls with x beyond the V1 border (the field-sign
+    reversal); elevation follows z everywhere."""
     x = truth.loc[twin.target_id, "x_um"].to_numpy()
     z = truth.loc[twin.target_id, "z_um"].to_numpy()
-    assert np.corrcoef(x, twin.readout_loc_x)[0, 1] > 0.6
+    area = areas.set_index("target_id").loc[twin.target_id, "tag"].to_numpy()
+    v1, hva = area == "V1", area != "V1"
+    assert v1.sum() > 200 and hva.sum() > 100, (v1.sum(), hva.sum())
+    assert np.corrcoef(x[v1], twin.readout_loc_x[v1])[0, 1] > 0.6
+    assert np.corrcoef(x[hva], twin.readout_loc_x[hva])[0, 1] < -0.3
     assert np.corrcoef(z, twin.readout_loc_y)[0, 1] > 0.6
+
+
+def test_area_assignment_schema_values_and_border_distance(ds, areas, truth):  # noqa: F811
+    tables = json.loads((ds / layout.TABLES_JSON).read_text())
+    info = tables["nucleus_functional_area_assignment"]
+    assert info["schema"] == "reference_tag_float" and info["introduced"] == 1078
+    assert info["reference_table"] == "nucleus_detection_v0"
+    assert list(areas.columns) == ["id", "created", "superceded_id", "valid", "target_id",
+                                   "tag", "value"]
+    assert set(areas.tag) <= {"V1", "AL", "RL", "LM"} and {"V1", "AL", "RL"} <= set(areas.tag)
+    assert areas.target_id.is_unique and set(areas.target_id) == set(truth.index)
+    # V1 at low x, the higher areas beyond the border
+    x = truth.loc[areas.target_id, "x_um"].to_numpy()
+    assert x[areas.tag.to_numpy() == "V1"].mean() < x[areas.tag.to_numpy() != "V1"].mean()
+    # value: mean distance to the 10 nearest nuclei of another area, recomputed here
+    xyz = truth.loc[areas.target_id, ["x_um", "y_um", "z_um"]].to_numpy()
+    tag = areas.tag.to_numpy()
+    rng = np.random.default_rng(1)
+    for i in rng.choice(len(areas), 20, replace=False):
+        other = xyz[tag != tag[i]]
+        d = np.sort(np.linalg.norm(other - xyz[i], axis=1))[:10].mean()
+        assert areas.value.iloc[i] == pytest.approx(d, rel=1e-9)
+    # cells close to the border have small values
+    assert areas.value.min() < 15 and areas.value.max() > 50
+
+
+AUTO_TWINS = ["digital_twin_properties_bcm_coreg_auto_phase3_fwd_v2",
+              "digital_twin_properties_bcm_coreg_apl_vess_fwd"]
+
+
+def test_auto_twin_tables_follow_the_automatic_matches(ds, auto, twin, truth):  # noqa: F811
+    tables = json.loads((ds / layout.TABLES_JSON).read_text())
+    auto_keys = auto[[*KEYS, "target_id"]].drop_duplicates()
+    union = []
+    for name in AUTO_TWINS:
+        assert tables[name]["introduced"] == 1507
+        assert tables[name]["schema"] == "digital_twin_properties"
+        table = read(ds, name, FUNCTIONAL_VERSION)
+        assert list(table.columns) == TWIN_COLUMNS
+        # every row is a (unit, nucleus) match of the combined automatic table
+        merged = table.merge(auto_keys, on=[*KEYS, "target_id"], how="left", indicator=True)
+        assert (merged["_merge"] == "both").all()
+        # a unit's properties are the unit's: the same as in the manual twin table
+        shared = table.merge(twin, on=KEYS, suffixes=("", "_manual"))
+        assert len(shared) > 100
+        for column in ("cc_abs", "pref_ori", "readout_loc_x"):
+            assert np.allclose(shared[column], shared[f"{column}_manual"])
+        union.append(table[KEYS])
+    union = pd.concat(union).drop_duplicates()
+    # the two methods together cover most automatic unit keys, and more cells than manual
+    assert 0.7 < len(union) / len(auto[KEYS].drop_duplicates()) < 0.9
+    cells_auto = pd.concat([read(ds, n, FUNCTIONAL_VERSION) for n in AUTO_TWINS]).target_id
+    assert cells_auto.nunique() > 1.5 * twin.target_id.nunique()
 
 
 def test_orientation_similarity_falls_with_cortical_distance(truth):

@@ -76,3 +76,46 @@ def test_membranes_darker_than_cytoplasm_and_vesicles_in_the_bouton(rendered) ->
     bi, bj, _ = voxel(scene, scene["ctr"] + [0, 150, 0])
     bouton = img[bi - 15:bi + 15, bj - 10:bj + 10]
     assert bouton.min() < inside - 50  # vesicle membranes
+
+
+def test_a_coarse_mip_renders_the_same_objects(rendered) -> None:
+    """The scene at 64 x 64 x 40 nm (the wide mip's resolution): the supervoxels sit where
+    the full-resolution ones do and membranes stay darker than cytoplasm."""
+    image, ws, scene = rendered
+    plan, _ = toy_plan()
+    p = scene["pieces"]
+    res = imagery.SCALES[imagery.WIDE_MIP]
+    factor = res[0] // imagery.RESOLUTION[0]
+    lo = plan.lo_vx // np.array([factor, factor, 1])
+    box = (lo, (SHAPE[0] // factor, SHAPE[1] // factor, SHAPE[2]), res)
+    slabs = []
+    coarse, cws, _ = imagery.render(plan, p["core"], p["frags"], p["pre"], p["post"],
+                                    scene["candidates"], np.random.default_rng(1), box=box,
+                                    emit=lambda k0, img, sv: slabs.append(k0))
+    assert coarse is None and slabs == [0]  # handed over in slabs, not kept
+    coarse, cws, _ = imagery.render(plan, p["core"], p["frags"], p["pre"], p["post"],
+                                    scene["candidates"], np.random.default_rng(1), box=box)
+    assert coarse.shape == cws.shape == box[1]
+
+    def at(nm):
+        ijk = np.floor((nm - lo * np.asarray(res)) / np.asarray(res)).astype(int)
+        return tuple(int(v) for v in ijk)
+
+    assert cws[at(scene["mid"] + [950, 0, 0])] == 102
+    assert cws[at(scene["mid"] + [500, -800, 0])] == 201
+    assert cws[at(scene["mid"] + [-900, -900, 0])] == 0
+    i, j, k = at(scene["mid"] + [-900, 0, 0])
+    column = coarse[i, :, k].astype(float)  # across dendrite A: 350 nm = 5.5 pixels
+    assert min(column[j - 6], column[j + 6]) < column[j - 2:j + 3].mean() - 25
+
+
+def test_downsampled_mips_average_the_full_resolution(rendered) -> None:
+    image, ws, scene = rendered
+    lo0 = np.array([1001, 1000, 100])  # odd: blocks start one voxel before the box
+    lo, img, seg = imagery.downsample(image, ws, lo0, 1)
+    assert lo.tolist() == [500, 500, 100] and img.shape == (128, 128, SHAPE[2])
+    assert img[10, 10, 3] == round(image[19:21, 20:22, 3].astype(float).mean())
+    assert seg[10, 10, 3] == ws[20, 21, 3]
+    lo, img, seg = imagery.downsample(image, ws, lo0 - 1, 2)
+    assert img.shape == (64, 64, SHAPE[2]) and seg.shape == img.shape
+    assert abs(int(img[5, 7, 0]) - image[20:24, 25:29, 0].mean()) <= 0.5

@@ -1,7 +1,8 @@
 """Tests of the synthetic V1DD two-photon sessions (``offline_cave.generator.twophoton.model``,
 ``offline_cave.generator.twophoton.sessions``) and of ``connectomics_book.sessions.session_path``.
 
-The files are read back with plain ``pynwb`` (``NWBHDF5IO`` and ``read_nwb``) and analysed the
+The Zarr NWB stores are read back with plain ``pynwb`` (``read_nwb``, ``hdmf_zarr.NWBZarrIO``,
+as the public files are read) and analysed the
 way a student would: mean dF/F in the 2 s grating window minus the 1 s before it. The layout
 checks follow datasets-facts §4.2-4.3; the recovery checks compare against the latent tuning of
 the stand-in imaged-cell frame. Tolerances are stated next to each assertion.
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import zipfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import pynwb
 import pytest
+import zarr
+from hdmf_zarr import NWBZarrIO
 
 from connectomics_book import sessions as book_sessions
+from offline_cave.contract.archive import archive_entry, iter_archive, tree_members
 from offline_cave.contract.params import V1DD_PLANE_DEPTHS_UM
 from offline_cave.generator.twophoton import model as phys
 from offline_cave.generator.twophoton import sessions as S
@@ -111,14 +115,22 @@ def responses(nwbs, imaged):
 def test_files_open_with_plain_pynwb(written):
     assert len(written) == 3
     for path in written:
-        assert path.suffix == ".nwb" and path.name.startswith(phys.SUBJECT_ID + "_")
-        assert pynwb.validate(path=str(path)) == []  # NWB schema compliance
-        with pynwb.NWBHDF5IO(str(path), "r") as io:
+        # a Zarr store (a directory) inside its asset folder, as the public assets (§4.1)
+        assert path.is_dir() and path.name.endswith(".nwb.zarr")
+        assert path.name.startswith(phys.SUBJECT_ID + "_")
+        stem = path.name.removesuffix(".nwb.zarr")
+        assert path.parent.name.startswith(f"{stem}_filtered_")
+        assert (path / ".zmetadata").is_file()  # consolidated metadata
+        assert NWBZarrIO.can_read(str(path))
+        with NWBZarrIO(str(path), mode="r") as io:
             nwb = io.read()
             assert set(nwb.processing) == {f"plane-{p}" for p in range(6)} | {"behavior"}
             ids = [o.object_id for o in nwb.all_children()]
             assert len(ids) == len(set(ids))  # deterministic object ids stay unique
-    assert written[1].name == "409828_2018-11-27_12-29-05.nwb"  # the real example's name
+    # the real example's names: store and asset folder
+    assert written[1].name == "409828_2018-11-27_12-29-05.nwb.zarr"
+    assert written[1].parent.name == ("409828_2018-11-27_12-29-05_filtered_"
+                                      "2025-06-01_00-00-00")
 
 
 def test_top_level_fields(nwbs):
@@ -308,15 +320,39 @@ def test_keys_join_back_to_imaged(nwbs, imaged):
 
 
 def test_truth_table_and_manifest(written, imaged):
-    out = written[0].parent
+    out = written[0].parent.parent
     truth = pd.read_parquet(out / S.TRUTH_PARQUET)
     assert len(truth) == len(imaged)
     assert set(phys.LATENT_COLUMNS) <= set(truth.columns)
     manifest = S.read_manifest(out)
-    assert [s["file"] for s in manifest["sessions"]] == [p.name for p in written]
-    assert set(manifest["files"]) == {p.name for p in written} | {S.TRUTH_PARQUET}
+    rel = [p.relative_to(out).as_posix() for p in written]
+    assert [s["file"] for s in manifest["sessions"]] == rel
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert set(manifest["files"]) == on_disk - {S.MANIFEST}  # every file of every store
+    assert all(any(f.startswith(r + "/") for r in rel) for f in on_disk
+               if f not in (S.MANIFEST, S.TRUTH_PARQUET))
     total_mb = sum(f["bytes"] for f in manifest["files"].values()) / 1e6
-    assert total_mb < 60  # a few MB per file at ~75 ROIs per plane
+    assert total_mb < 60  # a few MB per session at ~75 ROIs per plane
+    # each session's archive: the zip of its asset folder, size and hash as streamed
+    for s, path in zip(manifest["sessions"], written, strict=True):
+        assert s["archive"] == path.parent.name + ".zip"
+        members = sorted(f for f in manifest["files"] if f.startswith(path.parent.name + "/"))
+        assert manifest["archives"][s["archive"]] == archive_entry(out, members)
+
+
+def test_archive_unpacks_to_a_readable_store(written, tmp_path):
+    out = written[0].parent.parent
+    asset = written[1].parent.name
+    members = tree_members(out, asset)
+    blob = b"".join(iter_archive(out, members))
+    assert blob == b"".join(iter_archive(out, members))  # same files, same bytes
+    (tmp_path / "a.zip").write_bytes(blob)
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert zf.namelist() == members
+        assert zf.testzip() is None  # every member's CRC checks
+        zf.extractall(tmp_path / "x")
+    with NWBZarrIO(str(tmp_path / "x" / asset / written[1].name), mode="r") as io:
+        assert io.read().session_id == "786071018"
 
 
 # ----------------------------------------------------------------------------- determinism
@@ -326,9 +362,16 @@ def small() -> pd.DataFrame:
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
-    with h5py.File(path, "r") as f:
-        return {f"plane-{p}/{k}": f[f"processing/plane-{p}/{k}/data"][()]
-                for p in range(6) for k in ("dff", "events")}
+    root = zarr.open_group(str(path), mode="r")
+    return {f"plane-{p}/{k}": root[f"processing/plane-{p}/{k}/data"][()]
+            for p in range(6) for k in ("dff", "events")}
+
+
+def _tree_digest(store: Path) -> str:
+    digest = hashlib.sha256()
+    for f in sorted(p for p in store.rglob("*") if p.is_file()):
+        digest.update(f.relative_to(store).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
 
 
 def test_same_seed_same_arrays_and_bytes(small, tmp_path):
@@ -339,18 +382,19 @@ def test_same_seed_same_arrays_and_bytes(small, tmp_path):
     for key in arr_a:
         assert np.array_equal(arr_a[key], arr_b[key])
     assert not np.array_equal(arr_a["plane-0/dff"], arr_c["plane-0/dff"])
-    digest = [hashlib.sha256(p[0].read_bytes()).hexdigest() for p in (a, b)]
-    assert digest[0] == digest[1]
+    digest = [_tree_digest(p[0]) for p in (a, b)]
+    assert digest[0] == digest[1]  # every file of the store, byte for byte
 
 
 def test_cache_reuse_and_rebuild(small, tmp_path):
     out = tmp_path / "s"
     (path,) = S.write_sessions(out, small, 1)
-    stamp = path.stat().st_mtime_ns
+    chunk = path / "processing" / "plane-0" / "dff" / "data" / "0.0"
+    stamp = chunk.stat().st_mtime_ns
     assert S.write_sessions(out, small, 1) == [path]
-    assert path.stat().st_mtime_ns == stamp  # reused, not rewritten
-    with open(path, "r+b") as fh:  # corrupt it
-        fh.truncate(path.stat().st_size // 2)
+    assert chunk.stat().st_mtime_ns == stamp  # reused, not rewritten
+    with open(chunk, "r+b") as fh:  # corrupt one chunk of the store
+        fh.truncate(chunk.stat().st_size // 2)
     assert "size" in S.check(out, small, 1)
     S.write_sessions(out, small, 1)
     assert S.check(out, small, 1) is None
@@ -375,7 +419,7 @@ def test_bad_frames_are_refused(small, tmp_path):
 def test_plane_without_rois(small, tmp_path):
     frame = small[small["plane"] != 4]
     (path,) = S.write_sessions(tmp_path / "e", frame, 0)
-    with pynwb.NWBHDF5IO(str(path), "r") as io:
+    with NWBZarrIO(str(path), mode="r") as io:
         module = io.read().processing["plane-4"]
         assert module["dff"].data.shape[1] == 0
         assert len(module["image_segmentation"]["roi_table"]) == 0
@@ -383,7 +427,7 @@ def test_plane_without_rois(small, tmp_path):
 
 # ----------------------------------------------------------------------------- session_path
 def test_session_path(written, tmp_path, monkeypatch):
-    out = written[0].parent
+    out = written[0].parent.parent
     monkeypatch.delenv(book_sessions.ENV_NWB_DIR, raising=False)
     assert book_sessions.session_path(2, 3, data_dir=out) == written[1]
     with pytest.raises(FileNotFoundError, match=r"\(1, 2\), \(2, 3\), \(5, 5\)"):
@@ -391,8 +435,7 @@ def test_session_path(written, tmp_path, monkeypatch):
     # a directory of files without our manifest, one per asset folder like the real data
     real = tmp_path / "real"
     for p in written:
-        (real / f"{p.stem}_filtered").mkdir(parents=True)
-        shutil.copy(p, real / f"{p.stem}_filtered" / p.name)
+        shutil.copytree(p.parent, real / p.parent.name)
     (real / "notes.nwb").write_text("not an NWB file")
     monkeypatch.setenv(book_sessions.ENV_NWB_DIR, str(real))
     found = book_sessions.session_path(5, 5)

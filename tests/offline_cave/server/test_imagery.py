@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,29 +23,16 @@ import pytest
 from scipy import ndimage
 
 from offline_cave.contract import layout
-from offline_cave.generator.pipeline import ensure_sample
-from tests.fixtures.paths import REPO_ROOT
-from tests.fixtures.server_harness import serving_sample
+from tests.fixtures.server_harness import sample_fixtures
 
-DATA = Path(os.environ.get("OFFLINE_CAVE_DATA", REPO_ROOT / "sample-data"))
 DATASTACK = "minnie65_public"
 PYRAMIDAL = 864691135572530981
-
-
-@pytest.fixture(scope="module")
-def ds_dir() -> Path:
-    return ensure_sample(DATA, DATASTACK, deep=False, log=lambda *_: None)
+ds_dir, served = sample_fixtures(DATASTACK, "home-imagery")
 
 
 @pytest.fixture(scope="module")
 def meta(ds_dir: Path) -> dict:
     return json.loads((ds_dir / layout.IMAGERY_JSON).read_text())
-
-
-@pytest.fixture(scope="module")
-def served(ds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serving_sample(ds_dir, tmp_path_factory.mktemp("home-imagery")) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +94,12 @@ def test_focus_synapse_is_on_the_example_cell(client, imagery, focus) -> None:
 def test_every_supervoxel_is_one_of_the_sample(ds_dir: Path, meta: dict) -> None:
     known = pd.read_parquet(ds_dir / layout.PIECES_PARQUET, columns=["supervoxel_id"])
     found: set[int] = set()
-    for path in sorted((ds_dir / layout.IMAGERY_WS_DIR / meta["key"]).iterdir()):
-        block = np.frombuffer(gzip.decompress(path.read_bytes()), np.uint64)
-        found |= set(np.unique(block).tolist())
+    assert [sc["key"] for sc in meta["scales"]] == ["8_8_40", "16_16_40", "32_32_40",
+                                                    "64_64_40"]
+    for scale in meta["scales"]:
+        for path in sorted((ds_dir / layout.IMAGERY_WS_DIR / scale["key"]).iterdir()):
+            block = np.frombuffer(gzip.decompress(path.read_bytes()), np.uint64)
+            found |= set(np.unique(block).tolist())
     found.discard(0)
     assert len(found) == meta["n_supervoxels"] > 10
     assert found <= set(known["supervoxel_id"].tolist())
@@ -154,3 +142,53 @@ def test_image_and_supervoxel_files_and_bad_names(served: str, meta: dict) -> No
         status, body, _ = _get(f"{served}/em/{DATASTACK}/{rel}")
         assert status == 404, (rel, status)
         assert b"message" in body or b"error" in body
+
+
+def test_coarser_mips_halve_x_and_y(imagery, meta: dict) -> None:
+    image_cv, seg_cv = imagery.image_cv, imagery.segmentation_cv
+    expected = [[8, 8, 40], [16, 16, 40], [32, 32, 40], [64, 64, 40]]
+    for cv in (image_cv, seg_cv):
+        assert [cv.mip_resolution(m).tolist() for m in cv.available_mips] == expected
+    for mip, scale in enumerate(meta["scales"]):
+        for cv in (image_cv, seg_cv):
+            assert cv.mip_chunk_size(mip).tolist() == scale["chunk_size"]
+            # every stored chunk is on the served scale's chunk grid
+            grid = (np.asarray(scale["box_vx"][0]) - cv.mip_voxel_offset(mip))
+            assert np.all(grid % np.asarray(scale["chunk_size"]) == 0)
+    wide = np.diff(np.asarray(meta["scales"][3]["box_vx"]), axis=0)[0] * [64, 64, 40]
+    assert np.all(wide[:2] >= 40_000) and wide[2] >= 1_280  # tens of um across
+
+
+def test_a_wide_cutout_at_the_coarsest_mip(imagery, focus, meta: dict) -> None:
+    """32 um across at 64 nm: image everywhere (not only in the full-resolution box), and
+    the root of every voxel is the chunkedgraph's root of its supervoxel."""
+    img = imagery.image_cutout(focus, bbox_size=(8000, 8000, 3), mip=3)
+    assert img.shape == (500, 500, 3) and img.dtype == np.uint8
+    for corner in (img[:100, :100], img[-100:, -100:], img[:100, -100:]):
+        assert corner.std() > 8 and 60 < corner.mean() < 200  # outside the 10 um box
+    svs = imagery.segmentation_cutout(focus, root_ids=None, bbox_size=(8000, 8000, 3), mip=3)
+    roots = imagery.segmentation_cutout(focus, bbox_size=(8000, 8000, 3), mip=3)
+    assert svs.shape == roots.shape == (500, 500, 3)
+    ids = np.unique(svs[svs != 0])
+    assert ids.size > 50
+    expected = np.asarray(imagery.segmentation_cv.get_roots(ids), np.int64)
+    at = np.clip(np.searchsorted(ids, svs), 0, ids.size - 1)  # ids are sorted
+    assert np.array_equal(np.where(svs != 0, expected[at], 0), roots)
+    assert PYRAMIDAL in set(expected.tolist())
+
+
+def test_downsampled_mips_match_the_full_resolution(imagery, focus) -> None:
+    full = imagery.image_cutout(focus, bbox_size=(1024, 1024, 2), mip=0).astype(float)
+    half = imagery.image_cutout(focus, bbox_size=(1024, 1024, 2), mip=1).astype(float)
+    assert full.shape == (512, 512, 2) and half.shape == (256, 256, 2)
+    pooled = full.reshape(256, 2, 256, 2, 2).mean(axis=(1, 3))
+    # the same picture (JPEG noise and the block grid's one-voxel shift aside)
+    assert np.corrcoef(pooled.ravel(), half.ravel())[0, 1] > 0.8
+    sv_full = imagery.segmentation_cutout(focus, root_ids=None, bbox_size=(1024, 1024, 2))
+    sv_half = imagery.segmentation_cutout(focus, root_ids=None, bbox_size=(1024, 1024, 2),
+                                          mip=1)
+    assert np.mean(sv_full[::2, ::2] == sv_half) > 0.8
+    wide = imagery.image_cutout(focus, bbox_size=(1024, 1024, 2), mip=3).astype(float)
+    pooled = full.reshape(64, 8, 64, 8, 2).mean(axis=(1, 3))
+    # rendered apart at 64 nm from the same cells: the same large profiles
+    assert np.corrcoef(pooled.ravel(), wide.ravel())[0, 1] > 0.5

@@ -2,21 +2,26 @@
 and ``connectomics_book.sessions.session_path`` downloads it once into the student's cache.
 
 Runs on the generated default sample (``OFFLINE_CAVE_DATA``, default ``sample-data``), whose
-``v1dd_public/sessions/`` holds the NWB files and their manifest.
+``v1dd_public/sessions/`` holds the Zarr NWB stores (in their asset folders) and their
+manifest. A store is a directory: it travels as the zip of its asset folder and is unpacked
+into the cache, where ``pynwb.read_nwb`` opens it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import pynwb
 import pytest
 import requests
 
 from connectomics_book import sessions, sources
 from offline_cave.client.runner import offline_server
+from offline_cave.contract.archive import archive_entry, iter_archive
 from offline_cave.generator.pipeline import ensure_sample
 from offline_cave.server.data.errors import MissingArtefact
 from offline_cave.server.data.sessions import SessionFiles
@@ -63,14 +68,29 @@ def test_the_manifest_lists_the_sample_sessions(served: tuple[str, Path], ds_dir
     listed = {(s["column"], s["volume"]): s for s in r.json()["sessions"]}
     truth = manifest_of(ds_dir)
     assert set(listed) == {(s["column"], s["volume"]) for s in truth["sessions"]}
+    stores = {s["archive"]: s["file"] for s in truth["sessions"]}
     for s in listed.values():
-        assert s["sha256"] == truth["files"][s["file"]]["sha256"]
+        assert s["file"].endswith(".zip") and s["store"] == stores[s["file"]]
+        assert (s["bytes"], s["sha256"]) == (truth["archives"][s["file"]]["bytes"],
+                                             truth["archives"][s["file"]]["sha256"])
     assert requests.get(f"{url}/sessions/api/v1/datastack/v1dd_public/manifest",
                         timeout=30).status_code == 401
 
 
-@pytest.mark.parametrize("name", ["MANIFEST.json", "rois_truth.parquet", "..%2F..%2Fx.nwb",
-                                  "x" * 300 + ".nwb", "%2e%2e"])
+def test_the_streamed_archive_is_the_listed_one(served: tuple[str, Path], ds_dir: Path) -> None:
+    url = served[0]
+    entry = requests.get(f"{url}/sessions/api/v1/datastack/v1dd_public/manifest",
+                         headers=AUTH, timeout=30).json()["sessions"][0]
+    r = requests.get(f"{url}/sessions/api/v1/datastack/v1dd_public/file/{entry['file']}",
+                     headers=AUTH, timeout=60)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert int(r.headers["content-length"]) == len(r.content) == entry["bytes"]
+    assert hashlib.sha256(r.content).hexdigest() == entry["sha256"]
+
+
+@pytest.mark.parametrize("name", ["MANIFEST.json", "rois_truth.parquet", "..%2F..%2Fx.zip",
+                                  "x" * 300 + ".zip", "%2e%2e", "imaged_cells.parquet",
+                                  "409828_2018-11-27_12-29-05.nwb.zarr"])
 def test_only_listed_session_files_are_served(served: tuple[str, Path], name: str) -> None:
     r = requests.get(f"{served[0]}/sessions/api/v1/datastack/v1dd_public/file/{name}",
                      headers=AUTH, timeout=30)
@@ -78,39 +98,59 @@ def test_only_listed_session_files_are_served(served: tuple[str, Path], name: st
     assert "message" in r.json()
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def test_session_path_downloads_once_and_reuses(student: str, ds_dir: Path) -> None:
     path = sessions.session_path(2, 3)
     home = Path(os.environ["HOME"])
-    assert home / ".cache" / "connectomics_book" / "v1dd_sessions" in path.parents
+    cache = home / ".cache" / "connectomics_book" / "v1dd_sessions"
+    assert cache in path.parents
     truth = next(s for s in manifest_of(ds_dir)["sessions"] if (s["column"], s["volume"]) == (2, 3))
-    assert path.name == truth["file"]
-    assert path.read_bytes() == (ds_dir / "sessions" / truth["file"]).read_bytes()
-    stamp = path.stat().st_mtime_ns
-    assert sessions.session_path(2, 3) == path and path.stat().st_mtime_ns == stamp
-    # a damaged cached copy (same size) is replaced by a fresh download
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-    assert sessions.session_path(2, 3).read_bytes() == (ds_dir / "sessions" / truth["file"]).read_bytes()
+    # the store in its asset folder, as the public data assets; every file as on the server
+    assert path.relative_to(path.parent.parent).as_posix() == truth["file"]
+    assert path.is_dir() and _tree(path) == _tree(ds_dir / "sessions" / truth["file"])
+    nwb = pynwb.read_nwb(path)
+    assert nwb.session_id == "786071018" and "plane-5" in nwb.processing
+    nwb.get_read_io().close()
+    assert not list(path.parent.parent.glob("*.zip"))  # the archive is not kept
+    marker = path.parent / sessions.DOWNLOADED
+    stamp = marker.stat().st_mtime_ns
+    assert sessions.session_path(2, 3) == path and marker.stat().st_mtime_ns == stamp
+    # an unpack that did not finish (no marker) or another archive's copy: downloaded again
+    marker.unlink()
+    (path / ".zattrs").write_text("{}")
+    assert sessions.session_path(2, 3) == path
+    assert _tree(path) == _tree(ds_dir / "sessions" / truth["file"])
+    marker.write_text("0" * 64)
+    assert sessions.session_path(2, 3) == path and marker.read_text() != "0" * 64
     with pytest.raises(FileNotFoundError, match="Sessions there"):
         sessions.session_path(5, 1)
 
 
 def test_a_damaged_session_file_is_refused(tmp_path: Path) -> None:
     sdir = tmp_path / "sessions"
-    sdir.mkdir()
-    good, bad = b"intact bytes", b"damaged bytes"
-    (sdir / "a.nwb").write_bytes(good)
-    (sdir / "b.nwb").write_bytes(bad)
-    import hashlib
-
-    digest = hashlib.sha256(good).hexdigest()
-    (sdir / "MANIFEST.json").write_text(json.dumps({
-        "sessions": [{"column": 1, "volume": 1, "file": "a.nwb"},
-                     {"column": 1, "volume": 2, "file": "b.nwb"}],
-        "files": {"a.nwb": {"bytes": len(good), "sha256": digest},
-                  "b.nwb": {"bytes": len(bad), "sha256": digest}}}))
-    files = SessionFiles(tmp_path, "test")
-    assert files.path("a.nwb").read_bytes() == good
+    files, sessions_list, archives = {}, [], {}
+    for k, (asset, content) in enumerate([("A_filtered_x", b"intact bytes"),
+                                          ("B_filtered_x", b"damaged bytes")]):
+        store = sdir / asset / "s.nwb.zarr"
+        store.mkdir(parents=True)
+        (store / ".zattrs").write_bytes(content)
+        rel = f"{asset}/s.nwb.zarr/.zattrs"
+        files[rel] = {"bytes": 12, "sha256": hashlib.sha256(b"intact bytes").hexdigest()}
+        archives[f"{asset}.zip"] = archive_entry(sdir, [rel])
+        sessions_list.append({"column": 1, "volume": k + 1, "file": f"{asset}/s.nwb.zarr",
+                              "archive": f"{asset}.zip"})
+    (sdir / "MANIFEST.json").write_text(json.dumps(
+        {"sessions": sessions_list, "files": files, "archives": archives}))
+    served = SessionFiles(tmp_path, "test")
+    root, members, size = served.archive("A_filtered_x.zip")
+    blob = b"".join(iter_archive(root, members))
+    assert members == ["A_filtered_x/s.nwb.zarr/.zattrs"] and len(blob) == size
+    assert hashlib.sha256(blob).hexdigest() == served.listing()[0]["sha256"]
     with pytest.raises(MissingArtefact, match="damaged"):
-        files.path("b.nwb")
+        served.archive("B_filtered_x.zip")  # one byte longer than the manifest says
+    with pytest.raises(MissingArtefact, match="no session file"):
+        served.archive("A_filtered_x/s.nwb.zarr")

@@ -8,8 +8,6 @@ static meshes are written by the generator. Expected values come from the sample
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +19,15 @@ from scipy.spatial import cKDTree
 
 from offline_cave.contract import layout
 from offline_cave.contract.params import MINNIE_VERSIONS
-from offline_cave.generator.pipeline import ensure_sample
-from tests.fixtures.paths import REPO_ROOT
-from tests.fixtures.server_harness import serving_sample
+from tests.fixtures.server_harness import sample_fixtures
 
-DATA = Path(os.environ.get("OFFLINE_CAVE_DATA", REPO_ROOT / "sample-data"))
 DATASTACK = "minnie65_public"
 EXAMPLE_PYRAMIDAL = 864691135572530981  # public-example-cells.md §1: the tutorials' cell
 CHANGE_LOG_CELL = 864691135617152361  # created 2024-04-24, after v943 (same file)
 AUTH = {"Authorization": "Bearer 0123456789abcdef0123456789abcdef"}
 
 
-@pytest.fixture(scope="module")
-def ds_dir() -> Path:
-    return ensure_sample(DATA, DATASTACK, deep=False, log=lambda *_: None)
-
-
-@pytest.fixture(scope="module")
-def served(ds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serving_sample(ds_dir, tmp_path_factory.mktemp("home-static")) as url:
-        yield url
+ds_dir, served = sample_fixtures(DATASTACK, "home-static")
 
 
 def static_cv(version: int):

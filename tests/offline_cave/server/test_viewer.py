@@ -185,3 +185,34 @@ def test_graphene_fragments_reach_the_viewer_as_draco(served: Served, client) ->
     mesh = DracoPy.decode(draco.content)
     assert len(mesh.points) == n_vertices
     assert len(mesh.faces) == (len(legacy.content) - 4 - 12 * n_vertices) // 12
+
+
+def test_skeleton_sources_have_attributes_the_viewer_draws(served: Served, client) -> None:
+    """The viewer's skeleton layer refuses a precomputed source whose vertex attributes are
+    not float32 (the layer stays empty); cloud-volume and the bytes Neuroglancer decodes
+    (positions, edges, then each attribute) must still give the stored skeleton."""
+    import numpy as np
+    from cloudvolume import CloudVolume
+
+    cells = client.materialize.query_table("aibs_metamodel_celltypes_v661")
+    root = int(cells.query("pt_root_id != 0")["pt_root_id"].iloc[0])
+    stored = client.skeleton.get_skeleton(root, skeleton_version=0, output_format="dict")
+    sources = [client.info.get_datastack_info()["skeleton_source"],
+               f"precomputed://{served.url}/seg/minnie65_public/skeletons"]
+    for source in sources:
+        base = source.removeprefix("precomputed://").rstrip("/")
+        info = requests.get(f"{base}/info", headers=AUTH, timeout=10).json()
+        types = {a["id"]: a["data_type"] for a in info["vertex_attributes"]}
+        assert types == {"radius": "float32", "compartment": "float32"}, source
+        data = requests.get(f"{base}/{root}", headers=AUTH, timeout=60).content
+        nv, ne = np.frombuffer(data[:8], "<u4")
+        assert len(data) == 8 + 12 * nv + 8 * ne + 8 * nv  # two float32 attributes
+        at = 8 + 12 * nv + 8 * ne
+        radius = np.frombuffer(data[at:at + 4 * nv], "<f4")
+        compartment = np.frombuffer(data[at + 4 * nv:], "<f4")
+        np.testing.assert_allclose(radius, stored["radius"], rtol=1e-6)
+        np.testing.assert_array_equal(compartment, stored["compartment"])
+    sk = CloudVolume(f"precomputed://{served.url}/seg/minnie65_public", use_https=True,
+                     progress=False).skeleton.get(root)
+    np.testing.assert_array_equal(sk.compartment, stored["compartment"])
+    assert set(np.unique(sk.compartment).tolist()) <= {1, 2, 3, 4}

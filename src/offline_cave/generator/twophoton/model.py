@@ -1,8 +1,9 @@
 """Synthetic V1DD two-photon sessions: a response model and an NWB writer.
 
 One session is one (column, volume) of the V1 Deep Dive: six planes 16 um apart imaged at 6 Hz
-each (datasets-facts §4.1), written as one NWB (HDF5) file in the layout of the public files
-(datasets-facts §4.2): ``processing['plane-N']`` with RoiResponseSeries ``dff`` (%) and ``events``
+each (datasets-facts §4.1), written as one NWB file in the Zarr backend (a ``.nwb.zarr``
+directory store, read with ``pynwb.read_nwb`` / ``hdmf_zarr.NWBZarrIO``) in the layout and
+under the asset names of the public files (datasets-facts §4.1-4.2): ``processing['plane-N']`` with RoiResponseSeries ``dff`` (%) and ``events``
 (a.u.), a ``roi_table`` keyed by (column, volume, plane, roi), projection images;
 ``processing['behavior']`` with ``running_speed`` and ``eye_tracking``; ``intervals['epochs']``
 and ``intervals['stimulus_table']``; stimulus templates of the sparse noise and natural images.
@@ -36,8 +37,8 @@ Response model (per ROI, in inferred events per second)
 Units: times in s (session clock, 0 = ``session_start_time``), depths and positions in um,
 visual angles in degrees, directions in degrees counter-clockwise from rightward drift (0 deg =
 grating drifting rightward; the latent ``pref_dir_rad`` uses the same convention in radians).
-Storage: ``dff`` is rounded to 1/16 %, ``events`` to 1/64 a.u. (far below the noise), so gzip
-can shrink them; images are 128 x 128 pixels over a 400 um field of view.
+Storage: ``dff`` is rounded to 1/16 %, ``events`` to 1/64 a.u. (far below the noise), so the
+Blosc/zstd compressor of the Zarr chunks can shrink them; images are 128 x 128 pixels over a 400 um field of view.
 
 This module writes files only; it knows nothing about HTTP or the server.
 """
@@ -76,6 +77,9 @@ SESSION_DESCRIPTION = "V1 Deep Dive, Golden Mouse"
 DEVICE_EQUIPMENT_ID = 722885523
 # datasets-facts example session (column 2, volume 3): its real date, time and session id
 EXAMPLE_SESSION = {(2, 3): (dt.datetime(2018, 11, 27, 12, 29, 5), "786071018")}
+# the sample's processing time: its files' creation date and the "filtered" part of the asset
+# names (the public assets' processing times are not documented here: *assumed*)
+FILTERED_AT = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
 
 N_PLANES = 6
 PLANE_SPACING_UM = 16.0
@@ -168,8 +172,22 @@ class SessionMeta:
 
     @property
     def file_name(self) -> str:
-        """The sample's HDF5 file name (the public files are ``{stem}.nwb.zarr``)."""
-        return f"{self.stem}.nwb"
+        """The Zarr store's name, ``{stem}.nwb.zarr``, as in the public assets (§4.1)."""
+        return f"{self.stem}.nwb.zarr"
+
+    @property
+    def asset_name(self) -> str:
+        """The data asset holding the store: ``{stem}_filtered_{date}_{time}`` (§4.1).
+
+        The public assets' second date is when the files were processed; the sample's
+        (``FILTERED_AT``, the sample's file creation date) is *assumed*, in the same format.
+        """
+        return f"{self.stem}_filtered_{FILTERED_AT:%Y-%m-%d_%H-%M-%S}"
+
+    @property
+    def relative_path(self) -> str:
+        """``{asset}/{stem}.nwb.zarr``: where the store sits in a directory of assets."""
+        return f"{self.asset_name}/{self.file_name}"
 
 
 def _pacific(naive: dt.datetime) -> dt.datetime:
@@ -858,7 +876,8 @@ def simulate_session(session_rois: pd.DataFrame, seed: int,
 
 # ----------------------------------------------------------------------------- NWB
 def _compressed(data: np.ndarray, chunk_rows: int | None = None):
-    from hdmf.backends.hdf5 import H5DataIO
+    from hdmf_zarr import ZarrDataIO
+    from numcodecs import Blosc
 
     data = np.ascontiguousarray(data)
     if data.size == 0:
@@ -866,7 +885,8 @@ def _compressed(data: np.ndarray, chunk_rows: int | None = None):
     chunks = None
     if data.ndim == 2 and chunk_rows:
         chunks = (min(chunk_rows, data.shape[0]), data.shape[1])
-    return H5DataIO(data, compression="gzip", compression_opts=4, shuffle=True, chunks=chunks)
+    return ZarrDataIO(data, chunks=chunks,
+                      compressor=Blosc(cname="zstd", clevel=5, shuffle=Blosc.SHUFFLE))
 
 
 def identifier(meta: SessionMeta, seed: int) -> str:
@@ -903,7 +923,7 @@ def _empty_nwbfile(data: SessionData) -> NWBFile:
         session_description=SESSION_DESCRIPTION,
         identifier=identifier(meta, data.seed),
         session_start_time=meta.start_time,
-        file_create_date=[dt.datetime(2025, 6, 1, tzinfo=dt.UTC)],
+        file_create_date=[FILTERED_AT],
         experiment_description=f"2-photon imaging of column {meta.column}, volume {meta.volume}",
         session_id=meta.session_id,
         institution=INSTITUTION,
@@ -1058,13 +1078,25 @@ def deterministic_object_ids(nwb) -> None:
 
 
 def write_nwb(data: SessionData, path: str | Path) -> Path:
-    """Write a simulated session to ``path`` (HDF5 NWB); returns the path."""
-    from pynwb import NWBHDF5IO
+    """Write a simulated session to ``path``, a new Zarr NWB store (a directory); returns it.
+
+    The writer consolidates the metadata (``.zmetadata``) as the public stores have, so
+    opening reads one small file.
+    """
+    import numcodecs
+    from hdmf_zarr import ZarrIO
+    from pynwb import get_manager
 
     path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; the sessions are written into a new directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     nwb = build_nwbfile(data)
     deterministic_object_ids(nwb)
-    with NWBHDF5IO(str(path), "w") as io:
+    # object references (region, image and link references) as JSON, not hdmf-zarr's default
+    # Pickle, which numcodecs >= 0.16 refuses to decode unless the reader opts in; NWBZarrIO
+    # does not pass the codec on, so its base ZarrIO writes, with pynwb's type manager
+    with ZarrIO(str(path), mode="w", manager=get_manager(),
+                object_codec_class=numcodecs.JSON) as io:
         io.write(nwb)
     return path

@@ -1,15 +1,21 @@
-"""Write the sample's V1DD two-photon sessions: one NWB file per (column, volume), cached.
+"""Write the sample's V1DD two-photon sessions: one Zarr NWB store per (column, volume), cached.
 
 ``write_sessions(out_dir, imaged, seed)`` turns the imaged-cell frame (one row per imaged
-neuron, columns ``physiology.IMAGED_COLUMNS``) into::
+neuron, columns ``physiology.IMAGED_COLUMNS``) into the public assets' layout
+(datasets-facts §4.1)::
 
     out_dir/
-        409828_2018-11-27_12-29-05.nwb   one per (column, volume); {subject}_{date}_{time}.nwb
+        409828_2018-11-27_12-29-05_filtered_2025-06-01_00-00-00/    one asset per
+            409828_2018-11-27_12-29-05.nwb.zarr/                     (column, volume): a
+                .zmetadata, .zattrs, acquisition/, processing/ ...   Zarr NWB store
         ...
         rois_truth.parquet               ground truth per ROI: keys, latent tuning, hidden
                                          model parameters (physiology.LATENT_COLUMNS); not
                                          part of the public layout, tests use it
-        MANIFEST.json                    written last: cache key, sessions, file hashes
+        MANIFEST.json                    written last: cache key, sessions (``file`` = the
+                                         store's path), every file's hash, and per session
+                                         the size and hash of its asset's archive
+                                         (``contract.archive``: what the server streams)
 
 The cache key is a digest of this module's and ``physiology``'s source, the seed and the
 imaged-cell frame; a missing, partial, outdated or corrupt directory is rebuilt in a temporary
@@ -31,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from offline_cave.contract.archive import ARCHIVE_SUFFIX, archive_entry, tree_members
 from offline_cave.contract.files import building_dir, file_entry, swap_in, verify_files
 from offline_cave.contract.params import V1DD_PLANE_DEPTHS_UM
 from offline_cave.generator.twophoton import model as phys
@@ -38,7 +45,7 @@ from offline_cave.generator.twophoton import model as phys
 SESSIONS_SUBDIR = "v1dd_sessions"  # <data_dir>/v1dd_sessions for the standalone sample
 MANIFEST = "MANIFEST.json"
 TRUTH_PARQUET = "rois_truth.parquet"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: Zarr NWB stores in asset folders (1: HDF5 .nwb files)
 # sessions of the stand-in frame, in order: L2/3-L4 (datasets-facts example), L2/3, L5, ...
 STANDIN_SESSIONS = ((2, 3), (1, 2), (5, 5), (3, 1), (4, 4))
 # column centres (um, cortical x and z) of the stand-in frame: a 2 x 2 grid of 400 um columns
@@ -142,11 +149,12 @@ def check(out_dir: str | Path, imaged: pd.DataFrame, seed: int, deep: bool = Tru
 # ----------------------------------------------------------------------------- writing
 def write_sessions(out_dir: str | Path, imaged: pd.DataFrame, seed: int, force: bool = False,
                    log: Log | None = None) -> list[Path]:
-    """Write (or reuse) one NWB file per (column, volume) of ``imaged`` into ``out_dir``.
+    """Write (or reuse) one Zarr NWB store per (column, volume) of ``imaged`` in ``out_dir``.
 
     ``imaged`` has one row per imaged neuron with ``physiology.IMAGED_COLUMNS`` (keys
     column 1-5, volume 1-5, plane 0-5, roi = 0..n-1 within each plane; positions in um of the
-    cortical frame; latent tuning). Returns the NWB paths sorted by (column, volume). A
+    cortical frame; latent tuning). Returns the store paths (directories
+    ``{asset}/{stem}.nwb.zarr``) sorted by (column, volume). A
     current directory (same code, seed and frame; files intact) is returned untouched.
     Raises ``physiology.PhysiologyError`` for a malformed frame.
     """
@@ -163,25 +171,30 @@ def write_sessions(out_dir: str | Path, imaged: pd.DataFrame, seed: int, force: 
     t0 = time.perf_counter()
     with building_dir(out_dir) as tmp:
         ref = (float(df["x_um"].mean()), float(df["z_um"].mean()))
-        sessions, truths, files = [], [], {}
+        sessions, truths, files, archives = [], [], {}, {}
         for (column, volume), rows in df.groupby(["column", "volume"], sort=True):
             t1 = time.perf_counter()
             data = phys.simulate_session(rows, seed, ref)
-            path = phys.write_nwb(data, tmp / data.meta.file_name)
+            phys.write_nwb(data, tmp / data.meta.relative_path)
+            members = tree_members(tmp, data.meta.asset_name)
+            archive = data.meta.asset_name + ARCHIVE_SUFFIX
+            archives[archive] = archive_entry(tmp, members)
             truth = data.truth.copy()
             truth.insert(4, "session_id", data.meta.session_id)
             truths.append(truth)
             n_rois = [len(p.rois) for p in data.planes]
             sessions.append({
-                "column": int(column), "volume": int(volume), "file": path.name,
+                "column": int(column), "volume": int(volume),
+                "file": data.meta.relative_path, "archive": archive,
                 "session_id": data.meta.session_id, "subject_id": phys.SUBJECT_ID,
                 "session_start_time": data.meta.start_time.isoformat(),
                 "n_frames": int(data.planes[0].timestamps.size), "rois_per_plane": n_rois,
                 "duration_s": data.schedule.duration_s,
                 "window_center_deg": list(data.window_center_deg)})
-            files[path.name] = file_entry(path)
-            say(f"  column {column} volume {volume}: {sum(n_rois)} ROIs, "
-                f"{path.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t1:.1f} s")
+            files.update({rel: file_entry(tmp / rel) for rel in members})
+            say(f"  column {column} volume {volume}: {sum(n_rois)} ROIs, {len(members)} "
+                f"files, {archives[archive]['bytes'] / 1e6:.1f} MB in "
+                f"{time.perf_counter() - t1:.1f} s")
         truth_path = tmp / TRUTH_PARQUET
         pd.concat(truths, ignore_index=True).to_parquet(truth_path, index=False)
         files[TRUTH_PARQUET] = file_entry(truth_path)
@@ -189,7 +202,7 @@ def write_sessions(out_dir: str | Path, imaged: pd.DataFrame, seed: int, force: 
                     "seed": seed, "imaged_digest": imaged_digest(df),
                     "created": datetime.now(UTC).isoformat(timespec="seconds"),
                     "elapsed_s": round(time.perf_counter() - t0, 2), "sessions": sessions,
-                    "files": files}
+                    "files": files, "archives": archives}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         swap_in(tmp, out_dir)
     size_mb = sum(f["bytes"] for f in files.values()) / 1e6

@@ -196,11 +196,12 @@ class CellStore:
 
     @staticmethod
     def precomputed(sk: Skeleton) -> bytes:
-        """Neuroglancer precomputed skeleton: nv, ne, vertices, edges, radius, compartment."""
+        """Neuroglancer precomputed skeleton: nv, ne, vertices, edges, radius, compartment
+        (both attributes float32, as ``SKELETON_INFO`` of the routes says)."""
         edges = sk.edges
         return (np.array([len(sk.vertices), len(edges)], dtype="<u4").tobytes()
                 + sk.vertices.astype("<f4").tobytes() + edges.astype("<u4").tobytes()
-                + sk.radius.astype("<f4").tobytes() + sk.compartment.astype("u1").tobytes())
+                + sk.radius.astype("<f4").tobytes() + sk.compartment.astype("<f4").tobytes())
 
     # ---- meshes
     def mesh_path(self, nucleus: int) -> Path:

@@ -493,6 +493,34 @@ class SegmentStore:
             out[op] = details
         return out
 
+    def merge_log(self, root: int) -> dict:
+        """The PyChunkedGraph's ``merge_log`` of a root (``SegmentHistory.merge_log`` with
+        ``correct_for_wrong_coord_type=False``, as its route calls it): every merge among the
+        operations that retired an ancestor of ``root``, by operation id, with the edge it
+        added and ``[[source coord], [sink coord]]``, the points the user placed, in voxels
+        of the base resolution (MeshParty's ``add_link_edges`` multiplies by it).
+
+        A real merge joins two points (one edge, one coordinate each); many of the sample's
+        merges join one piece to several, so each of their edges is listed as a merge of its
+        own: ``merge_edge_coords`` then stays a regular (merges x 2 x 1 x 3) array, which is
+        what MeshParty reads."""
+        ops = self._operations()
+        self._load()
+        edges, _ = self._walk([int(root)], self.parents)
+        ancestors = {p for _, p in edges} - {int(root)}
+        op_ids = sorted({self.retired_by[a] for a in ancestors if a in self.retired_by})
+        merge_edges, merge_coords = [], []
+        for op in op_ids:
+            rec = ops.get(op)
+            if rec is None or not rec["is_merge"]:
+                continue
+            for (src, snk), c_src, c_snk in zip(rec["edges"], rec["source_coords"],
+                                                rec["sink_coords"], strict=True):
+                if src and snk:
+                    merge_edges.append([[src, snk]])
+                    merge_coords.append([[c_src], [c_snk]])
+        return {"merge_edges": merge_edges, "merge_edge_coords": merge_coords}
+
     def _log_rows(self, root: int) -> list[dict]:
         """Every operation in the history of ``root``, oldest id first, with the columns of
         the PyChunkedGraph's tabular change log (``SegmentHistory``): the roots each one

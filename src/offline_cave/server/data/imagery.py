@@ -1,7 +1,9 @@
 """The EM-like image and supervoxel chunks of a sample (``layout.IMAGERY_*``), read only.
 
 ``imagery/imagery.json`` says where the region is, its resolution, chunk sizes and encodings
-(written by ``generator/imagery.py``). A chunk is asked for by its precomputed name
+(written by ``generator/imagery.py``), and ``scales`` the mips it has (each with its key,
+resolution, box and chunk size: the full-resolution box, its downsampled mips and a wider box
+at the coarsest mip). A chunk is asked for by its precomputed name
 ``x0-x1_y0-y1_z0-z1``; a name off the chunk grid, or of a chunk outside the region, is a
 :class:`MissingArtefact` (cloud-volume's ``fill_missing`` reads such a chunk as zeros, as the
 real bucket's missing chunks are).
@@ -41,22 +43,50 @@ class Imagery:
             return None
         return list(self.meta[KINDS[kind][0]]["chunk_size"])
 
+    def scales(self) -> list[dict]:
+        """The stored mips, finest first (one, the full resolution, for an older sample)."""
+        meta = self.meta
+        if meta is None:
+            return []
+        return meta.get("scales") or [{"key": meta["key"], "resolution": meta["resolution"],
+                                       "box_vx": meta["box_vx"],
+                                       "chunk_size": meta["image"]["chunk_size"]}]
+
+    def info_scales(self, base: dict, encoding: str) -> list[dict]:
+        """The ``scales`` of a precomputed info: ``base`` (the mip-0 scale of the served
+        info: size and voxel offset) with the stored mips' keys, resolutions and chunk
+        sizes; a coarser mip's offset is mip 0's divided by its factor, rounded down, and its
+        size rounded up."""
+        out = []
+        for sc in self.scales():
+            factor = [r // b for r, b in zip(sc["resolution"], self.scales()[0]["resolution"],
+                                              strict=True)]
+            off = [o // f for o, f in zip(base["voxel_offset"], factor, strict=True)]
+            end = [-(-(o + n) // f) for o, n, f in zip(base["voxel_offset"], base["size"],
+                                                        factor, strict=True)]
+            out.append({**base, "key": sc["key"], "resolution": list(sc["resolution"]),
+                        "voxel_offset": off, "size": [e - o for e, o in zip(end, off,
+                                                                              strict=True)],
+                        "chunk_sizes": [list(sc["chunk_size"])], "encoding": encoding})
+        return out
+
     def chunk(self, kind: str, key: str, name: str) -> bytes:
         """The stored bytes of one chunk (JPEG for ``em``, gzipped raw uint64 for ``ws``)."""
         meta = self.meta
         if meta is None:
             raise MissingArtefact("this sample has no EM imagery (only minnie65_public does)")
-        section, rel_dir, suffix = KINDS[kind]
-        if key != meta["key"]:
-            raise MissingArtefact(f"no scale {key[:40]!r}; the sample's imagery has one scale, "
-                                  f"{meta['key']!r}")
+        _, rel_dir, suffix = KINDS[kind]
+        scale = next((sc for sc in self.scales() if sc["key"] == key), None)
+        if scale is None:
+            raise MissingArtefact(f"no scale {key[:40]!r}; the sample's imagery has the scales "
+                                  f"{[sc['key'] for sc in self.scales()]}")
         m = _CHUNK.fullmatch(name)
         if not m:
             raise MissingArtefact("chunk names look like 'x0-x1_y0-y1_z0-z1' (voxels); got "
                                   f"{name[:60]!r}")
         v = [int(g) for g in m.groups()]
-        lo, hi = meta["box_vx"]
-        size = meta[section]["chunk_size"]
+        lo, hi = scale["box_vx"]
+        size = scale["chunk_size"]
         for axis in range(3):
             start, end = v[2 * axis], v[2 * axis + 1]
             if (start < lo[axis] or end > hi[axis] or (start - lo[axis]) % size[axis]

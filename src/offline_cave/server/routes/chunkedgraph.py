@@ -66,11 +66,17 @@ def graphene_info(ds: Datastack, base: str) -> dict:
         "mesh": "mesh", "skeletons": "skeletons",
         "mesh_metadata": {"uniform_draco_grid_size": 21, "unsharded_mesh_dir": "dynamic",
                           "max_meshed_layer": layout.N_LAYERS},
-        "scales": [{"key": "_".join(str(v) for v in base_res), "resolution": base_res,
-                    "size": size, "voxel_offset": offset, "chunk_sizes": [stored],
-                    "encoding": "raw"}],
+        "scales": _ws_scales({"key": "_".join(str(v) for v in base_res),
+                              "resolution": base_res, "size": size, "voxel_offset": offset,
+                              "chunk_sizes": [stored], "encoding": "raw"}, ds),
         "verify_mesh": False,
     }
+
+
+def _ws_scales(base: dict, ds: Datastack) -> list[dict]:
+    """The watershed scales: the sample's imagery mips where it has imagery (mip 0 first),
+    else the one base scale."""
+    return imagery_of(ds).info_scales(base, "raw") or [base]
 
 
 def _node_ids(req: Req, key: str = "node_ids") -> list[int]:
@@ -358,6 +364,15 @@ def change_log(req: Req) -> Response:
 
 
 @endpoint
+def merge_log(req: Req) -> Response:
+    """The merges in the history of one root: added edges and the points the user placed."""
+    ds, seg = store(req)
+    root = parse_int(req.path_params["node"], "root id")
+    seg.require_roots([root])
+    return json_response(seg.merge_log(root))
+
+
+@endpoint
 def tabular_change_log(req: Req) -> Response:
     """The tabular change log of one root (pandas ``to_json`` of the table)."""
     ds, seg = store(req)
@@ -405,6 +420,7 @@ ROUTES = [
     ("chunkedgraph.lineage_graph_multiple", lineage_graph, ["POST"]),
     ("chunkedgraph.lineage_graph", lineage_graph_single, ["GET"]),
     ("chunkedgraph.change_log", change_log, ["GET"]),
+    ("chunkedgraph.merge_log", merge_log, ["GET"]),
     ("chunkedgraph.tabular_change_log", tabular_change_log, ["GET"]),
     ("chunkedgraph.tabular_change_log_many", tabular_change_log_many, ["GET", "POST"]),
     ("chunkedgraph.operation_details", operation_details, ["GET"]),

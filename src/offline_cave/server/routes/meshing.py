@@ -68,8 +68,13 @@ SKELETON_INFO = {
     "transform": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
     "vertex_attributes": [
         {"id": "radius", "data_type": "float32", "num_components": 1},
-        {"id": "compartment", "data_type": "uint8", "num_components": 1}],
+        {"id": "compartment", "data_type": "float32", "num_components": 1}],
 }
+"""The precomputed skeleton info. Every vertex attribute is float32: the Neuroglancer build
+of the ``neuroglancer`` wheel refuses a skeleton source with any other attribute type (its
+skeleton layer stays empty with an error; google/neuroglancer issue 572), and caveclient reads
+the skeleton service's precomputed skeletons with float32 compartments too. cloud-volume
+decodes whatever type the info names."""
 _SKELETON = re.compile(r"\d{1,20}")
 
 
@@ -178,16 +183,13 @@ def _chunk_path(rel: str) -> tuple[str, str] | None:
 
 
 def em_info(ds: Datastack, base: str) -> dict:
-    """The precomputed image info: one 8 x 8 x 40 nm scale over the segmentation bounds (the
-    real image's finest stored level), JPEG chunks where the sample has imagery."""
+    """The precomputed image info over the segmentation bounds: 8 x 8 x 40 nm (the real
+    image's finest stored level) and the coarser mips the sample stores (x and y halved
+    each), JPEG chunks where the sample has imagery."""
     info = graphene_info(ds, base)
     scale = dict(info["scales"][0])
-    meta = imagery_of(ds).meta
-    if meta is not None:
-        scale.update({"key": meta["key"], "resolution": meta["resolution"],
-                      "chunk_sizes": [meta["image"]["chunk_size"]],
-                      "encoding": meta["image"]["encoding"]})
-    return {"type": "image", "data_type": "uint8", "num_channels": 1, "scales": [scale]}
+    scales = imagery_of(ds).info_scales(scale, "jpeg") or [scale]
+    return {"type": "image", "data_type": "uint8", "num_channels": 1, "scales": scales}
 
 
 @endpoint
