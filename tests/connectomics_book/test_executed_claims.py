@@ -70,13 +70,13 @@ def skeleton_synapses_output(text: str) -> list[str]:
              rf"{NUMBER} µm\), Wilcoxon p = {NUMBER}", text, "the per-cell comparison",
              problems)
     pooled = find(rf"would claim p = {NUMBER}", text, "the pooled p-value", problems)
-    # the prose: "the cell-level interval above is as wide as twenty cells make it"
+    # the prose: a cell-level interval over the cells that have enough inputs of both types
     cells = find(r"(\d+) of (\d+) cells have at least \d+ basket and \d+ Martinotti inputs",
                  text, "how many cells enter the comparison", problems)
     if cells and int(cells.group(1)) < MIN_COMPARED_CELLS:
         problems.append(f"only {cells.group(1)} of {cells.group(2)} cells enter the per-cell "
-                        f"comparison; the prose speaks of an interval over twenty cells (and a "
-                        f"bootstrap over fewer than {MIN_COMPARED_CELLS} cells says little)")
+                        f"comparison; a bootstrap over fewer than "
+                        f"{MIN_COMPARED_CELLS} cells says little")
     if m:
         effect, low, high, p_cells = (number(m.group(i)) for i in (2, 3, 4, 5))
         if m.group(1) != "closer to" or effect <= 0:
