@@ -280,7 +280,9 @@ def test_skeleton_v4_has_lvl2_ids_and_every_format_parses(client, served: str, c
             assert len(pd.read_csv(StringIO(text), sep=" ", header=None)) == n
         else:
             nv, ne = np.frombuffer(body[:8], "<u4")
-            assert nv == n and ne == n - 1 and len(body) == 8 + nv * 12 + ne * 8 + nv * 5
+            # vertices (3 x float32), edges (2 x uint32), radius and compartment (float32
+            # each: the viewer refuses other attribute types)
+            assert nv == n and ne == n - 1 and len(body) == 8 + nv * 12 + ne * 8 + nv * 8
     bad = requests.get(f"{base}/h5", headers=AUTH, timeout=30)
     assert bad.status_code == 400
 
