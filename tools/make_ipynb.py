@@ -76,6 +76,10 @@ COLAB_ONLY = {"google"}
 #: Modules of the running kernel itself (Colab's own IPython; ipykernel elsewhere): never
 #: reinstalled under a live kernel, so not in the install line.
 KERNEL_PROVIDED = {"IPython", "ipykernel", "matplotlib_inline", "traitlets", "jupyter_client"}
+#: calls that need a module the page does not import: caveclient's skeleton client reads
+#: skeletons with cloud-volume, an optional dependency it imports only when asked
+CALLS_NEEDING = {".skeleton.get_skeleton": "cloudvolume",
+                 ".skeleton.get_bulk_skeletons": "cloudvolume"}
 
 
 def _normalise(name: str) -> str:
@@ -188,7 +192,10 @@ def install_line(md_path: Path) -> str:
     sources = page_sources(md_path) + [DISPLAY_SETUP]
     if talks_to_cave(md_path):
         sources.append(token_source(md_path))
-    requirements = requirements_for(imported_modules(sources), nwb=reads_nwb_sessions(md_path))
+    modules = imported_modules(sources)
+    modules |= {module for call, module in CALLS_NEEDING.items()
+                if any(call in source for source in sources)}
+    requirements = requirements_for(modules, nwb=reads_nwb_sessions(md_path))
     return " ".join([COLAB_PIP, *requirements, COURSE_REQUIREMENT])
 
 
