@@ -74,10 +74,22 @@ MINNIE65_SEG_M943 = Source(
     ),
 )
 
+MINNIE65_CONNTILITY_V117 = Source(
+    name="minnie65_conntility_v117",
+    public="https://zenodo.org/records/8364070/files/microns_mm3_connectome.h5",
+    how_to_get=(
+        "The Blue Brain release of the MICrONS minnie65_public_v117 connectome formatted for "
+        "Connectome-utilities (Zenodo record 8364070, one HDF5 file with a 'full' and a "
+        "'condensed' representation): conntility.ConnectivityMatrix.from_h5(path, "
+        "'condensed') reads it; no token is needed."
+    ),
+)
+
 REGISTRY: dict[str, Source] = {V1DD_SESSIONS.name: V1DD_SESSIONS,
                                MINNIE65_BULK.name: MINNIE65_BULK,
                                MINNIE65_SEG_M1300.name: MINNIE65_SEG_M1300,
-                               MINNIE65_SEG_M943.name: MINNIE65_SEG_M943}
+                               MINNIE65_SEG_M943.name: MINNIE65_SEG_M943,
+                               MINNIE65_CONNTILITY_V117.name: MINNIE65_CONNTILITY_V117}
 
 
 def sources_file() -> Path:

@@ -196,3 +196,104 @@ def test_connection_probability_by_distance_counts():
     assert table["n_pairs"].tolist() == [2, 4]
     assert table["n_connected"].tolist() == [1, 0]
     assert table["probability"].tolist() == [0.5, 0.0]
+
+
+def test_dyad_model_estimates_the_four_dyad_states():
+    # cells 0, 1 (group A) and 2 (group B), all 1 um apart: 0<->1 reciprocal, 0->2, 2->1
+    a = np.zeros((3, 3), dtype=bool)
+    a[0, 1] = a[1, 0] = a[0, 2] = a[2, 1] = True
+    d = np.ones((3, 3)) - np.eye(3)
+    p_mutual, p_one = N.fit_dyad_model(a, d, [0, 2])
+    # one bin, three pairs: one reciprocal, two one-way (forward i<j: 0->2; backward: 2->1)
+    assert p_mutual[0, 1] == p_mutual[1, 0] == pytest.approx(1 / 3)
+    assert p_one[0, 2] == pytest.approx(1 / 3) and p_one[2, 0] == pytest.approx(1 / 3)
+    # by group pair: A-A pairs are reciprocal; the A-B pairs are oriented A -> B
+    p_mutual, p_one = N.fit_dyad_model(a, d, [0, 2], groups=["A", "A", "B"])
+    assert p_mutual[0, 1] == 1.0 and p_one[0, 1] == p_one[1, 0] == 0.0
+    assert p_mutual[0, 2] == 0.0
+    assert p_one[0, 2] == p_one[1, 2] == pytest.approx(0.5)  # A -> B: 0->2 of two A-B pairs
+    assert p_one[2, 0] == p_one[2, 1] == pytest.approx(0.5)  # B -> A: 2->1
+    # pairs outside the bins are never connected
+    p_mutual, p_one = N.fit_dyad_model(a, d * 5, [0, 2])
+    assert not p_mutual.any() and not p_one.any()
+    with pytest.raises(ValueError, match="groups"):
+        N.fit_dyad_model(a, d, [0, 2], groups=["A"])
+
+
+def test_dyad_null_keeps_reciprocity_that_the_distance_null_misses():
+    rng = np.random.default_rng(5)
+    positions = rng.uniform(0, 300, size=(300, 3))
+    distance = N.pairwise_distances(positions)
+    # plant reciprocity: each near pair reciprocal w.p. 0.1, one-way w.p. 0.1 per direction
+    i, j = np.triu_indices(300, 1)
+    u = rng.random(i.size)
+    near = distance[i, j] < 100
+    mutual = near & (u < 0.1)
+    forward = near & (u >= 0.1) & (u < 0.2)
+    backward = near & (u >= 0.2) & (u < 0.3)
+    a = np.zeros((300, 300), dtype=bool)
+    a[i[mutual | forward], j[mutual | forward]] = True
+    a[j[mutual | backward], i[mutual | backward]] = True
+    edges = [0, 100, 600]
+    model = N.fit_dyad_model(a, distance, edges)
+    assert model[0][i[near], j[near]].mean() == pytest.approx(0.1, abs=0.01)
+    assert model[1][i[near], j[near]].mean() == pytest.approx(0.1, abs=0.01)
+    sampled = [N.sample_dyads(model, rng) for _ in range(20)]
+    observed = N.reciprocity(a)
+    kept = np.mean([N.reciprocity(g)["n_reciprocal"] for g in sampled])
+    assert kept == pytest.approx(observed["n_reciprocal"], rel=0.05)
+    assert np.mean([g.sum() for g in sampled]) == pytest.approx(a.sum(), rel=0.03)
+    assert not any(np.diagonal(g).any() for g in sampled)
+    # the distance null (independent directions) expects far fewer reciprocal pairs
+    distance_p, _ = N.fit_distance_model(a, distance, edges)
+    assert N.reciprocity(a, distance_p)["ratio"] > 1.8
+
+
+def test_closed_triads_per_cell_and_resampled_ratio():
+    # a feed-forward triangle 0->1->2, 0->2, a reciprocal pair 2<->3 and a lone edge 3->4
+    a = np.zeros((5, 5), dtype=bool)
+    for pre, post in [(0, 1), (1, 2), (0, 2), (2, 3), (3, 2), (3, 4)]:
+        a[pre, post] = True
+    per_cell = N.closed_triads_per_cell(a)
+    assert per_cell.tolist() == [1, 1, 1, 0, 0]
+    census = N.triad_census(a)
+    assert per_cell.sum() == 3 * census[list(N.CLOSED_TRIADS)].sum()
+    rng = np.random.default_rng(6)
+    g = N.erdos_renyi(60, 0.2, rng)
+    assert N.closed_triads_per_cell(g).sum() == 3 * N.triad_census(g)[
+        list(N.CLOSED_TRIADS)].sum()
+    expected = np.array([0.5, 0.5, 0.5, 1.0, 1.0])
+    assert N.resampled_ratio(per_cell, expected, np.arange(5)) == pytest.approx(3 / 3.5)
+    assert N.resampled_ratio(per_cell, expected, np.array([0, 0])) == pytest.approx(2.0)
+    assert np.isnan(N.resampled_ratio(per_cell, np.zeros(5), np.arange(5)))
+
+
+def test_expected_closed_triads_match_the_sampled_null():
+    rng = np.random.default_rng(7)
+    positions = rng.uniform(0, 200, size=(120, 3))
+    distance = N.pairwise_distances(positions)
+    a = N.sample_from_probabilities(np.where(distance < 80, 0.15, 0.02), rng)
+    model = N.fit_dyad_model(a, distance, [0, 80, 400])
+    expected = N.expected_closed_triads_per_cell(model)
+    sampled = np.mean([N.closed_triads_per_cell(N.sample_dyads(model, rng)).sum()
+                       for _ in range(40)])
+    assert expected.sum() == pytest.approx(sampled, rel=0.05)
+    # a hand-checked case: three cells, every pair connected with probability 0.5
+    p_mutual = np.full((3, 3), 0.25) - 0.25 * np.eye(3)
+    p_one = np.full((3, 3), 0.125) - 0.125 * np.eye(3)
+    assert N.expected_closed_triads_per_cell((p_mutual, p_one)).tolist() == \
+        pytest.approx([0.125] * 3)
+
+
+def test_expected_closed_triads_of_erdos_renyi():
+    # Erdos-Renyi: a pair is connected with q = 2p - p^2; a cell is in C(n-1, 2) triads
+    n, p = 50, 0.1
+    probability = np.full((n, n), p)
+    np.fill_diagonal(probability, 0)
+    q = 2 * p - p * p
+    expected = N.expected_closed_triads_per_cell(probability)
+    assert expected == pytest.approx(np.full(n, comb(n - 1, 2) * q**3))
+    rng = np.random.default_rng(8)
+    sampled = np.mean([N.closed_triads_per_cell(N.erdos_renyi(n, p, rng)).mean()
+                       for _ in range(200)])
+    assert sampled == pytest.approx(expected[0], rel=0.05)

@@ -246,6 +246,15 @@ def motifs_problems(text: str) -> list[str]:
     if re.search(r"reciprocal (pairs|connections) are (over-represented|more common)"
                  r" (in|among) (the|these) (cells|data)", text_flat):
         problems.append("prose asserts the page's own result instead of computing it")
+    if "fit_dyad_model(" not in code or "groups=" not in code:
+        problems.append("no null that keeps the pair statistics by distance and layer")
+    if not re.search(r"resampled_ratio\(observed_closed", code):
+        problems.append("no bootstrap over cells for the closed-triad ratios")
+    if not re.search(r"common neighbours[^.]*\{footcite:p\}`perin2011`", text_flat):
+        problems.append("the common-neighbour rule of the real data is not cited")
+    if re.search(r"closed triads are (over-represented|more common) (in|among) (the|these)",
+                 text_flat):
+        problems.append("prose asserts the sample's triad excess instead of computing it")
     return problems
 
 

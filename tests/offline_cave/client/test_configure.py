@@ -173,6 +173,9 @@ def test_the_course_package_finds_the_flat_segmentations_where_configure_points(
         assert sources.location(f"minnie65_seg_m{version}") == (
             f"precomputed://{URL}/static/minnie65_public/seg_m{version}")
     assert sources.location("v1dd_sessions") == sources.V1DD_SESSIONS.public
+    # the sample has no export of the conntility release: it stays the public Zenodo file
+    assert sources.location("minnie65_conntility_v117") == (
+        "https://zenodo.org/records/8364070/files/microns_mm3_connectome.h5")
     unconfigure_home(home)
     assert sources.location("minnie65_seg_m1300") == (
         "precomputed://gs://iarpa_microns/minnie/minnie65/seg_m1300")
@@ -191,5 +194,8 @@ def test_the_course_package_finds_the_bulk_exports_where_configure_points(
     configure_home(URL, home, ["minnie65_public"])
     assert sources.location("minnie65_bulk") == f"{URL}/mat_dbs/public/minnie65_public"
     assert sources.location("v1dd_sessions") == sources.V1DD_SESSIONS.public
+    # the sample has no export of the conntility release: it stays the public Zenodo file
+    assert sources.location("minnie65_conntility_v117") == (
+        "https://zenodo.org/records/8364070/files/microns_mm3_connectome.h5")
     unconfigure_home(home)
     assert sources.location("minnie65_bulk") == sources.MINNIE65_BULK.public
