@@ -14,7 +14,12 @@ waits until the view stops changing, then shoots the page and judges the viewer'
   shots (the meshes of the selected cells; the annotation layers are in both). Only the 3D
   panel is judged (the largest of the viewer's rendered-data panels; the links use the
   ``3d`` layout), not the parts of the canvas under the layer panel and the top bar, which
-  no mesh can reach.
+  no mesh can reach. Every link is compared with its own state: a short link (a state of
+  the state service) is read from the service, as the viewer reads it, to build that state
+  with no segment selected;
+- segment properties must reach the viewer: for each segmentation layer with a
+  ``neuroglancer_segment_properties`` source (nglui's ``add_segment_properties``), the
+  viewer's property map must hold every id of that file, with the file's label for them.
 
 It prints what it measured and, for diagnosis, every viewer request answered >= 400 and the
 console errors. Exit status 1 when a check fails.
@@ -47,8 +52,10 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 WINDOW = (1280, 800)
 MIN_LIT = 0.01
 MIN_SEGMENT = 0.001
-"""Share of the 3D panel the selected cells must change: a single cell at the links' 300 um
-view drew 0.16-0.38 % of it (2026-12-03), an unchanged view changes none."""
+"""Share of the 3D panel the selected cells must change; an unchanged view changes none. A
+single cell drew 0.16-0.38 % of it (2026-12-03) while the links' ``scale_3d`` of 300,000 was
+taken for nm: Neuroglancer counts it in 4 nm voxels, so the panel was 1.2 mm high and the
+cell a few pixels wide; at the page's 400 um panel it draws ~1-2 %."""
 SETTLE_S = 4.0
 TIMEOUT_S = 90.0
 LINKS = ("NEURON_URL", "SHORT_URL", "TYPES_URL")
@@ -135,14 +142,71 @@ def launch(browser: str, profile: str, extra: tuple[str, ...] = ()
     sys.exit(f"viewer-check: {browser} did not open its DevTools port within 60 s")
 
 
-def without_segments(url: str) -> str:
-    """The same ``#!{json}`` link with no segment selected in its segmentation layers."""
-    prefix, _, fragment = url.partition("#!")
-    state = json.loads(unquote(fragment))
+VIEWER_TOKEN = {"middle_auth_token": "viewer-check"}
+"""What the viewer page sends to the offline services (a cookie; any token is accepted)."""
+
+
+def _get_json(url: str) -> dict:
+    import requests
+
+    response = requests.get(url, cookies=VIEWER_TOKEN, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def link_state(url: str) -> dict:
+    """The state a link opens: the ``#!{json}`` of the link itself, or, for a short link
+    (``#!middleauth+http://.../nglstate/api/v1/<id>``), the state the service keeps."""
+    fragment = unquote(url.partition("#!")[2])
+    if fragment.startswith("{"):
+        return json.loads(fragment)
+    return _get_json(fragment.removeprefix("middleauth+"))
+
+
+def without_segments(url: str, state: dict | None = None) -> str:
+    """A ``#!{json}`` link to the same state with no segment selected in its segmentation
+    layers (``state``: the link's state when already read)."""
+    state = json.loads(json.dumps(link_state(url) if state is None else state))
     for layer in state.get("layers", []):
         if layer.get("type") == "segmentation":
             layer["segments"] = []
-    return prefix + "#!" + quote(json.dumps(state, separators=(",", ":")), safe="")
+    return (url.partition("#!")[0] + "#!"
+            + quote(json.dumps(state, separators=(",", ":")), safe=""))
+
+
+def segment_property_files(state: dict) -> dict[str, dict]:
+    """``{segmentation layer name: inline properties}`` of the layers that have a
+    ``neuroglancer_segment_properties`` source (read from where the viewer reads it)."""
+    found = {}
+    for layer in state.get("layers", []):
+        if layer.get("type") != "segmentation":
+            continue
+        sources = layer.get("source", [])
+        for source in sources if isinstance(sources, list) else [sources]:
+            source_url = source.get("url", "") if isinstance(source, dict) else source
+            if not source_url.startswith("precomputed://"):
+                continue
+            base = source_url.removeprefix("precomputed://").removeprefix("middleauth+")
+            try:
+                info = _get_json(base.rstrip("/") + "/info")
+            except Exception:  # noqa: BLE001 - not readable: the viewer's check will tell
+                continue
+            if info.get("@type") == "neuroglancer_segment_properties":
+                found[layer["name"]] = info.get("inline", {})
+    return found
+
+
+PROPERTY_PROBE = """(() => {
+  const m = viewer.layerManager.getLayerByName(%s);
+  const map = m && m.layer ? m.layer.displayState.segmentationGroupState.value
+      .segmentPropertyMap.value : undefined;
+  if (!map) return null;
+  const inline = map.segmentPropertyMap.inlineProperties;
+  return {n: inline ? inline.ids.length : 0,
+          label: map.getSegmentLabel(BigInt(%s)) || null};
+})()"""
+"""What the viewer holds for a layer's segment properties: how many ids, and the label it
+shows for one segment (Neuroglancer's ``PreprocessedSegmentPropertyMap``)."""
 
 
 class Shooter:
@@ -254,8 +318,8 @@ async def check_links(browser: str, links: dict[str, str], out: Path,
             await tools.call("Emulation.setDeviceMetricsOverride", session, width=WINDOW[0],
                              height=WINDOW[1], deviceScaleFactor=1, mobile=False)
             shooter = Shooter(tools, session, out)
-            baseline = None
             for name, url in links.items():
+                state = link_state(url)
                 image, rect, panel = await shooter.open(url, name)
                 shooter.report_requests(name)
                 canvas = canvas_pixels(image, rect)
@@ -266,19 +330,33 @@ async def check_links(browser: str, links: dict[str, str], out: Path,
                     failures.append(f"{message}: the viewer's canvas is blank")
                     print(failures[-1], flush=True)
                     continue
-                if "#!{" in unquote(url) or "#!%7B" in url:
-                    bare, _, _ = await shooter.open(without_segments(url),
+                for layer, inline in segment_property_files(state).items():
+                    ids = inline.get("ids", [])
+                    labels = next((p["values"] for p in inline.get("properties", [])
+                                   if p.get("type") == "label"), None)
+                    held = await shooter.evaluate(PROPERTY_PROBE % (
+                        json.dumps(layer), json.dumps(ids[0] if ids else "0")))
+                    message += (f", layer {layer!r}: viewer holds "
+                                f"{held['n'] if held else 0} of {len(ids)} segment "
+                                f"properties (label {held and held['label']!r})")
+                    if (not held or held["n"] != len(ids) or not ids or labels is None
+                            or not str(held["label"] or "").startswith(labels[0])):
+                        failures.append(f"{message}: the segment properties did not load")
+                        print(failures[-1], flush=True)
+                        break
+                else:
+                    bare, _, _ = await shooter.open(without_segments(url, state),
                                                     f"{name}.nosegments")
                     baseline = canvas_pixels(bare, panel)
-                if baseline is not None and baseline.shape == view.shape and view.size:
-                    changed = float((np.abs(view - baseline).max(axis=2) > 40).mean())
+                    changed = (float((np.abs(view - baseline).max(axis=2) > 40).mean())
+                               if baseline.shape == view.shape and view.size else 0.0)
                     message += (f", the selected segments change {changed:.2%} of its 3D "
                                 f"panel {panel}")
                     if changed < MIN_SEGMENT:
                         failures.append(f"{message}: no segmentation rendered")
                         print(failures[-1], flush=True)
                         continue
-                print(message, flush=True)
+                    print(message, flush=True)
         finally:
             process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -58,6 +58,44 @@ def test_segment_properties_round_trip(served: Served, client) -> None:
     assert r.status_code == 200 and r.json() == props
 
 
+
+def test_nglui_segment_properties_are_read_where_the_viewer_reads_them(served: Served,
+                                                                     client) -> None:
+    """nglui's ``add_segment_properties`` uploads a property file built from a table and adds
+    ``precomputed://middleauth+http://.../property/<id>`` to the segmentation layer; the
+    viewer page turns ``middleauth+http`` into ``http`` and reads ``<source>/info`` with its
+    cookie: that must be the file, with one label and one tag per cell of the table."""
+    from nglui import parser, statebuilder
+
+    client.materialize.version = 1300
+    cells = client.materialize.query_table("aibs_metamodel_celltypes_v661")
+    cells = cells[cells["pt_root_id"] != 0].drop_duplicates("pt_root_id").head(50)
+    viewer_site = client.info.viewer_site()
+    state = (statebuilder.ViewerState(target_url=viewer_site, infer_coordinates=False)
+             .add_layers_from_client(client)
+             .add_segments(cells["pt_root_id"].astype(int).tolist())
+             .add_segment_properties(cells, client=client, id_column="pt_root_id",
+                                     label_column="cell_type",
+                                     tag_value_columns=["cell_type"]))
+    urls = [s["url"] if isinstance(s, dict) else s
+            for s in parser.layer_source(state.to_dict(), "segmentation")]
+    prefix = f"precomputed://middleauth+{served.url}/nglstate/api/v1/property/"
+    property_urls = [u for u in urls if u.startswith(prefix)]
+    assert len(property_urls) == 1, urls
+    as_the_viewer = property_urls[0].replace("middleauth+http://", "http://")
+    r = requests.get(as_the_viewer.removeprefix("precomputed://") + "/info",
+                     cookies={"middle_auth_token": "viewer"}, timeout=10)
+    assert r.status_code == 200
+    info = r.json()
+    assert info["@type"] == "neuroglancer_segment_properties"
+    inline = info["inline"]
+    assert inline["ids"] == [str(int(i)) for i in cells["pt_root_id"]]
+    by_id = {p["id"]: p for p in inline["properties"]}
+    assert by_id["label"]["values"] == cells["cell_type"].tolist()
+    tags = by_id["tags"]["tags"]
+    assert [tags[v[0]] for v in by_id["tags"]["values"]] == cells["cell_type"].tolist()
+    assert set(tags) == set(cells["cell_type"])
+
 def test_unknown_state_and_bad_ids_are_4xx(served: Served, client) -> None:
     with pytest.raises(requests.HTTPError, match="404"):
         client.state.get_state_json(10**9)
