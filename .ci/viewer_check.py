@@ -174,10 +174,11 @@ def without_segments(url: str, state: dict | None = None) -> str:
             + quote(json.dumps(state, separators=(",", ":")), safe=""))
 
 
-def segment_property_files(state: dict) -> dict[str, dict]:
+def segment_property_files(state: dict) -> tuple[dict[str, dict], list[str]]:
     """``{segmentation layer name: inline properties}`` of the layers that have a
-    ``neuroglancer_segment_properties`` source (read from where the viewer reads it)."""
-    found = {}
+    ``neuroglancer_segment_properties`` source (read from where the viewer reads it), and
+    the ``precomputed://`` sources of segmentation layers whose ``info`` cannot be read."""
+    found, unreadable = {}, []
     for layer in state.get("layers", []):
         if layer.get("type") != "segmentation":
             continue
@@ -189,11 +190,12 @@ def segment_property_files(state: dict) -> dict[str, dict]:
             base = source_url.removeprefix("precomputed://").removeprefix("middleauth+")
             try:
                 info = _get_json(base.rstrip("/") + "/info")
-            except Exception:  # noqa: BLE001 - not readable: the viewer's check will tell
+            except Exception:  # noqa: BLE001 - any failure: the viewer cannot read it either
+                unreadable.append(source_url)
                 continue
             if info.get("@type") == "neuroglancer_segment_properties":
                 found[layer["name"]] = info.get("inline", {})
-    return found
+    return found, unreadable
 
 
 PROPERTY_PROBE = """(() => {
@@ -330,7 +332,13 @@ async def check_links(browser: str, links: dict[str, str], out: Path,
                     failures.append(f"{message}: the viewer's canvas is blank")
                     print(failures[-1], flush=True)
                     continue
-                for layer, inline in segment_property_files(state).items():
+                property_files, unreadable = segment_property_files(state)
+                if unreadable:
+                    failures.append(f"{message}: sources without a readable info: "
+                                    f"{unreadable}")
+                    print(failures[-1], flush=True)
+                    continue
+                for layer, inline in property_files.items():
                     ids = inline.get("ids", [])
                     labels = next((p["values"] for p in inline.get("properties", [])
                                    if p.get("type") == "label"), None)
