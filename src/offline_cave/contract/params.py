@@ -65,6 +65,10 @@ INH_LAYER_WEIGHTS = {
 NUCLEUS_VOLUME_MEDIAN = {"excitatory_neuron": 275.0, "inhibitory_neuron": 300.0,
                          "astrocyte": 160.0, "oligo": 95.0, "microglia": 70.0, "OPC": 120.0,
                          "pericyte": 60.0}
+#: Soma radius (um) of the grown neurons, drawn uniformly in the range: pyramidal cells 5-7,
+#: interneurons 4-6 (somata ~10-14 um across in mouse visual cortex; *assumed* ranges). The
+#: population keeps somata apart by the upper bounds (``population.separate_somata``).
+SOMA_RADIUS_UM = {"excitatory_neuron": (5.0, 7.0), "inhibitory_neuron": (4.0, 6.0)}
 
 
 @dataclass(frozen=True)

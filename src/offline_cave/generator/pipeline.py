@@ -86,9 +86,10 @@ def _grow_batch(args: tuple) -> list[tuple[int, dict]]:
 
     seed, rows, box_min, box_max = args
     out = []
-    for nucleus_id, cell_type, x, y, z, stream in rows:
+    for nucleus_id, cell_type, x, y, z, soma_r, stream in rows:
         rng = _rng(seed, "skeleton", int(stream))
-        sk = grow_skeleton(cell_type, np.array([x, y, z]), rng, LAYER_BOUNDS_UM, box_min, box_max)
+        sk = grow_skeleton(cell_type, np.array([x, y, z]), rng, LAYER_BOUNDS_UM, box_min, box_max,
+                           soma_radius_um=float(soma_r))
         sk.vertices = sk.vertices.astype(np.float32)  # 0.1 nm resolution; halves the memory
         out.append((int(nucleus_id), sk))
     return out
@@ -104,7 +105,7 @@ def _stream_ids(cells: pd.DataFrame) -> np.ndarray:
 def grow_all(neurons: pd.DataFrame, slab: Slab, seed: int, workers: int) -> dict:
     """Grow every neuron's skeleton (cortical frame) in ``workers`` processes, each from the
     random stream of its nucleus id (of its synthetic id for a planted example cell)."""
-    rows = list(neurons[["nucleus_id", "cell_type", "x_um", "y_um", "z_um"]]
+    rows = list(neurons[["nucleus_id", "cell_type", "x_um", "y_um", "z_um", "soma_radius_um"]]
                 .assign(stream=_stream_ids(neurons)).itertuples(index=False, name=None))
     n_batches = max(1, min(len(rows) // 200, 64))
     batches = [rows[i::n_batches] for i in range(n_batches)]
@@ -566,11 +567,19 @@ def _false_merges(cells: pd.DataFrame, neuron_rows: np.ndarray, taken: np.ndarra
     return int(false_merge_rows.size)
 
 
+#: Share of the cells proofread before v1300 whose last axon extension comes after it
+#: (*assumed*: proofreading of listed cells goes on between releases, e.g. strategies move
+#: from axon_partially_extended to axon_fully_extended; no published rate found).
+FOLLOW_UP_SHARE = 0.1
+
+
 def _axon_proofreading(cells: pd.DataFrame, pieces: Pieces, window: tuple[float, float],
                        ed_rng: np.random.Generator, plan: EditPlan,
                        example_rows: dict[str, int] | None = None) -> None:
     """Merges of a cell's distal fragments into its root, 1-4 operations; 80 % of the proofread
-    cells were done before v1300, the rest between the versions. Sets ``proofread_time``.
+    cells were done before v1300, the rest between the versions; of those done before, a share
+    ``FOLLOW_UP_SHARE`` get their last operation after v1300 (proofreading goes on after a
+    cell is listed as proofread). Sets ``proofread_time``.
 
     Example cells (``example_rows``, role -> row): the synapse-query example is proofread
     halfway between the versions (its root is replaced), the change-log cell gets its own
@@ -583,11 +592,14 @@ def _axon_proofreading(cells: pd.DataFrame, pieces: Pieces, window: tuple[float,
     proof_late = ed_rng.uniform(t1300 + days(5), t_last - days(5), proof_rows.size)
     proof_early = ed_rng.uniform(unix("2022-03-01T00:00:00"), t1300 - days(3), proof_rows.size)
     proof_time = np.where(late, proof_late, proof_early)
+    follow = ~late & (ed_rng.random(proof_rows.size) < FOLLOW_UP_SHARE)
+    follow_time = ed_rng.uniform(t1300 + days(5), t_last - days(5), proof_rows.size)
     skip = set()
     for role, row in (example_rows or {}).items():
         at = np.flatnonzero(proof_rows == row)
         if at.size == 0:
             continue
+        follow[at] = False  # the example cells keep the edit histories of their roles
         if role == "synapse_query":
             proof_time[at] = (t1300 + t_last) / 2
         elif role == "change_log":
@@ -598,7 +610,7 @@ def _axon_proofreading(cells: pd.DataFrame, pieces: Pieces, window: tuple[float,
             proof_time[at] = np.minimum(proof_early[at], unix(examples.SEG_M943_TIME) - days(15))
         else:
             proof_time[at] = proof_early[at]
-    for row, t in zip(proof_rows, proof_time, strict=True):
+    for row, t, later, t_later in zip(proof_rows, proof_time, follow, follow_time, strict=True):
         if row in skip:
             continue
         frags = pieces.cell_fragments.get(int(cells["nucleus_id"].iat[row]), np.zeros(0, np.int64))
@@ -606,8 +618,10 @@ def _axon_proofreading(cells: pd.DataFrame, pieces: Pieces, window: tuple[float,
             continue
         n_ops = int(min(frags.size, ed_rng.integers(1, 5)))
         for j, part in enumerate(np.array_split(ed_rng.permutation(frags), n_ops)):
-            plan.edits.append(Edit(t + j * ed_rng.uniform(60, 3 * 86400),
-                                   "merge", [np.array([row])] + [np.array([p]) for p in part],
+            at = t + j * ed_rng.uniform(60, 3 * 86400)
+            if later and n_ops > 1 and j == n_ops - 1:
+                at = t_later
+            plan.edits.append(Edit(at, "merge", [np.array([row])] + [np.array([p]) for p in part],
                                    "axon_extension"))
     cells["proofread_time"] = np.nan
     cells.loc[proof_rows, "proofread_time"] = proof_time

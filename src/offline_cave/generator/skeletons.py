@@ -792,7 +792,8 @@ def _clip(vertices: np.ndarray, parent: np.ndarray, box_min: np.ndarray,
 
 def grow_skeleton(cell_type: str, soma_um: np.ndarray, rng: np.random.Generator,
                   layer_bounds: dict[str, tuple[float, float]],
-                  box_min_um: np.ndarray, box_max_um: np.ndarray) -> Skeleton:
+                  box_min_um: np.ndarray, box_max_um: np.ndarray,
+                  soma_radius_um: float | None = None) -> Skeleton:
     """Grow a synthetic skeleton of one neuron of ``cell_type`` with its soma at ``soma_um``.
 
     Args:
@@ -803,6 +804,9 @@ def grow_skeleton(cell_type: str, soma_um: np.ndarray, rng: np.random.Generator,
             ``params.LAYER_BOUNDS_UM`` (keys L1, L2/3, L4, L5, L6, WM).
         box_min_um, box_max_um: (3,) corners of the slab box in the cortical frame, um.
             Nodes outside the box are dropped with their whole subtrees.
+        soma_radius_um: the soma radius (um); None draws one in ``params.SOMA_RADIUS_UM``
+            (the sample draws it with the cell, ``population.place_cells``, so that somata
+            can be kept apart).
 
     Returns:
         A :class:`Skeleton` in um (cortical frame), node 0 = soma, topologically sorted.
@@ -821,11 +825,13 @@ def grow_skeleton(cell_type: str, soma_um: np.ndarray, rng: np.random.Generator,
         raise ValueError(f"soma {soma.tolist()} um lies outside the slab box "
                          f"{box_min.tolist()}..{box_max.tolist()} um or above the pia")
 
+    if soma_radius_um is None:
+        kind = "excitatory_neuron" if cell_type in _PYR else "inhibitory_neuron"
+        soma_radius_um = float(rng.uniform(*params.SOMA_RADIUS_UM[kind]))
+    g = _Grower(rng, soma, float(soma_radius_um))
     if cell_type in _PYR:
-        g = _Grower(rng, soma, float(rng.uniform(5.0, 7.0)))
         _grow_pyramidal(g, _PYR[cell_type], layer_bounds)
     else:
-        g = _Grower(rng, soma, float(rng.uniform(4.0, 6.0)))
         _INTERNEURON_BUILDERS[cell_type](g, layer_bounds)
     vertices, parent, radius, comp = g.run()
 

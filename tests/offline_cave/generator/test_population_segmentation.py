@@ -41,6 +41,55 @@ def test_orientations_have_a_cardinal_bias(cell_frame):
     assert near_cardinal.mean() > 0.4
 
 
+def _overlaps(xyz: np.ndarray, radius: np.ndarray) -> int:
+    from scipy.spatial import cKDTree
+    pairs = cKDTree(xyz).query_pairs(2 * radius.max(), output_type="ndarray")
+    gap = np.linalg.norm(xyz[pairs[:, 0]] - xyz[pairs[:, 1]], axis=1)
+    return int((gap < radius[pairs[:, 0]] + radius[pairs[:, 1]]).sum())
+
+
+def test_no_two_cells_overlap(cell_frame):
+    neurons = cell_frame[cell_frame.cell_class.isin(["excitatory_neuron", "inhibitory_neuron"])]
+    radius = neurons.soma_radius_um.to_numpy()
+    assert np.isfinite(radius).all() and radius.min() >= 4.0 and radius.max() <= 7.0
+    assert _overlaps(neurons[["x_um", "y_um", "z_um"]].to_numpy(), radius) == 0
+    others = cell_frame[cell_frame.cell_class == "nonneuron"]
+    assert others.soma_radius_um.isna().all()
+
+
+def test_separation_moves_only_the_later_of_an_overlapping_pair():
+    slab = geometry.slab_for(MINNIE, 1.0)
+    rng = np.random.default_rng(1)
+    x = np.array([800.0, 803.0, 900.0])
+    y = np.array([200.0, 201.0, 300.0])
+    z = np.array([850.0, 852.0, 900.0])
+    radius = np.array([6.0, 6.0, 6.0])
+    assert _overlaps(np.c_[x, y, z], radius) == 1
+    nx, ny, nz = cells.separate_somata(x, y, z, radius, slab, 3.0, rng)
+    assert (nx[[0, 2]] == x[[0, 2]]).all() and (nz[[0, 2]] == z[[0, 2]]).all()
+    assert (ny == y).all()  # a free place at its own depth is found first
+    assert (nx[1], nz[1]) != (x[1], z[1])
+    assert _overlaps(np.c_[nx, ny, nz], radius) == 0
+
+
+def test_separation_keeps_cells_in_their_layers_in_a_thin_slab():
+    frame = cells.place_cells(MINNIE, geometry.slab_for(MINNIE, 0.05), np.random.default_rng(0))
+    neurons = frame[frame.soma_radius_um.notna()]
+    assert _overlaps(neurons[["x_um", "y_um", "z_um"]].to_numpy(),
+                     neurons.soma_radius_um.to_numpy()) == 0
+    assert (frame.layer == geometry.layer_of_depth(frame.depth_um)).all()
+    assert (frame.y_um == frame.depth_um).all()
+
+
+def test_separation_refuses_cells_that_cannot_fit():
+    slab = geometry.slab_for(MINNIE, 1.0)
+    n = 400  # 400 spheres of 20 um in one plane of 300 x 240 um: more than the plane holds
+    rng = np.random.default_rng(2)
+    x, z = rng.uniform(660, 940, n), rng.uniform(750, 970, n)
+    with pytest.raises(RuntimeError, match="still overlap"):
+        cells.separate_somata(x, np.full(n, 400.0), z, np.full(n, 10.0), slab, 3.0, rng)
+
+
 def test_place_cells_refuses_a_tiny_slab():
     with pytest.raises(ValueError, match="larger scale"):
         cells.place_cells(MINNIE, geometry.slab_for(MINNIE, 0.0005), np.random.default_rng(0))
