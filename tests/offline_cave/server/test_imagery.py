@@ -109,8 +109,9 @@ def test_membranes_are_darker_than_cytoplasm(imagery, focus) -> None:
     img, seg = imagery.image_and_segmentation_cutout(focus, bbox_size=(1600, 1600, 3))
     img, cell = img[:, :, 1], seg[:, :, 1] == PYRAMIDAL  # the middle section
     assert cell.sum() > 1000
-    rim = cell & ~ndimage.binary_erosion(cell, iterations=2)
-    core = ndimage.binary_erosion(cell, iterations=6)
+    # the cell's own boundary (the cutout's edge is not one: border_value=1)
+    rim = cell & ~ndimage.binary_erosion(cell, iterations=2, border_value=1)
+    core = ndimage.binary_erosion(cell, iterations=6, border_value=1)
     assert img[rim].mean() < img[core].mean() - 40
 
 
