@@ -30,6 +30,7 @@ from offline_cave.server.http import (
     Req,
     arrow_response,
     bad_request,
+    cached,
     endpoint,
     header_safe,
     json_response,
@@ -247,6 +248,7 @@ def unique_string_values(req: Req) -> Response:
 
 # ---- queries
 @endpoint
+@cached
 def table_query(req: Req) -> Response:
     """Rows of one table at a version (Arrow, or JSON on request)."""
     ds, rec = ds_version(req)
@@ -281,6 +283,7 @@ def _join_sources(ds: Datastack, rec: VersionInfo, pairs: Any, body: dict,
 
 
 @endpoint
+@cached
 def join_query(req: Req) -> Response:
     """Rows of an inner join of tables at a version."""
     ds, rec = ds_version(req)
@@ -320,6 +323,7 @@ def _live_version(ds: Datastack, body: dict) -> tuple[float, VersionInfo]:
 
 
 @endpoint
+@cached
 def live_live_query(req: Req) -> Response:
     """Rows of a table (or a join) at any time, roots re-derived at that time."""
     ds = req.registry.get(req.path_params["datastack"])
@@ -375,6 +379,7 @@ def view_schema(req: Req) -> Response:
 
 
 @endpoint
+@cached
 def view_query(req: Req) -> Response:
     """Rows of one view at a version."""
     ds, rec = ds_version(req)
