@@ -271,17 +271,24 @@ def arrow_response(table: pa.Table, headers: dict[str, str]) -> Response:
     return resp
 
 
-def cached(handler: Callable[[Req], Response]) -> Callable[[Req], Response]:
+def cached(settings: Callable[[], object]) -> Callable[[Callable[[Req], Response]],
+                                                       Callable[[Req], Response]]:
     """Answer identical requests from ``app.state.response_cache`` (see
     :mod:`offline_cave.server.response_cache`): only for handlers whose answer depends on the
-    request and the served files alone. Errors and non-200 answers are never kept."""
+    request, the served files, the server's limits and ``settings()`` (the route module's own
+    constants that decide an answer, e.g. its row caps) alone. Errors and non-200 answers are
+    never kept."""
+    return functools.partial(_cached, settings=settings)
 
+
+def _cached(handler: Callable[[Req], Response], settings: Callable[[], object]
+            ) -> Callable[[Req], Response]:
     @functools.wraps(handler)
     def wrapped(req: Req) -> Response:
         cache = getattr(req.app_state, "response_cache", None)
         if cache is None:
             return handler(req)
-        key = request_key(req.path, req.query, req.body, req.limits)
+        key = request_key(req.path, req.query, req.body, (req.limits, settings()))
 
         def compute() -> tuple[CachedResponse | None, Response]:
             resp = handler(req)

@@ -48,6 +48,11 @@ _FILTER_KEYS = ("filter_in_dict", "filter_notin_dict", "filter_equal_dict",
                 "filter_less_equal_dict", "filter_spatial_dict", "filter_regex_dict")
 
 
+def _row_caps() -> tuple[int, int]:
+    """The module's row caps (part of the response cache's key: they decide an answer)."""
+    return QUERY_ROW_LIMIT, SYNAPSE_ROW_LIMIT
+
+
 def _dict_body(req: Req) -> dict:
     """The JSON object body of a query (empty -> ``{}``)."""
     body = req.json_body(default={})
@@ -248,7 +253,7 @@ def unique_string_values(req: Req) -> Response:
 
 # ---- queries
 @endpoint
-@cached
+@cached(_row_caps)
 def table_query(req: Req) -> Response:
     """Rows of one table at a version (Arrow, or JSON on request)."""
     ds, rec = ds_version(req)
@@ -283,7 +288,7 @@ def _join_sources(ds: Datastack, rec: VersionInfo, pairs: Any, body: dict,
 
 
 @endpoint
-@cached
+@cached(_row_caps)
 def join_query(req: Req) -> Response:
     """Rows of an inner join of tables at a version."""
     ds, rec = ds_version(req)
@@ -323,7 +328,7 @@ def _live_version(ds: Datastack, body: dict) -> tuple[float, VersionInfo]:
 
 
 @endpoint
-@cached
+@cached(_row_caps)
 def live_live_query(req: Req) -> Response:
     """Rows of a table (or a join) at any time, roots re-derived at that time."""
     ds = req.registry.get(req.path_params["datastack"])
@@ -379,7 +384,7 @@ def view_schema(req: Req) -> Response:
 
 
 @endpoint
-@cached
+@cached(_row_caps)
 def view_query(req: Req) -> Response:
     """Rows of one view at a version."""
     ds, rec = ds_version(req)
