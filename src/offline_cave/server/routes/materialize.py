@@ -108,7 +108,7 @@ def run_query(ds: Datastack, builder: QueryBuilder, notices: list[str],
     """Execute a built query and answer with arrow (or JSON) plus the protocol headers."""
     built = builder.build()
     try:
-        table = ds.db.arrow(built.sql, built.params)
+        table = ds.db.arrow(built.sql, built.params, register=built.register)
     except (duckdb.InvalidInputException, duckdb.ConversionException,
             duckdb.OutOfRangeException, duckdb.BinderException) as exc:
         raise QueryError(f"query could not be run: {str(exc).splitlines()[0][:300]}") from None
