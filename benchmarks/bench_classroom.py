@@ -198,6 +198,19 @@ def pick(ds_dir: Path, version: int) -> tuple[list[int], list[int], list[int]]:
             nuc.pt_supervoxel_id[nuc.pt_supervoxel_id != 0].astype(int).tolist())
 
 
+def set_caches(state, on: bool) -> None:
+    """Turn the server's response cache and decoded row-group cache on (defaults) or off;
+    both start empty."""
+    from offline_cave.server.data.row_groups import DEFAULT_ROW_GROUP_CACHE_BYTES, RowGroups
+    from offline_cave.server.response_cache import DEFAULT_RESPONSE_CACHE_BYTES, ResponseCache
+
+    state.response_cache = ResponseCache(DEFAULT_RESPONSE_CACHE_BYTES if on else 0)
+    groups = RowGroups(DEFAULT_ROW_GROUP_CACHE_BYTES if on else 0)
+    for ds in state.registry.datastacks.values():
+        ds.row_groups = groups
+    state.registry.row_groups = groups
+
+
 def run_class(n: int, url: str, home: Path, args: argparse.Namespace, cells: list[int],
               nuclei: list[int], svids: list[int]) -> int:
     """One class of ``n`` students against the running server; prints its figures."""
@@ -256,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--together", action="store_true",
                         help="students start their first query together, after every one "
                              "has imported its clients (default: each as soon as it is ready)")
+    parser.add_argument("--compare-caches", action="store_true",
+                        help="run every class size twice, first with the server's response "
+                             "and row-group caches off (the server before them), then on")
     parser.add_argument("--profile", action="store_true",
                         help="sample the server's threads and print where they spend time")
     args = parser.parse_args(argv)
@@ -276,8 +292,13 @@ def main(argv: list[str] | None = None) -> int:
             warm_up.join()
         print(f"server indexes read; waited {time.perf_counter() - t_warm:.1f} s; RSS "
               f"{rss_mb():.0f} MB (before the server {rss0:.0f} MB)")
+        state = ACTIVE[url].app.state
         for n in sizes:
-            n_err += run_class(n, url, home, args, cells, nuclei, svids)
+            for on in ([False, True] if args.compare_caches else [True]):
+                if args.compare_caches:
+                    set_caches(state, on)
+                    print(f"\n== caches {'on' if on else 'off'}")
+                n_err += run_class(n, url, home, args, cells, nuclei, svids)
     return 1 if n_err else 0
 
 
