@@ -39,6 +39,24 @@ versions, a new graphene CloudVolume with its info files, is_valid_nodes, the sk
 32 ms of client and server CPU together, so with 32 clients on 2 cores its p95 passed 2 s in
 the most loaded run (load average 29).
 0 errors in every run; server RSS 787-902 MB at the end, 1.03-1.15 GB peak (before and after).
+
+Measured 2026-12-04 (``--students 1,32 --together --compare-caches``, load average 21-35 from
+other engineers' jobs), the response cache and the row-group cache off -> on, p50 / p95 ms:
+
+    kind        1 student off/on        32 students off              32 students on
+    syn_in      101 / 77               1106 / 4503                  510 / 2028
+    syn_out      44 / 94               1066 / 1832                  559 / 1877
+    celltypes    28 / 8                 988 / 2072                  260 /  608
+    nuclei       17 / 19                677 / 1255                  368 /  609
+    roots         5 / 5                 319 /  938                  233 /  537
+    leaves        2 / 2                 157 /  426                  153 /  279
+    skeleton     60 / 14               1777 / 2639                 1416 / 2043
+    mesh         12 / 2                 316 /  572                  171 /  427
+
+server CPU per query 16.3 -> 9.0 ms (the students' clients 7.9 / 6.9 ms), 0 errors, server RSS
+peak 1.31 / 1.35 GB, wall 147 -> 98 s. The skeleton and mesh figures of the "on" runs are
+flattered: the serialised-skeleton and mesh caches (not switched off) kept what the "off" run
+built. The row-group cache takes 384 MiB when full (RSS 0.97 -> 1.33 GB at the end).
 A single student: skeleton 30 ms, mesh 6 ms p50 (each built on its first request). Before,
 without importing cloud-volume ahead, the first skeletons took 7.5-21 s (32 processes
 importing it at once).
