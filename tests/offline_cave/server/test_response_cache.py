@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from offline_cave.server.response_cache import ResponseCache
-from tests.fixtures.server_harness import AUTH, DATASTACK, Served, client, served  # noqa: F401
+from tests.fixtures.server_harness import AUTH, DATASTACK, Served
 
 VERSION = 1300
 TABLE = "synapses_pni_2"
@@ -81,7 +81,7 @@ def test_identical_query_answered_from_cache_with_identical_bytes(
     assert uncached.content == first.content and len(db_calls) == n_db + 1
 
 
-def test_caveclient_gets_the_same_frame_from_the_cache(served: Served, client,  # noqa: F811
+def test_caveclient_gets_the_same_frame_from_the_cache(served: Served, client,
                                                        fresh_cache: ResponseCache) -> None:
     root = int(body_for(served)["filter_in_dict"][TABLE]["post_pt_root_id"][0])
     a = client.materialize.query_table(TABLE, filter_equal_dict={"post_pt_root_id": root})

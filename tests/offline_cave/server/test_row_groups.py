@@ -13,7 +13,7 @@ import requests
 from offline_cave.server.data import row_groups
 from offline_cave.server.data.row_groups import RowGroups
 from offline_cave.server.response_cache import ResponseCache
-from tests.fixtures.server_harness import AUTH, DATASTACK, Served, served  # noqa: F401
+from tests.fixtures.server_harness import AUTH, DATASTACK, Served
 
 VERSION = 1300
 TABLE = "synapses_pni_2"
