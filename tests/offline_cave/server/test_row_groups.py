@@ -119,3 +119,31 @@ def test_memory_is_bounded(served: Served, setup) -> None:
     for body, query in bodies(served)[:4]:
         post(served, body, query)
         assert cache.nbytes <= cache.max_bytes
+
+
+def test_skeletons_from_row_groups_equal_the_file(served: Served, setup,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from offline_cave.server.data.artefacts import CellStore
+
+    ds, cache = setup
+    nuclei = sorted(CellStore(ds).skeleton_nuclei())[:4]
+    assert nuclei
+    cache.max_bytes = 0
+    expected = {n: CellStore(ds).skeleton(n) for n in nuclei}
+    cache.max_bytes = row_groups.DEFAULT_ROW_GROUP_CACHE_BYTES
+    sqls: list[str] = []
+    real = ds.db.arrow
+
+    def spy(sql, params=None, register=None):
+        sqls.append(sql)
+        return real(sql, params, register)
+
+    monkeypatch.setattr(ds.db, "arrow", spy)
+    for _ in range(2):
+        for n in nuclei:
+            got = CellStore(ds).skeleton(n)
+            for name in ("vertices", "parent", "radius", "compartment"):
+                assert np.array_equal(getattr(got, name), getattr(expected[n], name)), name
+    assert cache.hits >= 1 and sqls and all("read_parquet" not in q for q in sqls)
