@@ -57,6 +57,13 @@ server CPU per query 16.3 -> 9.0 ms (the students' clients 7.9 / 6.9 ms), 0 erro
 peak 1.31 / 1.35 GB, wall 147 -> 98 s. The skeleton and mesh figures of the "on" runs are
 flattered: the serialised-skeleton and mesh caches (not switched off) kept what the "off" run
 built. The row-group cache takes 384 MiB when full (RSS 0.97 -> 1.33 GB at the end).
+
+A second run (skeletons now also read through the row-group cache), load average 13-38 during
+"off" and 38 during "on", so the halves are not at the same load: p95 off -> on syn_in 2526 ->
+2709, syn_out 1877 -> 3327, celltypes 2397 -> 830, nuclei 1361 -> 1360, roots 595 -> 852,
+leaves 553 -> 692, skeleton 3242 -> 3567, mesh 661 -> 540 ms; server CPU per query 18.0 ->
+10.6 ms, wall 121 -> 146 s, 0 errors, RSS peak 1.34 GB. On this shared machine latency
+follows the other jobs' load; the server's CPU per query is what the caches change.
 A single student: skeleton 30 ms, mesh 6 ms p50 (each built on its first request). Before,
 without importing cloud-volume ahead, the first skeletons took 7.5-21 s (32 processes
 importing it at once).
