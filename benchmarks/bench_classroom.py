@@ -1,6 +1,7 @@
 """A classroom against one offline server: N students at once running a query mix like the book's.
 
-    python benchmarks/bench_classroom.py [DATA_DIR] [--students 32] [--rounds 5]
+    python benchmarks/bench_classroom.py [DATA_DIR] [--students 1,16,32] [--rounds 5]
+        [--together] [--profile]
 
 DATA_DIR (default ``sample-data``) is served through
 :func:`offline_cave.client.runner.offline_server` in this process; every student is a separate
@@ -38,6 +39,31 @@ versions, a new graphene CloudVolume with its info files, is_valid_nodes, the sk
 32 ms of client and server CPU together, so with 32 clients on 2 cores its p95 passed 2 s in
 the most loaded run (load average 29).
 0 errors in every run; server RSS 787-902 MB at the end, 1.03-1.15 GB peak (before and after).
+
+Measured 2026-12-04 (``--students 1,32 --together --compare-caches``, load average 21-35 from
+other engineers' jobs), the response cache and the row-group cache off -> on, p50 / p95 ms:
+
+    kind        1 student off/on        32 students off              32 students on
+    syn_in      101 / 77               1106 / 4503                  510 / 2028
+    syn_out      44 / 94               1066 / 1832                  559 / 1877
+    celltypes    28 / 8                 988 / 2072                  260 /  608
+    nuclei       17 / 19                677 / 1255                  368 /  609
+    roots         5 / 5                 319 /  938                  233 /  537
+    leaves        2 / 2                 157 /  426                  153 /  279
+    skeleton     60 / 14               1777 / 2639                 1416 / 2043
+    mesh         12 / 2                 316 /  572                  171 /  427
+
+server CPU per query 16.3 -> 9.0 ms (the students' clients 7.9 / 6.9 ms), 0 errors, server RSS
+peak 1.31 / 1.35 GB, wall 147 -> 98 s. The skeleton and mesh figures of the "on" runs are
+flattered: the serialised-skeleton and mesh caches (not switched off) kept what the "off" run
+built. The row-group cache takes 384 MiB when full (RSS 0.97 -> 1.33 GB at the end).
+
+A second run (skeletons now also read through the row-group cache), load average 13-38 during
+"off" and 38 during "on", so the halves are not at the same load: p95 off -> on syn_in 2526 ->
+2709, syn_out 1877 -> 3327, celltypes 2397 -> 830, nuclei 1361 -> 1360, roots 595 -> 852,
+leaves 553 -> 692, skeleton 3242 -> 3567, mesh 661 -> 540 ms; server CPU per query 18.0 ->
+10.6 ms, wall 121 -> 146 s, 0 errors, RSS peak 1.34 GB. On this shared machine latency
+follows the other jobs' load; the server's CPU per query is what the caches change.
 A single student: skeleton 30 ms, mesh 6 ms p50 (each built on its first request). Before,
 without importing cloud-volume ahead, the first skeletons took 7.5-21 s (32 processes
 importing it at once).
@@ -68,8 +94,10 @@ def rss_mb(field: str = "VmRSS") -> float:
 
 
 def student(k: int, url: str, home: str, version: int, cells: list[int], nuclei: list[int],
-            svids: list[int], rounds: int) -> tuple[dict[str, list[float]], int, list[str]]:
-    """One student's session: ``rounds`` rounds of the mix; latencies per kind and errors."""
+            svids: list[int], rounds: int,
+            barrier=None) -> tuple[dict[str, list[float]], int, list[str], float]:
+    """One student's session: ``rounds`` rounds of the mix; latencies per kind, errors, notes
+    and the CPU seconds this student's process spent in the timed queries."""
     os.environ["HOME"] = home
     os.environ["CLOUD_VOLUME_DIR"] = str(Path(home) / ".cloudvolume")
     import logging
@@ -90,6 +118,9 @@ def student(k: int, url: str, home: str, version: int, cells: list[int], nuclei:
     times: dict[str, list[float]] = {kind: [] for kind in KINDS}
     errors, notes = 0, []
     rng = np.random.default_rng(k)
+    if barrier is not None:  # the class starts the page together, once everyone has imported
+        barrier.wait()
+    cpu0 = time.process_time()
     for i in range(rounds):
         root = cells[(k * rounds + i) % len(cells)]
         ops = {
@@ -120,7 +151,7 @@ def student(k: int, url: str, home: str, version: int, cells: list[int], nuclei:
                     notes.append(f"{kind}: {type(exc).__name__}: {str(exc)[:200]}")
                     traceback.print_exc(limit=1)
             times[kind].append(time.perf_counter() - t)
-    return times, errors, notes
+    return times, errors, notes, time.process_time() - cpu0
 
 
 class Sampler:
@@ -192,49 +223,50 @@ def pick(ds_dir: Path, version: int) -> tuple[list[int], list[int], list[int]]:
             nuc.pt_supervoxel_id[nuc.pt_supervoxel_id != 0].astype(int).tolist())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", nargs="?", type=Path, default=Path("sample-data"))
-    parser.add_argument("--students", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--version", type=int, default=1300)
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the server's threads and print where they spend time")
-    args = parser.parse_args(argv)
+def set_caches(state, on: bool) -> None:
+    """Turn the server's response cache and decoded row-group cache on (defaults) or off;
+    both start empty."""
+    from offline_cave.server.data.row_groups import DEFAULT_ROW_GROUP_CACHE_BYTES, RowGroups
+    from offline_cave.server.response_cache import DEFAULT_RESPONSE_CACHE_BYTES, ResponseCache
 
-    from offline_cave.client.runner import offline_server
+    state.response_cache = ResponseCache(DEFAULT_RESPONSE_CACHE_BYTES if on else 0)
+    groups = RowGroups(DEFAULT_ROW_GROUP_CACHE_BYTES if on else 0)
+    for ds in state.registry.datastacks.values():
+        ds.row_groups = groups
+    state.registry.row_groups = groups
 
-    cells, nuclei, svids = pick(args.data / DATASTACK, args.version)
-    rss0 = rss_mb()
+
+def run_class(n: int, url: str, home: Path, args: argparse.Namespace, cells: list[int],
+              nuclei: list[int], svids: list[int]) -> int:
+    """One class of ``n`` students against the running server; prints its figures."""
+    import multiprocessing
+
+    ctx = get_context("spawn")
+    sampler = Sampler()
     load0 = os.getloadavg()
-    with offline_server(args.data, datastacks=[DATASTACK], generate=False) as (url, home):
-        from offline_cave.client.runner import ACTIVE
-
-        # a class starts after the instructor's server has read its indexes
-        t_warm = time.perf_counter()
-        warm_up = ACTIVE[url].app.state.warm_up
-        if warm_up is not None:
-            warm_up.join()
-        print(f"server indexes read; waited {time.perf_counter() - t_warm:.1f} s")
-        ctx = get_context("spawn")
-        sampler = Sampler()
-        t0 = time.perf_counter()
-        with ProcessPoolExecutor(args.students, mp_context=ctx) as pool:
+    with multiprocessing.Manager() as manager:
+        barrier = manager.Barrier(n) if args.together else None
+        with ProcessPoolExecutor(n, mp_context=ctx) as pool:
             futures = [pool.submit(student, k, url, str(home), args.version, cells, nuclei,
-                                   svids, args.rounds) for k in range(args.students)]
+                                   svids, args.rounds, barrier) for k in range(n)]
+            t0, cpu0 = time.perf_counter(), time.process_time()
             if args.profile:
                 with sampler:
                     results = [f.result() for f in futures]
             else:
                 results = [f.result() for f in futures]
-        wall = time.perf_counter() - t0
-        rss, hwm = rss_mb(), rss_mb("VmHWM")
+            wall, server_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     load1 = os.getloadavg()
-    print(f"{args.students} students x {args.rounds} rounds x {len(KINDS)} kinds on {args.data} "
-          f"in {wall:.1f} s (wall, including client start-up)")
+    rss, hwm = rss_mb(), rss_mb("VmHWM")
+    print(f"\n{n} students x {args.rounds} rounds x {len(KINDS)} kinds in {wall:.1f} s (wall, "
+          f"including client start-up)")
     print(f"load average (1, 5, 15 min) before {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, "
           f"after {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f} on {os.cpu_count()} CPUs")
+    n_queries = n * args.rounds * len(KINDS)
+    student_cpu = sum(r[3] for r in results)
+    print(f"CPU per query: server {1000 * server_cpu / n_queries:.1f} ms (this process, start-up "
+          f"of the students' pool included), students {1000 * student_cpu / n_queries:.1f} ms "
+          f"(their timed queries)")
     print(f"{'kind':10s} {'n':>5s} {'p50 ms':>9s} {'p95 ms':>9s} {'max ms':>9s}")
     for kind in KINDS:
         ts = np.array([t for r in results for t in r[0][kind]]) * 1000
@@ -244,10 +276,54 @@ def main(argv: list[str] | None = None) -> int:
     print(f"errors: {n_err}")
     for note in [n for r in results for n in r[2]][:5]:
         print(f"  {note}")
-    print(f"server process RSS: {rss:.0f} MB now, {hwm:.0f} MB peak (before serving "
-          f"{rss0:.0f} MB)")
+    print(f"server process RSS: {rss:.0f} MB now, {hwm:.0f} MB peak")
     if args.profile:
         sampler.report()
+    return n_err
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", nargs="?", type=Path, default=Path("sample-data"))
+    parser.add_argument("--students", default="32",
+                        help="class size, or several (1,16,32) run one after another against "
+                             "the same server, so their ratios share one machine load")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--version", type=int, default=1300)
+    parser.add_argument("--together", action="store_true",
+                        help="students start their first query together, after every one "
+                             "has imported its clients (default: each as soon as it is ready)")
+    parser.add_argument("--compare-caches", action="store_true",
+                        help="run every class size twice, first with the server's response "
+                             "and row-group caches off (the server before them), then on")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the server's threads and print where they spend time")
+    args = parser.parse_args(argv)
+    sizes = [int(x) for x in str(args.students).split(",")]
+
+    from offline_cave.client.runner import offline_server
+
+    cells, nuclei, svids = pick(args.data / DATASTACK, args.version)
+    rss0 = rss_mb()
+    n_err = 0
+    with offline_server(args.data, datastacks=[DATASTACK], generate=False) as (url, home):
+        from offline_cave.client.runner import ACTIVE
+
+        # a class starts after the instructor's server has read its indexes
+        t_warm = time.perf_counter()
+        warm_up = ACTIVE[url].app.state.warm_up
+        if warm_up is not None:
+            warm_up.join()
+        print(f"server indexes read; waited {time.perf_counter() - t_warm:.1f} s; RSS "
+              f"{rss_mb():.0f} MB (before the server {rss0:.0f} MB)")
+        state = ACTIVE[url].app.state
+        for n in sizes:
+            for on in ([False, True] if args.compare_caches else [True]):
+                if args.compare_caches:
+                    set_caches(state, on)
+                    print(f"\n== caches {'on' if on else 'off'}")
+                n_err += run_class(n, url, home, args, cells, nuclei, svids)
     return 1 if n_err else 0
 
 

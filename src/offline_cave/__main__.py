@@ -68,6 +68,16 @@ def _add_mesh_cache_flag(parser: argparse.ArgumentParser) -> None:
                              "leave less free disk than 2 GiB or 5 %% of the disk, if smaller")
 
 
+def _add_response_cache_flag(parser: argparse.ArgumentParser) -> None:
+    from offline_cave.server.response_cache import DEFAULT_RESPONSE_CACHE_BYTES
+
+    parser.add_argument("--response-cache-bytes", type=_bytes,
+                        default=DEFAULT_RESPONSE_CACHE_BYTES,
+                        help="memory kept for answers to repeated identical queries (a class "
+                             "running one page), least recently used evicted first (default "
+                             "256MiB; 0 keeps none)")
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -119,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"seconds one database query may run (default {d.query_timeout:g})")
 
     _add_mesh_cache_flag(srv)
+    _add_response_cache_flag(srv)
 
     cfg = sub.add_parser("configure", help="point caveclient/cloud-volume at a server")
     cfg.add_argument("--server", required=True, help="e.g. http://127.0.0.1:8765")
@@ -203,7 +214,8 @@ def _serve_on(sock: socket.socket, args: argparse.Namespace) -> int:
                     query_timeout=args.query_timeout)
     app = create_app(data_dir, public_url=None if wildcard else url, limits=limits,
                      datastacks=[p.name for p in found],  # only what prepare_data verified
-                     mesh_cache_bytes=args.mesh_cache_bytes)
+                     mesh_cache_bytes=args.mesh_cache_bytes,
+                     response_cache_bytes=args.response_cache_bytes)
     server = uvicorn_server(app)
     names = ", ".join(p.name for p in found)
 

@@ -45,6 +45,7 @@ from offline_cave.server.data.warm import warm_in_background
 from offline_cave.server.endpoints import ENDPOINTS
 from offline_cave.server.http import Req, endpoint, error_response, json_response
 from offline_cave.server.limits import Limits
+from offline_cave.server.response_cache import DEFAULT_RESPONSE_CACHE_BYTES, ResponseCache
 from offline_cave.server.routes import (
     annotation,
     bulk,
@@ -296,13 +297,16 @@ async def unexpected(request: Request, exc: Exception) -> Response:
 def create_app(data_dir: str | Path, *, public_url: str | None = None,
                datastacks: list[str] | None = None, limits: Limits | None = None,
                mesh_cache_bytes: int = DEFAULT_MESH_CACHE_BYTES,
+               response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES,
                warm: bool = True) -> Starlette:
     """Build the app serving every complete datastack directory under ``data_dir``.
 
     ``public_url`` (``http://127.0.0.1:PORT``) is what the info service advertises as
     ``local_server``; if None, each request's own base URL is used. ``limits`` bound every
     request (default :class:`~offline_cave.server.limits.Limits`); ``mesh_cache_bytes`` caps
-    the built meshes kept on disk (:mod:`~offline_cave.server.data.mesh_cache`). ``warm``
+    the built meshes kept on disk (:mod:`~offline_cave.server.data.mesh_cache`);
+    ``response_cache_bytes`` the memory for answers to repeated identical queries
+    (:mod:`~offline_cave.server.response_cache`, 0 = none). ``warm``
     reads the datastacks' in-memory indexes in a background thread at once
     (:mod:`~offline_cave.server.data.warm`) instead of on the first requests.
     """
@@ -320,5 +324,6 @@ def create_app(data_dir: str | Path, *, public_url: str | None = None,
     app.state.public_url = public_url.rstrip("/") if public_url else None
     app.state.errors = ErrorCounter()
     app.state.states = StateStore()
+    app.state.response_cache = ResponseCache(response_cache_bytes)
     app.state.warm_up = warm_in_background(registry) if warm else None
     return app

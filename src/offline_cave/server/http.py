@@ -12,6 +12,7 @@ DuckDB work never blocks the loop and requests are served concurrently.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from offline_cave.server.data import errors
 from offline_cave.server.data.errors import shown
 from offline_cave.server.limits import MAX_JSON_DEPTH, Limits
+from offline_cave.server.response_cache import CachedResponse, request_key
 
 if TYPE_CHECKING:
     from offline_cave.server.data.schemas import SchemaCatalog
@@ -267,6 +269,43 @@ def arrow_response(table: pa.Table, headers: dict[str, str]) -> Response:
     resp = Response(body, status_code=200, headers=headers)
     resp.headers["content-type"] = ARROW_CONTENT_TYPE
     return resp
+
+
+def cached(settings: Callable[[], object]) -> Callable[[Callable[[Req], Response]],
+                                                       Callable[[Req], Response]]:
+    """Answer identical requests from ``app.state.response_cache`` (see
+    :mod:`offline_cave.server.response_cache`): only for handlers whose answer depends on the
+    request, the served files, the server's limits and ``settings()`` (the route module's own
+    constants that decide an answer, e.g. its row caps) alone. Errors and non-200 answers are
+    never kept."""
+    return functools.partial(_cached, settings=settings)
+
+
+def _cached(handler: Callable[[Req], Response], settings: Callable[[], object]
+            ) -> Callable[[Req], Response]:
+    @functools.wraps(handler)
+    def wrapped(req: Req) -> Response:
+        cache = getattr(req.app_state, "response_cache", None)
+        if cache is None:
+            return handler(req)
+        key = request_key(req.path, req.query, req.body, (req.limits, settings()))
+
+        def compute() -> tuple[CachedResponse | None, Response]:
+            resp = handler(req)
+            if resp.status_code != 200 or not isinstance(resp.body, bytes):
+                return None, resp
+            headers = tuple((k, v) for k, v in resp.raw_headers if k != b"content-length")
+            return CachedResponse(resp.body, headers), resp
+
+        entry, resp = cache.get_or_compute(key, compute)
+        if resp is not None:
+            return resp
+        out = Response(entry.body, status_code=200)
+        out.raw_headers = [*entry.headers,
+                           (b"content-length", str(len(entry.body)).encode("latin-1"))]
+        return out
+
+    return wrapped
 
 
 def endpoint(handler: Callable[[Req], Response]) -> Callable[[Request], Any]:

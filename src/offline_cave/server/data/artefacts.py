@@ -115,9 +115,15 @@ class CellStore:
         path = self.ds.dir / layout.SKELETONS_PARQUET
         if not path.exists():
             raise MissingArtefact(f"{self.ds.name} sample has no skeletons")
+        # the cell's rows from the decoded row groups kept in memory (data/row_groups.py),
+        # or from the file when it declines (or the datastack has none)
+        groups = getattr(self.ds, "row_groups", None)
+        rows = None if groups is None else groups.rows(path, "nucleus_id", [int(nucleus)])
+        source = f"read_parquet({qstring(str(path))})" if rows is None else "skeleton_rows"
         table = self.ds.db.arrow(
-            f"SELECT node, parent, x, y, z, radius, compartment FROM read_parquet({qstring(str(path))}) "
-            f"WHERE nucleus_id = {int(nucleus)} ORDER BY node")
+            f"SELECT node, parent, x, y, z, radius, compartment FROM {source} "
+            f"WHERE nucleus_id = {int(nucleus)} ORDER BY node",
+            register=None if rows is None else {"skeleton_rows": rows})
         if table.num_rows == 0:
             raise MissingArtefact(
                 f"no skeleton for nucleus {nucleus} in the {self.ds.name} sample")

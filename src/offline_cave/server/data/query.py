@@ -107,6 +107,11 @@ class Source:
     voxel_resolution: tuple[float, float, float]
     join_column: str | None = None
     alias: str = "t0"
+    register: dict[str, pa.Table] = field(default_factory=dict)
+    """Arrow tables ``from_sql`` reads by name (rows taken from the file ahead, see
+    :mod:`offline_cave.server.data.row_groups`); empty when it reads the file itself."""
+    file_sql: str | None = None
+    """With ``register``: the FROM expression of the whole file (random samples use it)."""
 
     def __post_init__(self) -> None:
         self.types = {f.name: f.type for f in self.schema}
@@ -146,6 +151,7 @@ class BuiltQuery:
     row_cap: int
     count_only: bool = False
     column_names: list[str] = field(default_factory=list)
+    register: dict[str, pa.Table] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -543,6 +549,9 @@ class QueryBuilder:
     def _from_clause(self) -> str:
         """The FROM expression: the first source, sampled if asked, joined with the others."""
         first = self.sources[0]
+        if self.random_sample and first.register:
+            # a sample is drawn from the whole table before the filters: read the file
+            first.from_sql, first.register = first.file_sql or first.from_sql, {}
         from_sql = f"{first.from_sql} AS {first.alias}"
         if self.random_sample:
             from_sql += f" TABLESAMPLE reservoir({int(self.random_sample)} ROWS) REPEATABLE (42)"
@@ -576,9 +585,11 @@ class QueryBuilder:
         from_sql = self._from_clause()
         first = self.sources[0]
         where_sql = f" WHERE {' AND '.join(where)}" if where else ""
+        register = {k: v for s in self.sources for k, v in s.register.items()}
         if self.count_only:
             sql = f"SELECT count(*)::BIGINT AS count FROM {from_sql}{where_sql}"
-            return BuiltQuery(sql, self.params, out_res, None, 0, self.row_cap, True, ["count"])
+            return BuiltQuery(sql, self.params, out_res, None, 0, self.row_cap, True, ["count"],
+                              register)
         order_sql = ""
         if self.order_by_id and "id" in first.types:
             order_sql = f" ORDER BY {first.alias}.{qident('id')}"
@@ -587,4 +598,5 @@ class QueryBuilder:
         fetch = cap + 1 if (limit is None or limit > self.row_cap) else cap
         sql = (f"SELECT {select_sql} FROM {from_sql}{where_sql}{order_sql} "
                f"LIMIT {fetch} OFFSET {offset}")
-        return BuiltQuery(sql, self.params, out_res, limit, offset, self.row_cap, False, out_names)
+        return BuiltQuery(sql, self.params, out_res, limit, offset, self.row_cap, False, out_names,
+                          register)

@@ -7,6 +7,7 @@ go through one DuckDB connection; every request thread takes its own cursor.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -36,9 +37,13 @@ from offline_cave.server.data.errors import (
 )
 from offline_cave.server.data.mesh_cache import DEFAULT_MESH_CACHE_BYTES, MeshCache
 from offline_cave.server.data.query import Source, qident, qstring, suggest
+from offline_cave.server.data.row_groups import RowGroups
 from offline_cave.server.data.sessions import SessionFiles
 
 log = logging.getLogger("offline_cave.server")
+
+_ROWS_NAMES = itertools.count()
+"""Names of the Arrow tables a query reads instead of a file (unique per process)."""
 
 
 def _ts(text: str | None) -> float | None:
@@ -88,6 +93,8 @@ class Datastack:
         self._attached: dict[str, Any] = {}
         # the server's bounded cache of built meshes (set by the Registry, shared by all)
         self.mesh_cache = MeshCache([directory / layout.CACHE_DIR])
+        # decoded row groups of the large tables (set by the Registry, one budget for all)
+        self.row_groups = RowGroups()
 
     def attached(self, key: str, make: Callable[[], Any]) -> Any:
         """The object ``make()`` built once for this datastack under ``key``: the stores of
@@ -334,6 +341,13 @@ class Datastack:
         base_sql = f"read_parquet({qstring(str(path))})"
         want_time = at_time if at_time is not None else version.timestamp
         if at_time is None and dv.version == version.version:
+            for col, ids in (root_filters or {}).items():
+                rows = self.row_groups.rows(path, col, ids)
+                if rows is not None:  # the rows of these roots, decoded once (row_groups.py)
+                    view = f"rows_{next(_ROWS_NAMES)}"
+                    return Source(name=name, from_sql=view, schema=schema,
+                                  voxel_resolution=res, join_column=join_column,
+                                  register={view: rows}, file_sql=base_sql)
             return Source(name=name, from_sql=base_sql, schema=schema,
                           voxel_resolution=res, join_column=join_column)
         names = set(schema.names)
@@ -408,8 +422,10 @@ class Registry:
         # one cap for the meshes of every datastack served
         self.mesh_cache = MeshCache([ds.dir / layout.CACHE_DIR
                                      for ds in self.datastacks.values()], mesh_cache_bytes)
+        self.row_groups = RowGroups()
         for ds in self.datastacks.values():
             ds.mesh_cache = self.mesh_cache
+            ds.row_groups = self.row_groups
 
     def get(self, name: str) -> Datastack:
         ds = self.datastacks.get(name)

@@ -30,6 +30,7 @@ from offline_cave.server.http import (
     Req,
     arrow_response,
     bad_request,
+    cached,
     endpoint,
     header_safe,
     json_response,
@@ -45,6 +46,11 @@ SYNAPSE_ROW_LIMIT = 500_000
 _FILTER_KEYS = ("filter_in_dict", "filter_notin_dict", "filter_equal_dict",
                 "filter_greater_dict", "filter_less_dict", "filter_greater_equal_dict",
                 "filter_less_equal_dict", "filter_spatial_dict", "filter_regex_dict")
+
+
+def _row_caps() -> tuple[int, int]:
+    """The module's row caps (part of the response cache's key: they decide an answer)."""
+    return QUERY_ROW_LIMIT, SYNAPSE_ROW_LIMIT
 
 
 def _dict_body(req: Req) -> dict:
@@ -102,7 +108,7 @@ def run_query(ds: Datastack, builder: QueryBuilder, notices: list[str],
     """Execute a built query and answer with arrow (or JSON) plus the protocol headers."""
     built = builder.build()
     try:
-        table = ds.db.arrow(built.sql, built.params)
+        table = ds.db.arrow(built.sql, built.params, register=built.register)
     except (duckdb.InvalidInputException, duckdb.ConversionException,
             duckdb.OutOfRangeException, duckdb.BinderException) as exc:
         raise QueryError(f"query could not be run: {str(exc).splitlines()[0][:300]}") from None
@@ -247,6 +253,7 @@ def unique_string_values(req: Req) -> Response:
 
 # ---- queries
 @endpoint
+@cached(_row_caps)
 def table_query(req: Req) -> Response:
     """Rows of one table at a version (Arrow, or JSON on request)."""
     ds, rec = ds_version(req)
@@ -281,6 +288,7 @@ def _join_sources(ds: Datastack, rec: VersionInfo, pairs: Any, body: dict,
 
 
 @endpoint
+@cached(_row_caps)
 def join_query(req: Req) -> Response:
     """Rows of an inner join of tables at a version."""
     ds, rec = ds_version(req)
@@ -320,6 +328,7 @@ def _live_version(ds: Datastack, body: dict) -> tuple[float, VersionInfo]:
 
 
 @endpoint
+@cached(_row_caps)
 def live_live_query(req: Req) -> Response:
     """Rows of a table (or a join) at any time, roots re-derived at that time."""
     ds = req.registry.get(req.path_params["datastack"])
@@ -375,6 +384,7 @@ def view_schema(req: Req) -> Response:
 
 
 @endpoint
+@cached(_row_caps)
 def view_query(req: Req) -> Response:
     """Rows of one view at a version."""
     ds, rec = ds_version(req)
