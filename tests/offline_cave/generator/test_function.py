@@ -318,6 +318,8 @@ def test_controlled_analysis_recovers_the_planted_like_to_like_effect(like_pairs
 AUTO_METHOD_TABLES = {"coregistration_auto_phase3_fwd_v2": 1300,
                       "apl_functional_coreg_vess_fwd": 943}
 MATCH = [*KEYS, "target_id", "residual", "score"]
+INTRODUCED_AT = {943: pd.Timestamp("2024-01-22 08:10", tz="UTC"),
+                 1300: pd.Timestamp("2025-01-13 10:10", tz="UTC")}
 
 
 def test_auto_method_coregistration_tables_split_the_combined_one(ds, auto):  # noqa: F811
@@ -336,8 +338,8 @@ def test_auto_method_coregistration_tables_split_the_combined_one(ds, auto):  # 
         assert 0.4 * len(auto) < len(table) < len(auto)
         merged = table[MATCH].merge(combined, on=MATCH, how="left", indicator=True)
         assert (merged["_merge"] == "both").all()
-        # introduced before the version that first serves it
-        assert table["created"].max() < pd.Timestamp("2024-01-22", tz="UTC") or introduced > 943
+        # made before the version that introduced it (datasets-facts §1.2)
+        assert pd.to_datetime(table["created"], utc=True).max() < INTRODUCED_AT[introduced]
         union.append(table[MATCH])
     union = pd.concat(union).drop_duplicates()
     assert len(union) == len(combined.drop_duplicates())
