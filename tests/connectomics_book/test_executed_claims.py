@@ -176,8 +176,47 @@ def motifs_output(text: str) -> list[str]:
     return problems
 
 
+#: programmatic_access/04_synapses: the published targeting the prose cites
+#: (schneidermizell2025 Fig. 2, datasets-facts §3.8): basket and Martinotti (SST) cells
+#: target excitatory cells, bipolar (VIP) cells other interneurons.
+EXPECTED_TARGET_KIND = {"BC": "excitatory", "MC": "excitatory", "BPC": "inhibitory"}
+#: the types the page must compare (the others may have too few proofread axons, which the
+#: page then prints instead of a preferred target)
+MUST_COMPARE = ("BC", "MC")
+
+
+def synapses_output(text: str) -> list[str]:
+    """programmatic_access/04_synapses. Prose: basket cells target mostly excitatory cells,
+    Martinotti cells their distal dendrites, bipolar (VIP) cells other interneurons
+    (schneidermizell2025), so each type's preferred target kind is the published one."""
+    problems: list[str] = []
+    found = {m.group(1): m for m in re.finditer(
+        rf"(\w+): preferred target (\S+) \((inhibitory|excitatory)\), share {NUMBER} "
+        rf"\(95 % CI {NUMBER}-{NUMBER}\)", text)}
+    too_few = set(re.findall(r"(\w+): \d+ cells with a proofread axon, fewer than \d+: "
+                             r"not compared", text))
+    for pre_type, kind in EXPECTED_TARGET_KIND.items():
+        m = found.get(pre_type)
+        if m is None:
+            if pre_type in MUST_COMPARE or pre_type not in too_few:
+                problems.append(f"the output does not print the preferred target of "
+                                f"{pre_type}")
+            continue
+        if m.group(3) != kind:
+            problems.append(f"{pre_type}'s preferred target {m.group(2)} is {m.group(3)}, "
+                            f"against the cited targeting ({kind})")
+        share, low, high = (number(m.group(i)) for i in (4, 5, 6))
+        if not low <= share <= high:
+            problems.append(f"{pre_type}'s share lies outside its own bootstrap interval")
+    return problems
+
+
 #: page -> (check of its executed output, an output that contradicts the page's prose)
 OUTPUT_CHECKS: dict[str, tuple[Callable[[str], list[str]], str]] = {
+    "programmatic_access/04_synapses": (synapses_output, (
+        "BC: preferred target 23P (excitatory), share 0.41 (95 % CI 0.35-0.47)\n"
+        "MC: preferred target 23P (excitatory), share 0.52 (95 % CI 0.44-0.60)\n"
+        "BPC: preferred target 23P (excitatory), share 0.38 (95 % CI 0.30-0.45)")),
     "skeletons/02_synapses_on_skeletons": (skeleton_synapses_output, (
         "2 of 20 cells have at least 3 basket and 3 Martinotti inputs\n"
         "Per cell, basket inputs land farther from the soma than Martinotti inputs:\n"

@@ -116,6 +116,14 @@ TABLES: dict[str, TableInfo] = {
         'func_unit_ext_coreg', 'nucleus_detection_v0', 1300,
         'Automated co-registration of two-photon units to EM nuclei (not manually verified); '
         'residuals and separation scores in um.'),
+    'coregistration_auto_phase3_fwd_v2': TableInfo(
+        'func_unit_ext_coreg', 'nucleus_detection_v0', 1300,
+        'Automated co-registration of two-photon units to EM nuclei by the phase-3 forward '
+        'method (not manually verified); residuals and separation scores in um.'),
+    'apl_functional_coreg_vess_fwd': TableInfo(
+        'func_unit_ext_coreg', 'nucleus_detection_v0', 943,
+        'Automated co-registration of two-photon units to EM nuclei by the vessel-based forward '
+        'method (not manually verified); residuals and separation scores in um.'),
     'functional_properties_v3_bcm': TableInfo(
         'func_properties_bcm', 'nucleus_detection_v0', 943,
         'Orientation and direction tuning (radians) of co-registered units from a model of '

@@ -281,17 +281,31 @@ AUTO_METHODS = (("digital_twin_properties_bcm_coreg_auto_phase3_fwd_v2", 0.8),
                 ("digital_twin_properties_bcm_coreg_apl_vess_fwd", 0.6))
 #: Share of automatic unit keys with digital-twin properties (as the manual ~80 %, *assumed*).
 AUTO_TWIN_SHARE = 0.8
+#: The co-registration tables of the two automatic methods (datasets-facts §2.5, §2.9:
+#: ``coregistration_auto_phase3_fwd_v2`` from v1300, ``apl_functional_coreg_vess_fwd`` from
+#: v943), in the order of :data:`AUTO_METHODS`: each holds the rows of the combined table its
+#: method found, with the same residual and score (*assumed*: the real per-method residuals
+#: and scores are not documented), and its own ``created`` times (first day; *assumed*, before
+#: the version that introduced it).
+AUTO_METHOD_COREG = (("coregistration_auto_phase3_fwd_v2", "2024-11-18T00:00:00"),
+                     ("apl_functional_coreg_vess_fwd", "2023-12-11T00:00:00"))
+#: Seed of the ``created`` times of the per-method tables: their own stream, so that the draws
+#: of every other table stay what they were.
+AUTO_METHOD_SALT = 0xC0E6
 
 
 def auto_twin_tables(auto: pd.DataFrame, twin: pd.DataFrame,
                      cells: pd.DataFrame, nucleus_ids: np.ndarray,
                      rng: np.random.Generator) -> dict[str, pd.DataFrame]:
-    """The digital-twin property tables of the two automatic methods.
+    """The digital-twin property tables and the co-registration tables of the two
+    automatic methods.
 
     Properties belong to the unit (session, scan_idx, unit_id), so a unit that also has a
     row in the manual twin table has the same properties here; ``target_id`` is the nucleus
     the automatic method matched it to (wrong now and then), and the properties are those of
-    the cell the unit truly images.
+    the cell the unit truly images. A method's co-registration table holds the rows of the
+    combined automatic table that method found (:data:`AUTO_METHOD_COREG`); the twin table of
+    a method holds the same matches, for the units with properties.
     """
     keys = ["session", "scan_idx", "unit_id"]
     unit_key = auto[keys].drop_duplicates().reset_index(drop=True)
@@ -316,6 +330,11 @@ def auto_twin_tables(auto: pd.DataFrame, twin: pd.DataFrame,
             timestamps(rng, len(rows), "2025-07-22T00:00:00", days(2)),
             nucleus_ids[rows["assigned"].to_numpy()],
             {c: rows[c].to_numpy() for c in [*keys, *new]})
+    method_rng = np.random.default_rng(AUTO_METHOD_SALT)
+    for (name, start), in_method in zip(AUTO_METHOD_COREG, (first, second), strict=True):
+        units = auto.loc[in_method]
+        tables[name] = _coreg_table(units, nucleus_ids,
+                                    timestamps(method_rng, len(units), start, days(1)))
     return tables
 
 
@@ -323,8 +342,8 @@ def auto_twin_tables(auto: pd.DataFrame, twin: pd.DataFrame,
 def function_tables(cells: pd.DataFrame, nucleus_ids: np.ndarray, rng: np.random.Generator
                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Manual co-registration, v3 functional properties, digital-twin properties (on the
-    manual units), the automatic co-registration and the digital-twin tables of the two
-    automatic methods (name -> table)."""
+    manual units), the combined automatic co-registration, and the co-registration and
+    digital-twin tables of the two automatic methods (name -> table)."""
     manual, auto = coregistration_units(cells, rng)
     unit_rows = manual["unit_row"].to_numpy()
     m = unit_rows.size

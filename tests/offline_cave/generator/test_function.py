@@ -312,3 +312,41 @@ def test_controlled_analysis_recovers_the_planted_like_to_like_effect(like_pairs
     assert abs(controlled[0] - planted) < 0.25, report
     assert naive[0] > controlled[0] and naive[0] > planted, report
     assert naive[0] > prox_conn[0], report
+
+
+#: the co-registration tables of the two automatic methods (datasets-facts §2.5, §2.9)
+AUTO_METHOD_TABLES = {"coregistration_auto_phase3_fwd_v2": 1300,
+                      "apl_functional_coreg_vess_fwd": 943}
+MATCH = [*KEYS, "target_id", "residual", "score"]
+INTRODUCED_AT = {943: pd.Timestamp("2024-01-22 08:10", tz="UTC"),
+                 1300: pd.Timestamp("2025-01-13 10:10", tz="UTC")}
+
+
+def test_auto_method_coregistration_tables_split_the_combined_one(ds, auto):  # noqa: F811
+    """Each automatic method has its own co-registration table (the real datastack keeps them
+    next to the combined one): real schema and introduction version, every row a row of the
+    combined table, the two together all of it, and each method's twin table on its matches."""
+    tables = json.loads((ds / layout.TABLES_JSON).read_text())
+    combined = auto[MATCH]
+    union = []
+    for name, introduced in AUTO_METHOD_TABLES.items():
+        assert tables[name]["introduced"] == introduced
+        assert tables[name]["schema"] == "func_unit_ext_coreg"
+        assert tables[name]["reference_table"] == "nucleus_detection_v0"
+        table = read(ds, name, FUNCTIONAL_VERSION)
+        assert list(table.columns) == COREG_COLUMNS
+        assert 0.4 * len(auto) < len(table) < len(auto)
+        merged = table[MATCH].merge(combined, on=MATCH, how="left", indicator=True)
+        assert (merged["_merge"] == "both").all()
+        # made before the version that introduced it (datasets-facts §1.2)
+        assert pd.to_datetime(table["created"], utc=True).max() < INTRODUCED_AT[introduced]
+        union.append(table[MATCH])
+    union = pd.concat(union).drop_duplicates()
+    assert len(union) == len(combined.drop_duplicates())
+    # the twin table of a method holds only that method's matches
+    for coreg_name, twin_name in (("coregistration_auto_phase3_fwd_v2", AUTO_TWINS[0]),
+                                  ("apl_functional_coreg_vess_fwd", AUTO_TWINS[1])):
+        matches = read(ds, coreg_name, FUNCTIONAL_VERSION)[[*KEYS, "target_id"]]
+        twin_rows = read(ds, twin_name, FUNCTIONAL_VERSION)[[*KEYS, "target_id"]]
+        merged = twin_rows.merge(matches.drop_duplicates(), how="left", indicator=True)
+        assert (merged["_merge"] == "both").all(), twin_name
