@@ -118,9 +118,11 @@ def function_structure_output(text: str) -> list[str]:
              problems)
     if m:
         effect, low, high = number(m.group(2)), number(m.group(3)), number(m.group(4))
-        if m.group(1) != "more":
-            problems.append("connected pairs are not more alike than proximal unconnected "
-                            "pairs, against the cited result")
+        # the prose cites the real result and reads this selection's numbers with their
+        # interval: only an interval on the other side of zero contradicts it
+        if m.group(1) != "more" and high < 0:
+            problems.append("connected pairs are less alike than proximal unconnected "
+                            "pairs beyond the interval, against the cited result")
         if (m.group(6) == "excludes") != (low > 0 or high < 0):
             problems.append("the printed verdict on zero disagrees with the interval")
         if not low <= effect <= high:
