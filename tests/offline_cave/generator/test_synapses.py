@@ -511,15 +511,8 @@ def test_common_input_term_correlates_triads_not_pairs():
 
 def _ee_reciprocity(cells: pd.DataFrame, syn: pd.DataFrame) -> dict[str, float]:
     """Reciprocal E-E pairs over two nulls: Erdos-Renyi (p^2) and soma distance bins."""
-    exc = cells[cells["cell_type"].isin(EXC_TYPES)].reset_index(drop=True)
-    row = pd.Series(np.arange(len(exc)), index=exc["nucleus_id"])
-    conn = _connections(syn).index.to_frame(index=False)
-    conn = conn[conn["pre_nucleus_id"].isin(row.index) & conn["post_nucleus_id"].isin(row.index)]
-    a = np.zeros((len(exc), len(exc)), dtype=bool)
-    a[row[conn["pre_nucleus_id"]].to_numpy(), row[conn["post_nucleus_id"]].to_numpy()] = True
-    pos = exc[["x_um", "y_um", "z_um"]].to_numpy()
-    dist = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=2)
-    off = ~np.eye(len(exc), dtype=bool)
+    a, dist = _ee_adjacency(cells, syn)
+    off = ~np.eye(len(a), dtype=bool)
     upper = np.triu(off, 1)
     reciprocal = float((a & a.T)[upper].sum())
     p = a[off].mean()

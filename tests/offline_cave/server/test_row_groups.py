@@ -81,11 +81,8 @@ def test_answers_from_row_groups_equal_the_file(served: Served, setup) -> None:
     assert cache.misses >= 1 and cache.hits >= cache.misses  # decoded once, then reused
 
 
-def test_root_query_does_not_read_the_file(served: Served, setup,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    ds, cache = setup
-    body = bodies(served)[0][0]
-    post(served, body)  # decodes the row group
+def _spy_sql(ds, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every DuckDB query the datastack runs from now on."""
     sqls: list[str] = []
     real = ds.db.arrow
 
@@ -94,6 +91,15 @@ def test_root_query_does_not_read_the_file(served: Served, setup,
         return real(sql, params, register)
 
     monkeypatch.setattr(ds.db, "arrow", spy)
+    return sqls
+
+
+def test_root_query_does_not_read_the_file(served: Served, setup,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    ds, cache = setup
+    body = bodies(served)[0][0]
+    post(served, body)  # decodes the row group
+    sqls = _spy_sql(ds, monkeypatch)
     post(served, body)
     assert len(sqls) == 1 and "read_parquet" not in sqls[0]
 
@@ -133,14 +139,7 @@ def test_skeletons_from_row_groups_equal_the_file(served: Served, setup,
     cache.max_bytes = 0
     expected = {n: CellStore(ds).skeleton(n) for n in nuclei}
     cache.max_bytes = row_groups.DEFAULT_ROW_GROUP_CACHE_BYTES
-    sqls: list[str] = []
-    real = ds.db.arrow
-
-    def spy(sql, params=None, register=None):
-        sqls.append(sql)
-        return real(sql, params, register)
-
-    monkeypatch.setattr(ds.db, "arrow", spy)
+    sqls = _spy_sql(ds, monkeypatch)
     for _ in range(2):
         for n in nuclei:
             got = CellStore(ds).skeleton(n)
