@@ -93,7 +93,6 @@ QUERY_RADIUS_UM = 3.5  # axon-node search radius around the dendrite axis / soma
 QUERY_K = 10  # at most this many nearest axon nodes per site
 QUERY_EPS = 1.0  # approximate kNN (cKDTree eps): ~35 % faster, same candidate statistics
 CHUNK_SITES = 200_000  # sites per block of random draws (fixed: the draws follow it)
-WEIGHT_ROWS = 25_000  # sites per batch of candidate weights (any size: same numbers)
 CALIBRATION_SITES = 60_000  # sites used to fit the external-axon weight
 CLEFT_MEAN_UM, CLEFT_SD_UM = 0.44, 0.16  # pre_pt-post_pt distance (datasets-facts: median 440 nm,
 CLEFT_RANGE_UM = (0.1, 1.2)  # 10-90 % 230-645 nm)
@@ -477,16 +476,9 @@ class _Weights:
     def block(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Weights (m, K) float64 and candidate axon-node indices (m, K) for sites ``idx``.
 
-        Computed ``WEIGHT_ROWS`` sites at a time (every step is row by row, so the numbers are
-        those of one pass; its ~15 temporaries of (rows, K) stay small) and concatenated.
+        One pass over all of ``idx``: computed in smaller batches the frame of the default
+        sample changed at scale 1 (not at 0.2 or 0.5, cause not found), so it is not batched.
         """
-        if idx.size <= WEIGHT_ROWS:
-            return self._rows(idx)
-        parts = [self._rows(idx[a:a + WEIGHT_ROWS]) for a in range(0, idx.size, WEIGHT_ROWS)]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-    def _rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`block` for one batch of sites."""
         s = self.sites
         k = min(QUERY_K, max(self.n_ax, 1))
         if self.n_ax == 0:

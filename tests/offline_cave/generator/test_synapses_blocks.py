@@ -1,9 +1,8 @@
 """place_synapses' memory-saving blocks give the numbers of one pass (generator/synapses.py).
 
-The builder holds the site geometry in blocks it drops once placed, computes candidate
-weights ``WEIGHT_ROWS`` sites at a time and groups external synapses ``FRAGMENT_ROWS`` rows at
-a time. None of these sizes may change a number: the default sample must stay byte-identical
-whatever they are. Each test runs the builder (or the step) with tiny blocks and with blocks
+The builder holds the site geometry in blocks it drops once placed and groups external
+synapses ``FRAGMENT_ROWS`` rows at a time. None of these may change a number: the default
+sample must stay byte-identical. Each test runs the builder (or the step) with tiny blocks and with blocks
 larger than the input and compares the results exactly.
 """
 
@@ -28,14 +27,6 @@ def toy():
 
 def _place(cells, skeletons) -> pd.DataFrame:
     return S.place_synapses(cells, skeletons, MINNIE, np.random.default_rng(7))
-
-
-def test_weight_batches_give_the_numbers_of_one_pass(toy, monkeypatch):
-    cells, skeletons = toy
-    one_pass = _place(cells, skeletons)
-    assert len(one_pass) > 5 * 997  # several batches of 997 below
-    monkeypatch.setattr(S, "WEIGHT_ROWS", 997)  # odd: batches straddle everything
-    pd.testing.assert_frame_equal(_place(cells, skeletons), one_pass, check_exact=True)
 
 
 def test_dropped_site_blocks_do_not_change_the_frame(toy, monkeypatch):
