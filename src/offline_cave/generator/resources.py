@@ -24,6 +24,20 @@ piece map written at once, the imagery rendered after the tables; the sample sta
 byte-identical), which lowers their share but not the builder's. The figures below are
 therefore unchanged: streaming the builder per spatial slab is what would flatten them.
 
+The builder alone (2026-12-04, cells + skeletons + ``place_synapses`` in one process, RSS
+sampled every 50 ms, load 12-40): scale 0.2 / 0.5 / 1 peak 0.74 / 1.13 / 1.67 GB (0.50 / 0.80 /
+1.15 GB above the skeletons), about 1.15 GB per unit of scale with the skeletons. Trimmed since
+then with the sample byte-identical (axon nodes straight into the tree's float64 array, site
+geometry dropped block by block once placed, external fragments in row blocks): 1.58 GB
+(+1.11) at scale 1. What is left grows with the scale by construction: the k-d tree over every
+axon node (float64 + index, ~36 B a node) and the frame the later stages read whole (81 B a
+synapse); per-slab trees would change the approximate neighbour search (``QUERY_EPS``) and so
+the sample. Batching the candidate weights (peak 0.42 instead of 0.74 GB at scale 0.2, 1.18
+instead of 1.58 at scale 1) changed the scale-1 frame and was taken out. The full build at
+scale 1 (same day, load 12-40): peak 0.7 GB after the skeletons, 1.6 after the synapses, 1.7
+after the segmentation, 2.1 after the tables, 2.7 after the imagery; so the figures below
+stand.
+
 A run that cannot fit is refused up front with
 the numbers, instead of being killed by the kernel half-way (which would lose nothing, since the
 sample is written to a temporary directory, but would waste the time).
