@@ -24,6 +24,28 @@ piece map written at once, the imagery rendered after the tables; the sample sta
 byte-identical), which lowers their share but not the builder's. The figures below are
 therefore unchanged: streaming the builder per spatial slab is what would flatten them.
 
+The builder alone (2026-12-04, cells + skeletons + ``place_synapses`` in one process, RSS
+sampled every 50 ms, load 12-40): scale 0.2 / 0.5 / 1 peak 0.74 / 1.13 / 1.67 GB (0.50 / 0.80 /
+1.15 GB above the skeletons), about 1.15 GB per unit of scale with the skeletons. Trimmed since
+then with the sample byte-identical (axon nodes straight into the tree's float64 array, site
+geometry dropped block by block once placed, external fragments in row blocks): 1.58 GB
+(+1.11) at scale 1. What is left grows with the scale by construction: the k-d tree over every
+axon node (float64 + index, ~36 B a node) and the frame the later stages read whole (81 B a
+synapse); per-slab trees would change the approximate neighbour search (``QUERY_EPS``) and so
+the sample. Batching the candidate weights (peak 0.42 instead of 0.74 GB at scale 0.2, 1.18
+instead of 1.58 at scale 1) changed the scale-1 frame and was taken out. The full build at
+scale 1 (same day, load 12-40): peak 0.7 GB after the skeletons, 1.6 after the synapses, 1.7
+after the segmentation, 2.1 after the tables, 2.7 after the imagery. Scale 2
+(``benchmarks/bench_scale.py``, same day): 3.86 GB peak / 3.91 GB on disk, 8.0 M synapses,
+2739 s under load; stage peaks 1.1 after the skeletons, 2.2 after the synapses, 2.9 after the
+level-2 data, 3.3 after the segmentation, 3.8 after the tables. So from scale 2 on the tables
+stage sets the peak, not the builder: ``0.4 + 1.7 GB x scale`` through the two tables-stage
+peaks, and the imagery's fixed ~1.1 GB sets the 2.7-2.8 GB floor at scale 1. The estimate below
+is ``max(FLOOR, BASE + per-scale x scale)`` with 1.8 GB per unit of scale (it also covers the
+17.8 GB measured at scale 10 on 2026-11-28): largest scale in 24 GB less 2 GB for the system
+~12, extrapolated (scales 4 and 10 were not re-run: a scale-2 build took 46 min on the shared
+machine). Disk 3.91 GB at scale 2: 2.0 GB per unit of scale.
+
 A run that cannot fit is refused up front with
 the numbers, instead of being killed by the kernel half-way (which would lose nothing, since the
 sample is written to a temporary directory, but would waste the time).
@@ -35,8 +57,10 @@ import shutil
 from pathlib import Path
 
 #: (GB of peak memory, GB on disk) per unit of scale, from the measurements above
-PER_SCALE_GB = {"minnie65_public": (2.5, 1.85), "v1dd_public": (1.3, 0.4)}
+PER_SCALE_GB = {"minnie65_public": (1.8, 2.0), "v1dd_public": (1.3, 0.4)}
 BASE_MEMORY_GB = 0.3  # interpreter and libraries
+#: GB of peak memory whatever the scale (minnie65_public: the imagery volumes, ~2.8 GB at scale 1)
+FLOOR_GB = {"minnie65_public": 2.8}
 
 
 class InsufficientResources(RuntimeError):
@@ -51,7 +75,7 @@ def per_scale_gb(datastack: str) -> tuple[float, float]:
 def estimate_gb(datastack: str, scale: float) -> tuple[float, float]:
     """(peak memory, disk) in GB that generating ``datastack`` at ``scale`` needs."""
     memory, disk = per_scale_gb(datastack)
-    return BASE_MEMORY_GB + memory * scale, disk * scale
+    return max(FLOOR_GB.get(datastack, 0.0), BASE_MEMORY_GB + memory * scale), disk * scale
 
 
 def available_memory_gb() -> float | None:

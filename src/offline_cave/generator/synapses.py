@@ -92,7 +92,7 @@ EXTERNAL_FRACTION_DEFAULT = 0.8  # params.extra["synapse_external_fraction"] ove
 QUERY_RADIUS_UM = 3.5  # axon-node search radius around the dendrite axis / soma surface point
 QUERY_K = 10  # at most this many nearest axon nodes per site
 QUERY_EPS = 1.0  # approximate kNN (cKDTree eps): ~35 % faster, same candidate statistics
-CHUNK_SITES = 200_000  # sites per vectorised block (bounds memory: ~100 MB per block)
+CHUNK_SITES = 200_000  # sites per block of random draws (fixed: the draws follow it)
 CALIBRATION_SITES = 60_000  # sites used to fit the external-axon weight
 CLEFT_MEAN_UM, CLEFT_SD_UM = 0.44, 0.16  # pre_pt-post_pt distance (datasets-facts: median 440 nm,
 CLEFT_RANGE_UM = (0.1, 1.2)  # 10-90 % 230-645 nm)
@@ -196,7 +196,13 @@ def _random_perpendicular(axis: np.ndarray, rng: np.random.Generator) -> np.ndar
 
 # --- sites -----------------------------------------------------------------------------------
 class _Sites:
-    """Postsynaptic sites and presynaptic axon nodes gathered from all skeletons."""
+    """Postsynaptic sites and presynaptic axon nodes gathered from all skeletons.
+
+    Memory (the builder's peak grows with ``--scale``): the axon nodes go straight into one
+    preallocated float64 array (the k-d tree's own data, no float32 copy next to it); the
+    site geometry (``centre``, ``axis``, ``rad``: 28 of the 41 bytes of a site) is held in
+    blocks of ``CHUNK_SITES`` rows that the main pass drops once it has placed their synapses.
+    """
 
     def __init__(
         self,
@@ -211,27 +217,98 @@ class _Sites:
         n_cells = len(cells)
         nuc = cells["nucleus_id"].to_numpy(np.int64)
         group = cells["group"].to_numpy(np.int8)
-        parts: list[_SiteArrays] = []  # dendrite then soma sites of each batch, in order
-        ax_pos, ax_cell, ax_node = [], [], []
+        n_ax = sum(int(np.count_nonzero(np.asarray(skeletons[int(k)].compartment) == 2))
+                   for k in nuc)
+        self.ax_pos = np.empty((n_ax, 3), dtype=np.float64)  # um, float32 values
+        self.ax_cell = np.empty(n_ax, dtype=np.int32)
+        self.ax_node = np.empty(n_ax, dtype=np.int32)
+        fields: list[list[np.ndarray]] = [[] for _ in range(7)]  # see _SiteArrays
+        filled = 0
         for start in range(0, n_cells, batch_cells):
             stop = min(start + batch_cells, n_cells)
             b = _SkeletonBatch.of([skeletons[int(nuc[ci])] for ci in range(start, stop)], start)
             is_ax = b.cp == 2
-            ax_pos.append(b.v[is_ax].astype(np.float32))
-            ax_cell.append(b.own[is_ax])
-            ax_node.append(b.lnode[is_ax])
-            parts.append(_dendrite_sites(b, group, keep, rng))
-            parts.append(_soma_sites(b, keep, rng))
-        self.centre = _cat([p[0] for p in parts], (0, 3), np.float32)
-        self.axis = _cat([p[1] for p in parts], (0, 3), np.float32)
-        self.rad = _cat([p[2] for p in parts], 0, np.float32)
-        self.cell = _cat([p[3] for p in parts], 0, np.int32)
-        self.node = _cat([p[4] for p in parts], 0, np.int32)
-        self.comp = _cat([p[5] for p in parts], 0, np.int8)
-        self.dist = _cat([p[6] for p in parts], 0, np.float32)
-        self.ax_pos = _cat(ax_pos, (0, 3), np.float32)
-        self.ax_cell = _cat(ax_cell, 0, np.int32)
-        self.ax_node = _cat(ax_node, 0, np.int32)
+            k = int(np.count_nonzero(is_ax))
+            self.ax_pos[filled:filled + k] = b.v[is_ax].astype(np.float32)
+            self.ax_cell[filled:filled + k] = b.own[is_ax]
+            self.ax_node[filled:filled + k] = b.lnode[is_ax]
+            filled += k
+            for part in (_dendrite_sites(b, group, keep, rng), _soma_sites(b, keep, rng)):
+                for field, array in zip(fields, part, strict=True):
+                    field.append(array)
+            del b
+        if filled != n_ax:  # pragma: no cover - the count above reads the same arrays
+            raise RuntimeError(f"counted {n_ax} axon nodes, collected {filled}")
+        self.centre = _Blocks(fields[0], CHUNK_SITES, (0, 3), np.float32)
+        self.axis = _Blocks(fields[1], CHUNK_SITES, (0, 3), np.float32)
+        self.rad = _Blocks(fields[2], CHUNK_SITES, (0,), np.float32)
+        self.cell = _cat_consume(fields[3], 0, np.int32)
+        self.node = _cat_consume(fields[4], 0, np.int32)
+        self.comp = _cat_consume(fields[5], 0, np.int8)
+        self.dist = _cat_consume(fields[6], 0, np.float32)
+
+    def drop_geometry(self, block: int) -> None:
+        """Free the geometry of block ``block`` (rows ``block * CHUNK_SITES ...``)."""
+        for blocks in (self.centre, self.axis, self.rad):
+            blocks.drop(block)
+
+
+def _cat_consume(arrays: list[np.ndarray], empty_shape: int | tuple[int, ...],
+                 dtype: type) -> np.ndarray:
+    """:func:`_cat` that empties ``arrays`` (its parts are freed as soon as copied)."""
+    out = _cat(arrays, empty_shape, dtype)
+    arrays.clear()
+    return out
+
+
+class _Blocks:
+    """The rows of one site array as blocks of ``size`` rows (the last one shorter).
+
+    Built from consecutive parts (``parts`` is emptied: each part is freed once copied);
+    ``take`` gathers rows by sorted index, ``drop`` frees a block the builder is done with.
+    """
+
+    def __init__(self, parts: list[np.ndarray], size: int, empty_shape: tuple[int, ...],
+                 dtype: type) -> None:
+        self.size = size
+        self.empty = np.zeros(empty_shape, dtype)
+        self.blocks: list[np.ndarray | None] = []
+        buf: list[np.ndarray] = []
+        n = 0
+        parts.reverse()
+        while parts:
+            a = parts.pop()
+            while a.shape[0]:
+                k = min(size - n, a.shape[0])
+                buf.append(a[:k])
+                a = a[k:]
+                n += k
+                if n == size:
+                    self.blocks.append(np.concatenate(buf))
+                    buf, n = [], 0
+            del a
+        if buf:
+            self.blocks.append(np.concatenate(buf))
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` (sorted, ascending) as one array."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size == 0:
+            return self.empty[:0]
+        which = idx // self.size
+        bounds = np.flatnonzero(np.diff(which)) + 1
+        out = []
+        for part in np.split(idx, bounds):
+            b = int(part[0] // self.size)
+            block = self.blocks[b]
+            if block is None:
+                raise RuntimeError(f"site block {b} was already dropped")
+            out.append(block[part - b * self.size])
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def drop(self, block: int) -> None:
+        if block < len(self.blocks):
+            self.blocks[block] = None
 
 
 # centre, axis, rad, cell, node, comp, dist of a set of sites (one array each)
@@ -380,8 +457,8 @@ class _Weights:
         self, sites: _Sites, cells: pd.DataFrame, params: DatastackParams, salt: int
     ) -> None:
         self.sites = sites
-        self.ax_pos = sites.ax_pos.astype(np.float64)  # (n_axon_nodes, 3) um
-        sites.ax_pos = None  # the float64 copy inside the tree replaces it
+        self.ax_pos = sites.ax_pos  # (n_axon_nodes, 3) float64 um: the tree's own data
+        sites.ax_pos = None
         self.tree = cKDTree(
             self.ax_pos, leafsize=32, balanced_tree=False, compact_nodes=False, copy_data=False
         )
@@ -397,13 +474,18 @@ class _Weights:
         self.salt = salt
 
     def block(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Weights (m, K) float64 and candidate axon-node indices (m, K) for sites ``idx``."""
+        """Weights (m, K) float64 and candidate axon-node indices (m, K) for sites ``idx``.
+
+        One pass over all of ``idx``: computed in smaller batches the frame of the default
+        sample changed at scale 1 (not at 0.2 or 0.5, cause not found), so it is not batched.
+        """
         s = self.sites
         k = min(QUERY_K, max(self.n_ax, 1))
         if self.n_ax == 0:
             return np.zeros((idx.size, 1)), np.zeros((idx.size, 1), dtype=np.int64)
+        centre = s.centre.take(idx)
         _, ii = self.tree.query(
-            s.centre[idx], k=k, distance_upper_bound=QUERY_RADIUS_UM, eps=QUERY_EPS, workers=2
+            centre, k=k, distance_upper_bound=QUERY_RADIUS_UM, eps=QUERY_EPS, workers=2
         )
         ii = ii.reshape(idx.size, k)
         valid = ii < self.n_ax
@@ -411,7 +493,8 @@ class _Weights:
         post = s.cell[idx]
         pre = s.ax_cell[ii]
         pg = self.group[pre].astype(np.intp)
-        tmat = _target_matrix(s.comp[idx], s.dist[idx], s.centre[idx, 1], self.group[post])
+        tmat = _target_matrix(s.comp[idx], s.dist[idx], centre[:, 1], self.group[post])
+        del centre
         w = np.take_along_axis(tmat, pg, axis=1).astype(np.float64)
         w[~valid | (pre == post[:, None])] = 0.0
         # like-to-like (E -> E only; sqrt_osi is 0 for everything else)
@@ -507,24 +590,35 @@ def _external_fragments(pos: np.ndarray, rng: np.random.Generator) -> np.ndarray
     n = len(pos)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    pos = np.asarray(pos, dtype=np.float64)
-    lo = pos.min(axis=0)
-    extent = np.maximum(pos.max(axis=0) - lo, 1.0)
+    pos = np.asarray(pos)  # float32 or float64; read in row blocks, never copied whole
+    lo = pos.min(axis=0).astype(np.float64)
+    extent = np.maximum(pos.max(axis=0).astype(np.float64) - lo, 1.0)
     density = n / float(np.prod(extent))
     side = float(np.clip((3.0 * EXTERNAL_FRAGMENT_SYNAPSES / density) ** (1 / 3), 1.0, 50.0))
-    q = np.floor((pos - lo + rng.uniform(0, side, size=3)) / side).astype(np.int64)
-    dims = q.max(axis=0) + 1
-    cube = (q[:, 0] * dims[1] + q[:, 1]) * dims[2] + q[:, 2]
-    del q
+    offset = rng.uniform(0, side, size=3)
+    blocks = [slice(a, min(a + FRAGMENT_ROWS, n)) for a in range(0, n, FRAGMENT_ROWS)]
+
+    def cells_of(rows: slice) -> np.ndarray:
+        return np.floor((pos[rows].astype(np.float64) - lo + offset) / side).astype(np.int64)
+
+    dims = np.max([cells_of(rows).max(axis=0) for rows in blocks], axis=0) + 1
     salt = int(rng.integers(1, 2**62))
-    # per-cube random direction and run length, hashed from the cube index (no np.unique)
-    direction = np.stack([pair_normal(cube, np.full(n, j), salt) for j in range(3)], axis=1)
-    proj = np.sum((pos - lo) * _unit(direction), axis=1)  # |proj| < sqrt(3) * extent
-    del direction
     span = 4.0 * float(np.linalg.norm(extent)) + 4.0
-    order = np.argsort(cube * span + (proj + 0.5 * span), kind="stable")
-    del proj
+    cube = np.empty(n, dtype=np.int64)
+    key = np.empty(n, dtype=np.float64)
+    for rows in blocks:  # row by row arithmetic: the same numbers as on all rows at once
+        q = cells_of(rows)
+        c = (q[:, 0] * dims[1] + q[:, 1]) * dims[2] + q[:, 2]
+        # per-cube random direction and run length, hashed from the cube index (no np.unique)
+        direction = np.stack([pair_normal(c, np.full(c.size, j), salt) for j in range(3)],
+                             axis=1)
+        proj = np.sum((pos[rows].astype(np.float64) - lo) * _unit(direction), axis=1)
+        cube[rows] = c
+        key[rows] = c * span + (proj + 0.5 * span)  # |proj| < sqrt(3) * extent
+    order = np.argsort(key, kind="stable")
+    del key
     sorted_cube = cube[order]
+    del cube
     new_cube = np.ones(n, dtype=bool)
     new_cube[1:] = sorted_cube[1:] != sorted_cube[:-1]
     first = np.flatnonzero(new_cube)
@@ -628,7 +722,8 @@ def place_synapses(
     # 2. per block: choose a partner for every site, then place the synapse
     nuc = cells["nucleus_id"].to_numpy(np.int64)
     pre_nuc, pre_node, points = _choose_partners_and_place(sites, weights, cells, w_ext, rng)
-    del weights
+    del weights  # the k-d tree and its float64 axon nodes
+    sites.ax_cell = sites.ax_node = None
 
     # 3. external fragments and sizes
     external = pre_nuc == 0
@@ -699,6 +794,7 @@ def _choose_partners_and_place(
         for name, pts in (("ctr", ctr_pt), ("pre", pre_pt), ("post", post_pt)):
             for j, axis_name in enumerate("xyz"):
                 out[f"{name}_{axis_name}_um"][idx] = pts[:, j]
+        sites.drop_geometry(start // CHUNK_SITES)  # placed: its 28 bytes a site are free
     return pre_nuc, pre_node, out
 
 
@@ -748,8 +844,8 @@ def _synapse_points(
     Excitatory inputs onto spiny dendrites sit on a spine head ``SPINE_LENGTH_UM`` out.
     """
     n = idx.size
-    centre = sites.centre[idx].astype(np.float64)
-    axis = sites.axis[idx].astype(np.float64)
+    centre = sites.centre.take(idx).astype(np.float64)
+    axis = sites.axis.take(idx).astype(np.float64)
     soma = sites.comp[idx] == 1
     direction = _random_perpendicular(axis, rng)
     local = ax >= 0
@@ -762,12 +858,13 @@ def _synapse_points(
     spiny = post_excitatory & ~soma & (sites.dist[idx] > PROXIMAL_SPINE_FREE_UM)
     spine = np.where(spiny & exc_pre, rng.uniform(*SPINE_LENGTH_UM, size=n), 0.0)
     gap = np.clip(rng.normal(CLEFT_MEAN_UM, CLEFT_SD_UM, size=n), *CLEFT_RANGE_UM)
-    post_pt = centre + direction * (sites.rad[idx] + spine)[:, None]
+    post_pt = centre + direction * (sites.rad.take(idx) + spine)[:, None]
     ctr_pt = post_pt + direction * (0.5 * gap)[:, None]
     pre_pt = post_pt + direction * gap[:, None]
     return post_pt, ctr_pt, pre_pt
 
 
+FRAGMENT_ROWS = 1 << 20  # external synapses per block of _external_fragments' arithmetic
 FRAGMENT_CUT_UM = (30.0, 250.0)  # uniform range of the path distance where the axon is cut
 FRAGMENT_BAND_UM = (100.0, 400.0)  # uniform range of the path-distance bands split off beyond
 
