@@ -83,11 +83,13 @@ def test_separation_keeps_cells_in_their_layers_in_a_thin_slab():
 
 def test_separation_refuses_cells_that_cannot_fit():
     slab = geometry.slab_for(MINNIE, 1.0)
-    n = 400  # 400 spheres of 20 um in one plane of 300 x 240 um: more than the plane holds
+    # 2,000 spheres of 20 um in L4 (109 um deep) of a 294 x 234 um slab: 8.4e6 um^3 of
+    # spheres in 7.5e6 um^3, more than the layer holds (a cell may not leave its layer)
+    n = 2000
     rng = np.random.default_rng(2)
     x, z = rng.uniform(660, 940, n), rng.uniform(750, 970, n)
     with pytest.raises(RuntimeError, match="still overlap"):
-        cells.separate_somata(x, np.full(n, 400.0), z, np.full(n, 10.0), slab, 3.0, rng)
+        cells.separate_somata(x, rng.uniform(305, 405, n), z, np.full(n, 10.0), slab, 3.0, rng)
 
 
 def test_place_cells_refuses_a_tiny_slab():
