@@ -13,6 +13,8 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -155,16 +157,36 @@ def _download_store(base_url: str, entry: dict, folder: Path) -> Path:
         raise ValueError(f"unexpected session store from {base_url}: {entry.get('store')!r}")
     asset = folder / store.parts[0]
     marker = asset / DOWNLOADED
-    if (asset / store.name).is_dir() and marker.is_file() and marker.read_text() == digest:
-        return asset / store.name
     folder.mkdir(parents=True, exist_ok=True)
-    archive = folder / name
-    _fetch(base_url, name, archive, int(entry["bytes"]), digest)
-    try:
-        _unpack(archive, asset, digest)
-    finally:
-        archive.unlink(missing_ok=True)
+    # one process at a time checks, fetches and swaps in an asset: two pages opening the
+    # same session at once must not unpack it twice, nor remove the store the other reads
+    with _locked(folder / f".{asset.name}.lock"):
+        if (asset / store.name).is_dir() and marker.is_file() and marker.read_text() == digest:
+            return asset / store.name
+        archive = folder / name
+        _fetch(base_url, name, archive, int(entry["bytes"]), digest)
+        try:
+            _unpack(archive, asset, digest)
+        finally:
+            archive.unlink(missing_ok=True)
     return asset / store.name
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block; where
+    the platform has no ``fcntl`` (Windows) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux / macOS
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _unpack(archive: Path, asset: Path, digest: str) -> None:

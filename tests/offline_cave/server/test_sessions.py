@@ -154,3 +154,41 @@ def test_a_damaged_session_file_is_refused(tmp_path: Path) -> None:
         served.archive("B_filtered_x.zip")  # one byte longer than the manifest says
     with pytest.raises(MissingArtefact, match="no session file"):
         served.archive("A_filtered_x/s.nwb.zarr")
+
+
+def test_pages_opening_one_session_at_once_unpack_it_once(student: str,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Two pages of a class run side by side and open the same session: only one unpacks
+    it, and the other then reads that store (none removes the store another one reads)."""
+    import threading
+
+    inside, most, unpacked = [0], [0], []
+    lock = threading.Lock()
+    real = sessions._unpack
+
+    def slow_unpack(archive, asset, digest):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            threading.Event().wait(0.3)  # long enough for the other thread to arrive
+            real(archive, asset, digest)
+            unpacked.append(asset)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(sessions, "_unpack", slow_unpack)
+    paths: list[Path] = []
+    threads = [threading.Thread(target=lambda: paths.append(sessions.session_path(5, 5)))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(paths) == 3 and len(set(paths)) == 1
+    assert most[0] == 1 and len(unpacked) == 1, (most, unpacked)
+    nwb = pynwb.read_nwb(paths[0])
+    assert "plane-0" in nwb.processing
+    nwb.get_read_io().close()
